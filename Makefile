@@ -1,0 +1,56 @@
+# nnrun - see README.md.  `make` builds ./nnrun; `make demo` and `make test`
+# first install any missing Debian packages (.ci/deps).
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP \
+           -DCL_TARGET_OPENCL_VERSION=120 -Isrc -I/usr/include/stb
+LDLIBS  += -lclblast -lOpenCL -lcjson -lstb -lz -lm -lpthread
+BUILD   ?= build
+
+SRC    := $(wildcard src/*.c src/cli/*.c src/layers/*.c src/data/*.c)
+LIBSRC := $(filter-out src/main.c,$(SRC))
+OBJ    := $(SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o
+LIBOBJ := $(LIBSRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o
+CLSRC  := $(sort $(wildcard cl/*.cl))
+TESTSRC := $(wildcard tests/unit/*.c)
+
+.PHONY: all deps demo test test-unit bench clean
+all: nnrun
+
+nnrun: $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+$(BUILD)/embedcl: src/tools/embedcl.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -o $@ $<
+
+$(BUILD)/cl_embed.c: $(BUILD)/embedcl $(CLSRC)
+	$(BUILD)/embedcl $@ $(CLSRC)
+
+$(BUILD)/cl_embed.o: $(BUILD)/cl_embed.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# Unit tests: every kernel against a plain-C reference, loaders, model.bin.
+$(BUILD)/unit_tests: $(TESTSRC) $(LIBOBJ)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $(TESTSRC) $(LIBOBJ) $(LDLIBS)
+
+deps:
+	@.ci/deps
+
+demo: deps
+	@$(MAKE) --no-print-directory nnrun
+	@.ci/demo
+
+test: deps
+	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
+	@tests/run.sh
+
+clean:
+	rm -rf $(BUILD) nnrun
+
+-include $(OBJ:.o=.d)

@@ -1,0 +1,117 @@
+/* loss.cl - losses, fused with their output activation, and metrics.
+ * Each writes per-sample [loss, metric] into `metrics` (metric: 1 if the
+ * prediction is right for classification, mean |error| for regression) and,
+ * when want_grad, the gradient (already divided by the batch size). */
+
+/* Cross-entropy over k classes. from_logits = 0: `out` holds softmax
+ * probabilities and the gradient written is the one with respect to the
+ * softmax's INPUT (p - onehot): softmax + cross-entropy fused.
+ * from_logits = 1: `out` holds logits; log-softmax computed stably here. */
+__kernel void ce_loss(__global const float *out, __global const int *labels, int n, int k, int from_logits,
+                      __global float *grad, int want_grad, float scale, __global float *metrics)
+{
+    int r = get_global_id(0);
+    if (r >= n)
+        return;
+    __global const float *o = out + (size_t)r * k;
+    int y = labels[r];
+    int am = 0;
+    float mv = o[0];
+    for (int j = 1; j < k; j++)
+        if (o[j] > mv) {
+            mv = o[j];
+            am = j;
+        }
+    float loss;
+    if (from_logits) {
+        float s = 0.0f;
+        for (int j = 0; j < k; j++)
+            s += exp(o[j] - mv);
+        float ls = log(s);
+        loss = -(o[y] - mv - ls);
+        if (want_grad)
+            for (int j = 0; j < k; j++)
+                grad[(size_t)r * k + j] = (exp(o[j] - mv - ls) - (j == y ? 1.0f : 0.0f)) * scale;
+    } else {
+        loss = -log(fmax(o[y], 1e-30f));
+        if (want_grad)
+            for (int j = 0; j < k; j++)
+                grad[(size_t)r * k + j] = (o[j] - (j == y ? 1.0f : 0.0f)) * scale;
+    }
+    metrics[2 * r] = loss;
+    metrics[2 * r + 1] = am == y ? 1.0f : 0.0f;
+}
+
+/* Binary cross-entropy on one output per sample; labels are 0 or 1.
+ * from_logits = 0: `out` is a probability (after a sigmoid) and the gradient
+ * is with respect to it (clamped as Keras does); 1: `out` is a logit. */
+__kernel void bce_loss(__global const float *out, __global const int *labels, int n, int from_logits,
+                       __global float *grad, int want_grad, float scale, __global float *metrics)
+{
+    int r = get_global_id(0);
+    if (r >= n)
+        return;
+    float t = labels[r] ? 1.0f : 0.0f;
+    float o = out[r], p, loss, g;
+    if (from_logits) {
+        p = 1.0f / (1.0f + exp(-o));
+        loss = fmax(o, 0.0f) - o * t + log1p(exp(-fabs(o)));
+        g = p - t;
+    } else {
+        p = clamp(o, 1e-7f, 1.0f - 1e-7f);
+        loss = -(t * log(p) + (1.0f - t) * log(1.0f - p));
+        g = (p - t) / (p * (1.0f - p));
+    }
+    if (want_grad)
+        grad[r] = g * scale;
+    metrics[2 * r] = loss;
+    metrics[2 * r + 1] = ((p >= 0.5f) == (t >= 0.5f)) ? 1.0f : 0.0f;
+}
+
+/* Mean squared error over k outputs per sample; metric = mean |error|.
+ * The gradient is that of the mean over all n*k elements (scale = 1/(n*k)). */
+__kernel void mse_loss(__global const float *out, __global const float *target, int n, int k,
+                       __global float *grad, int want_grad, float scale, __global float *metrics)
+{
+    int r = get_global_id(0);
+    if (r >= n)
+        return;
+    float se = 0.0f, ae = 0.0f;
+    for (int j = 0; j < k; j++) {
+        float d = out[(size_t)r * k + j] - target[(size_t)r * k + j];
+        se += d * d;
+        ae += fabs(d);
+        if (want_grad)
+            grad[(size_t)r * k + j] = 2.0f * d * scale;
+    }
+    metrics[2 * r] = se / k;
+    metrics[2 * r + 1] = ae / k;
+}
+
+/* acc[0] += sum loss, acc[1] += sum metric, acc[2] += n. One work-group;
+ * the order of additions is fixed, so results are reproducible. */
+__kernel void metrics_accum(__global const float *metrics, int n, __global float *acc, __local float *s0,
+                            __local float *s1)
+{
+    int l = get_local_id(0), ls = get_local_size(0);
+    float a = 0.0f, b = 0.0f;
+    for (int r = l; r < n; r += ls) {
+        a += metrics[2 * r];
+        b += metrics[2 * r + 1];
+    }
+    s0[l] = a;
+    s1[l] = b;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ls / 2; s > 0; s >>= 1) {
+        if (l < s) {
+            s0[l] += s0[l + s];
+            s1[l] += s1[l + s];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0) {
+        acc[0] += s0[0];
+        acc[1] += s1[0];
+        acc[2] += (float)n;
+    }
+}

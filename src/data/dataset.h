@@ -1,0 +1,94 @@
+/* dataset.h - in-memory datasets and the loaders that fill them.
+ *
+ * A dataset is n samples of `dim` float features (layout C,H,W for images,
+ * values in [0,1] for image sources, raw numbers for CSV) plus targets:
+ * class indices for classification, `tdim` floats per sample for regression.
+ * Loaders never normalise; normalisation is applied on the device. */
+#ifndef NN_DATASET_H
+#define NN_DATASET_H
+
+#include <stddef.h>
+
+#include "../err.h"
+
+/* Hard limits that keep hostile files from making nnrun allocate without
+ * bound. Documented in docs/FORMATS.md. */
+#define NN_MAX_SAMPLES   100000000L      /* samples per source */
+#define NN_MAX_FEATURES  (1L << 24)      /* features per sample */
+#define NN_MAX_BYTES     (1L << 34)      /* bytes of decoded data per source (16 GiB) */
+#define NN_MAX_CLASSES   65536
+#define NN_MAX_IMAGE_PIXELS (1L << 28)   /* width*height of one decoded image */
+
+typedef enum {
+    NN_TASK_CLASSIFY = 0, /* integer class labels (also binary: 2 classes) */
+    NN_TASK_REGRESS = 1,  /* float targets, tdim per sample */
+} nn_task;
+
+typedef struct nn_dataset {
+    size_t n;          /* number of samples */
+    int c, h, w;       /* per-sample feature shape; CSV: c = features, h = w = 1 */
+    size_t dim;        /* c*h*w */
+    float *x;          /* n*dim features, sample-major */
+    nn_task task;
+    int *y;            /* classification: n class indices in [0, nclasses) */
+    float *t;          /* regression: n*tdim targets */
+    int tdim;
+    int nclasses;      /* classification: number of classes (== nclass_names if named) */
+    char **class_names;/* NULL or nclasses malloc'd strings */
+} nn_dataset;
+
+void nn_dataset_free(nn_dataset *d);
+
+/* A data source as written in the model JSON ("data.train", "data.test"). */
+typedef struct nn_source {
+    char format[16];   /* "csv" or "idx" (later: "images", "list", "text") */
+    char *path;        /* csv: file (resolved, absolute or relative to cwd) */
+    char *images;      /* idx: images file (.gz or raw) */
+    char *labels;      /* idx: labels file (.gz or raw) */
+    /* csv: label column(s): by name, or by index when label_index[i] >= 0 */
+    int nlabels;       /* 0 = no label column (inference on unlabeled rows) */
+    char *label_name[16];
+    int label_index[16];
+    int header;        /* -1 = detect, 0 = no header row, 1 = header row */
+    long limit;        /* use only the first `limit` samples; 0 = all */
+    const char *json_path; /* "data.train" etc., for messages */
+} nn_source;
+
+void nn_source_free(nn_source *s);
+
+/* What the model expects of the labels, so that train and test sources agree. */
+typedef struct nn_label_opts {
+    nn_task task;
+    /* Classification: when class_names is non-NULL the labels must map onto
+     * these names (string labels by name; integer labels by index when
+     * `by_index`, else by their decimal text). When NULL the loader derives
+     * the classes: string labels -> sorted distinct strings; integer labels ->
+     * sorted distinct integers (named by their decimal text). */
+    char **class_names;
+    int nclasses;
+    int by_index;
+    /* 1 when the source may omit labels (inference on feature-only rows). */
+    int labels_optional;
+} nn_label_opts;
+
+/* CSV: see docs/FORMATS.md. Errors name the file and line:column. */
+int nn_csv_load(const nn_source *src, const nn_label_opts *lo, nn_dataset *out, nn_err *e);
+
+/* IDX (MNIST style), gzip or raw, type ubyte (scaled to [0,1]) or float32.
+ * Images: ndim 2..4 ([n,h,w] -> c=1; [n,h,w,c] -> channels moved first).
+ * Labels: ndim 1, ubyte. */
+int nn_idx_load(const nn_source *src, nn_dataset *out, nn_err *e);
+
+/* Decodes one image file (PNG, JPEG, BMP, GIF, TGA, PNM ... via stb_image),
+ * converts to `c` channels (1: luminance, 3: RGB, 4: RGBA), resizes to h x w,
+ * and writes c*h*w floats in [0,1], channel-major, to out. */
+int nn_image_load(const char *path, int c, int h, int w, float *out, nn_err *e);
+
+/* Same from memory (fuzzing, tests). `name` is used in messages. */
+int nn_image_decode(const unsigned char *buf, size_t len, const char *name,
+                    int c, int h, int w, float *out, nn_err *e);
+
+/* True when the path's extension is one stb_image decodes. */
+int nn_is_image_path(const char *path);
+
+#endif

@@ -1,0 +1,154 @@
+/* layer.c - the registry and helpers shared by the layer types. */
+#include "layer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "registry.h"
+
+#define DECLARE(id) extern const nn_layer_type nn_layer_##id;
+NN_LAYER_LIST(DECLARE)
+#undef DECLARE
+#define ENTRY(id) &nn_layer_##id,
+const nn_layer_type *const nn_layer_types[] = {NN_LAYER_LIST(ENTRY) NULL};
+#undef ENTRY
+
+const nn_layer_type *nn_layer_find(const char *name)
+{
+    for (int i = 0; nn_layer_types[i]; i++)
+        if (strcmp(nn_layer_types[i]->name, name) == 0)
+            return nn_layer_types[i];
+    return NULL;
+}
+
+size_t nn_shape_size(const nn_shape *s)
+{
+    size_t n = 1;
+    for (int i = 0; i < s->nd; i++)
+        n *= (size_t)s->d[i];
+    return n;
+}
+
+const char *nn_shape_str(const nn_shape *s, char *buf, size_t n)
+{
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < s->nd && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%d", i ? ", " : "", s->d[i]);
+    if (o < n)
+        snprintf(buf + o, n - o, "]");
+    return buf;
+}
+
+static const char *const act_names[] = {"none", "relu", "sigmoid", "tanh"};
+
+int nn_act_parse(const char *s)
+{
+    if (!strcmp(s, "linear"))
+        return NN_ACT_NONE;
+    for (int i = 0; i < (int)(sizeof act_names / sizeof *act_names); i++)
+        if (!strcmp(s, act_names[i]))
+            return i;
+    return -1;
+}
+
+const char *nn_act_name(int act) { return act >= 0 && act < 4 ? act_names[act] : "?"; }
+
+int nn_layer_get_num(const cJSON *j, const char *key, const char *path, double min, double max,
+                     double dflt, double *out, nn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v) {
+        if (isnan(dflt))
+            return nn_fail(e, NN_EDATA, "%s.%s: required key is missing", path, key);
+        *out = dflt;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return nn_fail(e, NN_EDATA, "%s.%s: expected a number", path, key);
+    if (v->valuedouble < min || v->valuedouble > max)
+        return nn_fail(e, NN_EDATA, "%s.%s: %g is out of range [%g, %g]", path, key, v->valuedouble, min, max);
+    *out = v->valuedouble;
+    return 0;
+}
+
+int nn_layer_get_int(const cJSON *j, const char *key, const char *path, int min, int max, int dflt,
+                     int *out, nn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v) {
+        if (dflt == INT32_MIN)
+            return nn_fail(e, NN_EDATA, "%s.%s: required key is missing", path, key);
+        *out = dflt;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return nn_fail(e, NN_EDATA, "%s.%s: expected an integer", path, key);
+    if (v->valuedouble < min || v->valuedouble > max)
+        return nn_fail(e, NN_EDATA, "%s.%s: %g is out of range [%d, %d]", path, key, v->valuedouble, min, max);
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+int nn_layer_get_bool(const cJSON *j, const char *key, const char *path, int dflt, int *out, nn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    if (!cJSON_IsBool(v))
+        return nn_fail(e, NN_EDATA, "%s.%s: expected true or false", path, key);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+int nn_layer_get_act(const cJSON *j, const char *key, const char *path, int *out, nn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    *out = NN_ACT_NONE;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v))
+        return nn_fail(e, NN_EDATA, "%s.%s: expected a string such as \"relu\"", path, key);
+    int a = nn_act_parse(v->valuestring);
+    if (a < 0) {
+        static const char *const known[] = {"relu", "sigmoid", "tanh", "linear", "none", "softmax"};
+        const char *s = nn_suggest(v->valuestring, known, 6);
+        if (!strcmp(v->valuestring, "softmax"))
+            return nn_fail(e, NN_EDATA,
+                           "%s.%s: \"softmax\" is a layer of its own here: add {\"type\": \"softmax\"} after this one",
+                           path, key);
+        return nn_fail(e, NN_EDATA, "%s.%s: unknown activation '%s'%s%s%s (known: relu, sigmoid, tanh, linear)",
+                       path, key, v->valuestring, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+    }
+    *out = a;
+    return 0;
+}
+
+nn_param *nn_layer_add_param(nn_layer *L, const char *name, int nd, const int *dims, nn_init init,
+                             int fan_in, int fan_out)
+{
+    nn_param *p = &L->param[L->nparam++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->shape.nd = nd;
+    for (int i = 0; i < nd; i++)
+        p->shape.d[i] = dims[i];
+    p->init = init;
+    p->fan_in = fan_in;
+    p->fan_out = fan_out;
+    p->trainable = 1;
+    p->n = nn_shape_size(&p->shape);
+    return p;
+}
+
+int nn_act_forward(nn_dev *d, int act, cl_mem x, cl_mem y, size_t n, nn_err *e)
+{
+    return nn_launch(d, "act_forward", n, 0, e, 4, KMEM(x), KMEM(y), KINT(n), KINT(act));
+}
+
+int nn_act_backward(nn_dev *d, int act, cl_mem y, cl_mem dy, cl_mem dx, size_t n, nn_err *e)
+{
+    return nn_launch(d, "act_backward_acc", n, 0, e, 5, KMEM(y), KMEM(dy), KMEM(dx), KINT(n), KINT(act));
+}

@@ -1,0 +1,128 @@
+/* layer.h - what every layer type provides, and the state each layer holds.
+ *
+ * A layer type is one file src/layers/NAME.c defining one nn_layer_type table
+ * and one line in registry.h. The graph (net.c) calls, in order:
+ *   parse    - read the type's own JSON keys (the common keys "type", "name",
+ *              "inputs" are handled by spec.c; unknown keys are rejected from
+ *              the table's `keys` list before parse is called);
+ *   shape    - from in_shape[] set out_shape, declare parameters (param[],
+ *              nparam: shape, init), per-sample FLOPs and scratch size;
+ *   forward  - compute y from x[] for r->n samples (r->train selects dropout,
+ *              batch statistics ...);
+ *   backward - given dy, ACCUMULATE into dx[i] (+=; dx[i] may be NULL when no
+ *              gradient is needed there) and OVERWRITE the parameter gradients.
+ * Activations are [batch, per-sample shape] row-major floats on the device. */
+#ifndef NN_LAYER_H
+#define NN_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "../device.h"
+#include "../err.h"
+
+#define NN_MAX_DIMS 4
+#define NN_MAX_INPUTS 8
+#define NN_MAX_PARAMS 6
+
+typedef struct nn_shape {
+    int nd;
+    int d[NN_MAX_DIMS];
+} nn_shape;
+
+size_t nn_shape_size(const nn_shape *s);
+/* "[1, 28, 28]" into buf; returns buf. */
+const char *nn_shape_str(const nn_shape *s, char *buf, size_t n);
+
+/* Fused activations (dense, conv ...) and standalone activation layers. */
+typedef enum {
+    NN_ACT_NONE = 0,
+    NN_ACT_RELU = 1,
+    NN_ACT_SIGMOID = 2,
+    NN_ACT_TANH = 3,
+} nn_act;
+/* Parses "relu" | "sigmoid" | "tanh" | "linear" | "none"; -1 if unknown. */
+int nn_act_parse(const char *s);
+const char *nn_act_name(int act);
+
+typedef enum {
+    NN_INIT_ZERO,
+    NN_INIT_ONE,
+    NN_INIT_HE,      /* normal, std sqrt(2 / fan_in) */
+    NN_INIT_GLOROT,  /* uniform, limit sqrt(6 / (fan_in + fan_out)) */
+} nn_init;
+
+typedef struct nn_param {
+    char name[32];      /* "weight", "bias" ... (saved as "<layer>.<name>") */
+    nn_shape shape;
+    nn_init init;
+    int fan_in, fan_out;
+    int trainable;      /* 0: state saved in model.bin but not optimised */
+    size_t n;           /* elements */
+    size_t off;         /* float offset in the net's params (or state) buffer */
+    cl_mem w, g;        /* sub-buffers: value and gradient (g NULL when not trainable) */
+} nn_param;
+
+typedef struct nn_layer nn_layer;
+
+/* Per-call context of forward/backward. */
+typedef struct nn_run {
+    nn_dev *dev;
+    int n;              /* samples in this batch (<= the net's max batch) */
+    int train;          /* 1 while training: dropout active, batch statistics */
+    uint64_t seed;      /* training seed (dropout masks) */
+    uint64_t step;      /* optimisation step (dropout masks) */
+} nn_run;
+
+typedef struct nn_layer_type {
+    const char *name;
+    const char *const *keys;    /* the type's own JSON keys, NULL-terminated (NULL: none) */
+    int min_inputs, max_inputs;
+    int alias;                  /* 1: output is the input buffer reshaped (flatten) */
+    int (*parse)(nn_layer *L, const cJSON *j, const char *path, nn_err *e);
+    int (*shape)(nn_layer *L, const char *path, nn_err *e);
+    int (*forward)(nn_layer *L, const nn_run *r, nn_err *e);
+    int (*backward)(nn_layer *L, const nn_run *r, nn_err *e);
+    void (*destroy)(nn_layer *L);
+} nn_layer_type;
+
+struct nn_layer {
+    const nn_layer_type *type;
+    char name[64];
+    int index;
+    char path[32];              /* "layers[3]" for messages */
+    int nin;
+    int in[NN_MAX_INPUTS];      /* producing layer index; -1 = the network input */
+    nn_shape in_shape[NN_MAX_INPUTS], out_shape;
+    cl_mem x[NN_MAX_INPUTS], dx[NN_MAX_INPUTS];
+    cl_mem y, dy;
+    nn_param param[NN_MAX_PARAMS];
+    int nparam;
+    double flops;               /* forward FLOPs per sample */
+    size_t scratch;             /* floats per sample of scratch the layer needs */
+    cl_mem work;                /* that scratch, max_batch * scratch floats */
+    int act;                    /* fused activation, where the type has one */
+    void *p;                    /* type-specific state (malloc'd; freed by destroy or free()) */
+};
+
+/* Helpers for the types. */
+int nn_layer_get_int(const cJSON *j, const char *key, const char *path, int min, int max, int dflt,
+                     int *out, nn_err *e);
+int nn_layer_get_num(const cJSON *j, const char *key, const char *path, double min, double max,
+                     double dflt, double *out, nn_err *e);
+int nn_layer_get_bool(const cJSON *j, const char *key, const char *path, int dflt, int *out, nn_err *e);
+int nn_layer_get_act(const cJSON *j, const char *key, const char *path, int *out, nn_err *e);
+nn_param *nn_layer_add_param(nn_layer *L, const char *name, int nd, const int *dims, nn_init init,
+                             int fan_in, int fan_out);
+
+/* Elementwise activation kernels shared by the types (cl/activation.cl). */
+int nn_act_forward(nn_dev *d, int act, cl_mem x, cl_mem y, size_t n, nn_err *e);
+int nn_act_backward(nn_dev *d, int act, cl_mem y, cl_mem dy, cl_mem dx, size_t n, nn_err *e);
+
+/* The registry: every type, and lookup by name. */
+extern const nn_layer_type *const nn_layer_types[];
+const nn_layer_type *nn_layer_find(const char *name);
+
+#endif

@@ -1,0 +1,64 @@
+/* nnrun - train and run neural networks on any OpenCL device.
+ * The one place that prints errors and picks the exit code. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "version.h"
+
+const nn_cmd nn_cmds[] = {
+    {"train", "MODEL.json [options]", "Train the model described by MODEL.json and write model.bin.", nn_cmd_train},
+    {"eval", "MODEL.bin [options]", "Evaluate a trained model on its test data (or --data); gate CI with --min-accuracy.",
+     nn_cmd_eval},
+    {"infer", "MODEL.bin INPUT... [options]", "Predict for images or CSV rows; one line (or JSON object) per input.",
+     nn_cmd_infer},
+    {"devices", "[options]", "List OpenCL devices; the default one is marked with '*'.", nn_cmd_devices},
+    {"summary", "MODEL.json|MODEL.bin [options]", "Layers, output shapes, parameters and FLOPs per sample.",
+     nn_cmd_summary},
+    {NULL, NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: nnrun COMMAND [options]\n\ncommands:\n");
+    for (const nn_cmd *c = nn_cmds; c->name; c++)
+        fprintf(f, "  %-8s %s\n", c->name, c->summary);
+    fprintf(f, "\n'nnrun COMMAND --help' describes each command. Exit codes: 0 ok, 1 eval gate failed, 2 usage,\n"
+               "65 bad data or model, 66 missing input, 69 no usable device, 70 internal error, 74 I/O error,\n"
+               "75 training diverged (NaN/Inf loss).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return NN_EUSAGE;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("nnrun %s\n", NNRUN_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (const nn_cmd *c = nn_cmds; c->name; c++) {
+        if (strcmp(argv[1], c->name))
+            continue;
+        nn_err e = {0};
+        int r = c->run(argc - 1, argv + 1, &e);
+        if (r) {
+            fflush(stdout);
+            fprintf(stderr, "nnrun: error: %s\n", e.msg[0] ? e.msg : "failed");
+        }
+        return r;
+    }
+    const char *names[16];
+    size_t n = 0;
+    for (const nn_cmd *c = nn_cmds; c->name; c++)
+        names[n++] = c->name;
+    const char *s = nn_suggest(argv[1], names, n);
+    fprintf(stderr, "nnrun: error: unknown command '%s'%s%s%s (see 'nnrun --help')\n", argv[1],
+            s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+    return NN_EUSAGE;
+}

@@ -1,0 +1,46 @@
+/* model.h - a trained (or training) model: spec, net on a device, class
+ * names, normalisation. Shared by train, eval, infer; load/save model.bin. */
+#ifndef NN_MODEL_H
+#define NN_MODEL_H
+
+#include "data/batch.h"
+#include "net.h"
+#include "spec.h"
+
+typedef struct nn_model {
+    nn_spec spec;
+    nn_net net;
+    nn_dev dev;
+    int dev_open, built;
+    nn_task task;
+    int tdim;             /* regression: outputs per sample */
+    int nclasses;
+    char **classes;       /* nclasses names (owned) */
+    int nnorm;
+    float *mean, *std;    /* nnorm values each (owned), or NULL */
+} nn_model;
+
+/* Opens the device (`device`: see nn_dev_select) and allocates the net. */
+int nn_model_open_device(nn_model *m, const char *device, int max_batch, int training, nn_err *e);
+
+/* Loads model.bin: validates, builds the net, uploads the tensors. */
+int nn_model_load(const char *path, const char *device, int max_batch, nn_model *m, nn_err *e);
+/* Writes model.bin atomically. */
+int nn_model_save(nn_model *m, const char *path, nn_err *e);
+
+/* Label options that map a source's labels onto this model's classes. */
+void nn_model_label_opts(const nn_model *m, nn_label_opts *lo);
+
+/* Loads a data source (csv/idx) for this model, checking its shape. */
+int nn_model_load_source(const nn_model *m, const nn_source *src, int labels_optional, nn_dataset *ds, nn_err *e);
+
+/* Mean loss and mean metric (accuracy, or MAE for regression) over dd. */
+int nn_model_evaluate(nn_model *m, nn_devdata *dd, double *loss, double *metric, nn_err *e);
+
+/* Runs the net on samples [start, start+n) of dd and reads back n*out_dim
+ * probabilities (classification) or values (regression) into out. */
+int nn_model_predict(nn_model *m, nn_devdata *dd, size_t start, int n, float *out, nn_err *e);
+
+void nn_model_free(nn_model *m);
+
+#endif

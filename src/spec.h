@@ -1,0 +1,66 @@
+/* spec.h - the model JSON, parsed and validated (docs/FORMATS.md).
+ * Every error names the file and the JSON path: "m.json: layers[3].units: ...". */
+#ifndef NN_SPEC_H
+#define NN_SPEC_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "data/dataset.h"
+#include "err.h"
+#include "layers/layer.h"
+
+typedef enum { NN_LOSS_CE = 0, NN_LOSS_BCE = 1, NN_LOSS_MSE = 2 } nn_loss_kind;
+typedef enum { NN_OPT_SGD = 0, NN_OPT_ADAM = 1, NN_OPT_ADAMW = 2 } nn_opt_kind;
+typedef enum { NN_NORM_NONE = 0, NN_NORM_AUTO = 1, NN_NORM_GIVEN = 2 } nn_norm_mode;
+
+typedef struct nn_opt_spec {
+    nn_opt_kind type;
+    float lr, momentum, weight_decay, beta1, beta2, eps;
+    int nesterov;
+} nn_opt_spec;
+
+typedef struct nn_train_spec {
+    int epochs, batch_size;
+    uint64_t seed;
+    float validation_split;
+    int shuffle;
+} nn_train_spec;
+
+typedef struct nn_spec {
+    cJSON *root;              /* the parsed JSON (owned) */
+    char *file;               /* where it came from, for messages and relative paths */
+    char name[128];
+    int has_input_shape;
+    nn_shape input;           /* per-sample input shape, e.g. [1, 28, 28] or [4] */
+    nn_norm_mode norm;
+    int nnorm;                /* NN_NORM_GIVEN / loaded: number of mean/std values */
+    float *mean, *std;
+    int nlayers;
+    nn_layer *layers;
+    nn_loss_kind loss;
+    nn_opt_spec opt;
+    nn_train_spec train;
+    int has_train, has_test;
+    nn_source train_src, test_src;
+    int nclasses;             /* data.classes, 0 when not given */
+    char **classes;
+    char *output;             /* output path (relative to the current directory) */
+} nn_spec;
+
+/* Parses and validates `text` (len bytes) read from `file`. Layer types parse
+ * their own keys here, so every error carries its JSON path. No shapes yet. */
+int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn_err *e);
+/* Reads `file` then parses it (66 when missing). */
+int nn_spec_load(const char *file, nn_spec *s, nn_err *e);
+void nn_spec_free(nn_spec *s);
+
+/* The model JSON to store in model.bin: the parsed JSON with data paths made
+ * absolute and the effective training settings written back. malloc'd text. */
+char *nn_spec_canonical(const nn_spec *s, nn_err *e);
+
+const char *nn_loss_name(nn_loss_kind k);
+const char *nn_opt_name(nn_opt_kind k);
+
+#endif

@@ -1,0 +1,33 @@
+/* check.h - the tiny unit-test harness. A test is
+ *
+ *     TEST(csv_basic) { ...; CHECK(x == 1, "x is %d", x); return 0; }
+ *
+ * registered automatically; build/unit_tests runs them all (or those whose
+ * name contains argv[1]) and prints "PASS name" / "FAIL name: why" lines. */
+#ifndef NN_CHECK_H
+#define NN_CHECK_H
+
+#include <stdio.h>
+
+typedef int (*nn_test_fn)(void);
+void nn_test_register(const char *name, nn_test_fn fn);
+void nn_test_note(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define TEST(name)                                                        \
+    static int test_##name(void);                                         \
+    __attribute__((constructor)) static void register_##name(void)        \
+    {                                                                     \
+        nn_test_register(#name, test_##name);                             \
+    }                                                                     \
+    static int test_##name(void)
+
+/* On failure: records the message and makes the test return 1. */
+#define CHECK(cond, ...)                                                  \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            nn_test_note(__FILE__, __LINE__, __VA_ARGS__);                \
+            return 1;                                                     \
+        }                                                                 \
+    } while (0)
+
+#endif

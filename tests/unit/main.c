@@ -1,0 +1,57 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+#define MAX_TESTS 1024
+static struct { const char *name; nn_test_fn fn; } tests[MAX_TESTS];
+static int ntests;
+static char note[4096];
+
+void nn_test_register(const char *name, nn_test_fn fn)
+{
+    if (ntests < MAX_TESTS) {
+        tests[ntests].name = name;
+        tests[ntests].fn = fn;
+        ntests++;
+    }
+}
+
+void nn_test_note(const char *file, int line, const char *fmt, ...)
+{
+    int n = snprintf(note, sizeof note, "%s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note + n, sizeof note - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static int cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int main(int argc, char **argv)
+{
+    /* Run in name order so output is stable. */
+    qsort(tests, (size_t)ntests, sizeof tests[0], cmp);
+    int pass = 0, fail = 0;
+    for (int i = 0; i < ntests; i++) {
+        if (argc > 1 && !strstr(tests[i].name, argv[1]))
+            continue;
+        note[0] = 0;
+        int r = tests[i].fn();
+        if (r == 0) {
+            printf("PASS unit/%s\n", tests[i].name);
+            pass++;
+        } else {
+            printf("FAIL unit/%s: %s\n", tests[i].name, note[0] ? note : "failed");
+            fail++;
+        }
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", pass, fail);
+    return fail ? 1 : 0;
+}
