@@ -42,9 +42,18 @@ $(BUILD)/unit_tests: $(TESTSRC) $(LIBOBJ)
 deps:
 	@.ci/deps
 
+# The main job: Fashion-MNIST MLP (installed by dataset-fashion-mnist), then
+# predictions on the bundled sample images; Iris from data/ as a CSV example.
 demo: deps
 	@$(MAKE) --no-print-directory nnrun
-	@.ci/demo
+	./nnrun devices
+	./nnrun summary models/fashion_mlp.json
+	./nnrun train models/fashion_mlp.json
+	./nnrun eval fashion_mlp.bin --min-accuracy 0.85
+	./nnrun infer fashion_mlp.bin data/samples/shirt.png data/samples/boot.jpg data/samples/sneaker_photo.jpg --top 2
+	./nnrun infer fashion_mlp.bin data/samples
+	./nnrun train models/iris_mlp.json
+	./nnrun infer iris.bin data/iris_test.csv --top 2 --json | head -n 3
 
 test: deps
 	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
