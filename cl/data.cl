@@ -20,3 +20,33 @@ __kernel void gather_ints(__global const int *src, __global const int *idx, int 
     if (i < n)
         dst[i] = src[idx[start + i]];
 }
+
+/* Like gather_rows for images [C, H, W], with training augmentation drawn
+ * per (seed, step, sample): a horizontal flip with probability 1/2 when
+ * `flip`, and a shift of up to `shift` pixels in x and y with zero fill (the
+ * same as padding by `shift` and cropping at random). Normalisation after. */
+__kernel void gather_aug(__global const float *src, __global const int *idx, int start, int n, int C, int H, int W,
+                         __global const float *norm, int use_norm, __global float *dst, int flip, int shift,
+                         uint seed_lo, uint seed_hi, uint step)
+{
+    int i = get_global_id(0);
+    int hw = H * W, dim = C * hw;
+    if (i >= n * dim)
+        return;
+    int r = i / dim, j = i - r * dim;
+    int c = j / hw, p = j - c * hw, y = p / W, x = p - y * W;
+    uint key = step * 0x9E3779B1u + (uint)r;
+    int fl = flip && hash_uniform(seed_lo, seed_hi, key, 0u) < 0.5f;
+    int dx = 0, dy = 0;
+    if (shift > 0) {
+        dx = min((int)(hash_uniform(seed_lo, seed_hi, key, 1u) * (2 * shift + 1)), 2 * shift) - shift;
+        dy = min((int)(hash_uniform(seed_lo, seed_hi, key, 2u) * (2 * shift + 1)), 2 * shift) - shift;
+    }
+    int sx = (fl ? W - 1 - x : x) + dx, sy = y + dy;
+    float v = 0.0f;
+    if (sx >= 0 && sx < W && sy >= 0 && sy < H)
+        v = src[(size_t)idx[start + r] * dim + c * hw + sy * W + sx];
+    if (use_norm)
+        v = (v - norm[j]) * norm[dim + j];
+    dst[i] = v;
+}

@@ -199,22 +199,82 @@ out:
 
 /* ------------------------------------------------------ evaluate, predict */
 
-int nn_model_evaluate(nn_model *m, nn_devdata *dd, double *loss, double *metric, nn_err *e)
+int nn_model_open_data(const nn_model *m, const nn_source *src, nn_data *out, nn_err *e)
+{
+    memset(out, 0, sizeof *out);
+    int r;
+    if (strcmp(src->format, "images") && strcmp(src->format, "list")) {
+        if ((r = nn_model_load_source(m, src, 0, &out->ds, e)))
+            return r;
+        out->n = out->ds.n;
+        out->nclasses = out->ds.nclasses;
+        out->class_names = out->ds.class_names;
+        return 0;
+    }
+    const nn_spec *s = &m->spec;
+    if (!s->has_input_shape || s->input.nd != 3)
+        return nn_fail(e, NN_EDATA, "%s: %s: image data needs \"input\": {\"shape\": [channels, height, width]} "
+                                    "(e.g. [3, 32, 32]): images are converted and resized to it",
+                       s->file, src->json_path ? src->json_path : "data");
+    nn_label_opts lo;
+    nn_model_label_opts(m, &lo);
+    const nn_label_opts *lop = lo.class_names ? &lo : NULL;
+    r = !strcmp(src->format, "images") ? nn_imgset_folder(src->path, lop, src->limit, &out->set, e)
+                                       : nn_imgset_list(src->path, lop, src->limit, &out->set, e);
+    if (r)
+        return r;
+    out->n = out->set.n;
+    out->nclasses = out->set.nclasses;
+    out->class_names = out->set.class_names;
+    int c = s->input.d[0], h = s->input.d[1], w = s->input.d[2];
+    double limit = 1073741824.0;
+    const char *env = getenv("NNRUN_RESIDENT_MAX");
+    if (env && *env)
+        limit = strtod(env, NULL);
+    double bytes = (double)out->set.n * c * h * w * sizeof(float);
+    if (bytes > limit) {
+        out->streamed = 1;
+        return 0;
+    }
+    r = nn_imgset_decode(&out->set, NULL, 0, c, h, w, &out->ds, e);
+    if (r)
+        nn_data_free(out);
+    return r;
+}
+
+int nn_model_feed(nn_model *m, nn_data *data, const int *rows, size_t nrows, nn_feed *f, nn_err *e)
+{
+    if (!data->streamed)
+        return nn_feed_resident(f, &m->dev, &data->ds, rows, nrows, e);
+    const nn_shape *is = &m->spec.input;
+    return nn_feed_stream(f, &m->dev, &data->set, rows, nrows, m->net.max_batch, is->d[0], is->d[1], is->d[2], e);
+}
+
+void nn_data_free(nn_data *d)
+{
+    nn_dataset_free(&d->ds);
+    nn_imgset_free(&d->set);
+    memset(d, 0, sizeof *d);
+}
+
+int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_err *e)
 {
     nn_net *net = &m->net;
     nn_dev *d = &m->dev;
     int B = net->max_batch;
     cl_mem target = NULL, metrics = NULL, acc = NULL;
-    size_t tsz = dd->tdim ? (size_t)dd->tdim * sizeof(float) : sizeof(int);
+    size_t tsz = m->tdim ? (size_t)m->tdim * sizeof(float) : sizeof(int);
     int r = nn_buf_alloc(d, (size_t)B * tsz, "the batch labels", &target, e);
     if (!r)
         r = nn_buf_alloc(d, (size_t)B * 2 * sizeof(float), "the batch metrics", &metrics, e);
     if (!r)
         r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &acc, e);
+    if (!r)
+        r = nn_feed_begin(f, d, NULL, e);
     nn_run run = {.dev = d, .train = 0};
-    for (size_t s = 0; !r && s < dd->n; s += (size_t)B) {
-        run.n = (int)(dd->n - s < (size_t)B ? dd->n - s : (size_t)B);
-        r = nn_devdata_batch(net, dd, s, run.n, target, e);
+    for (size_t s = 0; !r && s < f->n; s += (size_t)B) {
+        run.n = (int)(f->n - s < (size_t)B ? f->n - s : (size_t)B);
+        r = nn_feed_batch(f, net, s, run.n, target, NULL, 0, 0, e);
         if (!r)
             r = nn_net_forward(net, &run, e);
         if (!r)
@@ -222,6 +282,7 @@ int nn_model_evaluate(nn_model *m, nn_devdata *dd, double *loss, double *metric,
         if (!r)
             r = nn_metrics_accum(d, metrics, run.n, acc, e);
     }
+    nn_feed_end(f);
     float h[4] = {0};
     if (!r)
         r = nn_buf_read(d, acc, 0, sizeof h, h, e);

@@ -4,6 +4,8 @@
 #define NN_MODEL_H
 
 #include "data/batch.h"
+#include "data/feed.h"
+#include "data/imgset.h"
 #include "net.h"
 #include "spec.h"
 
@@ -34,8 +36,25 @@ void nn_model_label_opts(const nn_model *m, nn_label_opts *lo);
 /* Loads a data source (csv/idx) for this model, checking its shape. */
 int nn_model_load_source(const nn_model *m, const nn_source *src, int labels_optional, nn_dataset *ds, nn_err *e);
 
-/* Mean loss and mean metric (accuracy, or MAE for regression) over dd. */
-int nn_model_evaluate(nn_model *m, nn_devdata *dd, double *loss, double *metric, nn_err *e);
+/* Any source: CSV/IDX are loaded; image folders/lists are scanned and, when
+ * their decoded size is at most NNRUN_RESIDENT_MAX bytes (default 1 GiB),
+ * decoded into `ds` too; otherwise they will be streamed. */
+typedef struct nn_data {
+    nn_dataset ds;
+    nn_imgset set;
+    int streamed;        /* 1: images decoded batch by batch from `set` */
+    size_t n;
+    int nclasses;
+    char **class_names;  /* borrowed from ds or set */
+} nn_data;
+/* The image shape to decode to is the model's input shape (m->spec.input). */
+int nn_model_open_data(const nn_model *m, const nn_source *src, nn_data *out, nn_err *e);
+/* A feed over rows (NULL: all) of the data, batches of the net's max batch. */
+int nn_model_feed(nn_model *m, nn_data *data, const int *rows, size_t nrows, nn_feed *f, nn_err *e);
+void nn_data_free(nn_data *d);
+
+/* Mean loss and mean metric (accuracy, or MAE for regression) over a feed. */
+int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_err *e);
 
 /* Runs the net on samples [start, start+n) of dd and reads back n*out_dim
  * probabilities (classification) or values (regression) into out. */

@@ -498,25 +498,35 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
     if (!fmt) {
         char p[128];
         snprintf(p, sizeof p, "%s.format", path);
-        return FAIL(e, s, p, "required key is missing (\"csv\" or \"idx\")");
+        return FAIL(e, s, p, "required key is missing (\"csv\", \"idx\", \"images\" or \"list\")");
     }
-    static const char *const formats[] = {"csv", "idx"};
-    if (strcmp(fmt, "csv") && strcmp(fmt, "idx")) {
+    static const char *const formats[] = {"csv", "idx", "images", "list"};
+    int fi = -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(fmt, formats[i]))
+            fi = i;
+    if (fi < 0) {
         char p[128];
         snprintf(p, sizeof p, "%s.format", path);
-        const char *sug = nn_suggest(fmt, formats, 2);
-        return FAIL(e, s, p, "unknown format '%s'%s%s%s (known: csv, idx)", fmt, sug ? " (did you mean '" : "",
-                    sug ? sug : "", sug ? "'?)" : "");
+        const char *sug = nn_suggest(fmt, formats, 4);
+        return FAIL(e, s, p, "unknown format '%s'%s%s%s (known: csv, idx, images, list)", fmt,
+                    sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
     }
     snprintf(src->format, sizeof src->format, "%s", fmt);
     double lim = 0;
-    if (!strcmp(fmt, "idx")) {
-        static const char *const keys[] = {"format", "images", "labels", "limit", NULL};
+    if (fi == 1) {
+        static const char *const keys[] = {"format", "images", "labels", "limit", "augment", NULL};
         if ((r = check_keys(sj, keys, NULL, path, s, e)))
             return r;
         if ((r = take_path(sj, "images", path, s, &src->images, 1, e)))
             return r;
         if ((r = take_path(sj, "labels", path, s, &src->labels, 0, e)))
+            return r;
+    } else if (fi >= 2) {
+        static const char *const keys[] = {"format", "path", "limit", "augment", NULL};
+        if ((r = check_keys(sj, keys, NULL, path, s, e)))
+            return r;
+        if ((r = take_path(sj, "path", path, s, &src->path, 1, e)))
             return r;
     } else {
         static const char *const keys[] = {"format", "path", "label", "header", "limit", NULL};
@@ -552,6 +562,28 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
                 return FAIL(e, s, lp, "expected a column name or a 0-based column index");
             src->nlabels++;
         }
+    }
+    const cJSON *aug = cJSON_GetObjectItemCaseSensitive(sj, "augment");
+    if (aug) {
+        char ap[128];
+        snprintf(ap, sizeof ap, "%s.augment", path);
+        if (!cJSON_IsObject(aug))
+            return FAIL(e, s, ap, "expected an object such as {\"flip_horizontal\": true, \"crop_padding\": 4}");
+        static const char *const akeys[] = {"flip_horizontal", "crop_padding", "translate", NULL};
+        if ((r = check_keys(aug, akeys, NULL, ap, s, e)))
+            return r;
+        const cJSON *fl = cJSON_GetObjectItemCaseSensitive(aug, "flip_horizontal");
+        if (fl && !cJSON_IsBool(fl))
+            return FAIL(e, s, ap, "flip_horizontal: expected true or false");
+        src->aug_flip = fl && cJSON_IsTrue(fl);
+        double v = 0;
+        if ((r = get_num(aug, "crop_padding", ap, s, 0, 64, 1, &v, e)))
+            return r;
+        src->aug_crop = (int)v;
+        v = 0;
+        if ((r = get_num(aug, "translate", ap, s, 0, 64, 1, &v, e)))
+            return r;
+        src->aug_translate = (int)v;
     }
     if ((r = get_num(sj, "limit", path, s, 1, (double)NN_MAX_SAMPLES, 1, &lim, e)))
         return r;

@@ -14,11 +14,11 @@
 #include "util.h"
 
 /* Classes for the model from the training data and the JSON. */
-static int setup_classes(nn_model *m, nn_dataset *ds, nn_err *e)
+static int setup_classes(nn_model *m, nn_data *data, nn_err *e)
 {
     nn_spec *s = &m->spec;
     if (m->task == NN_TASK_REGRESS) {
-        m->tdim = ds->tdim;
+        m->tdim = data->ds.tdim;
         return 0;
     }
     int n = 0;
@@ -26,17 +26,16 @@ static int setup_classes(nn_model *m, nn_dataset *ds, nn_err *e)
     if (s->nclasses) {
         n = s->nclasses;
         src = s->classes;
-    } else if (ds->class_names) {
-        n = ds->nclasses;
-        src = ds->class_names;
     } else {
-        n = ds->nclasses;
+        n = data->nclasses;
+        src = data->class_names;
     }
-    if (ds->y)
-        for (size_t i = 0; i < ds->n; i++)
-            if (ds->y[i] < 0 || ds->y[i] >= n)
+    const int *y = data->streamed ? data->set.labels : data->ds.y;
+    if (y)
+        for (size_t i = 0; i < data->n; i++)
+            if (y[i] < 0 || y[i] >= n)
                 return nn_fail(e, NN_EDATA, "%s: data.classes names %d classes, but the training labels go up to %d",
-                               s->file, n, ds->y[i]);
+                               s->file, n, y[i]);
     m->classes = calloc((size_t)(n ? n : 1), sizeof *m->classes);
     if (!m->classes)
         return nn_fail(e, NN_ESOFTWARE, "out of memory");
@@ -102,8 +101,8 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
 {
     nn_model m;
     memset(&m, 0, sizeof m);
-    nn_dataset train = {0}, test = {0};
-    nn_devdata dtrain = {0}, dval = {0}, dtest = {0};
+    nn_data train = {0}, test = {0};
+    nn_feed ftrain = {0}, fval = {0}, ftest = {0};
     nn_optim opt = {0};
     cl_mem target = NULL, metrics = NULL, acc = NULL;
     int *perm = NULL, *order = NULL;
@@ -140,7 +139,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         m.classes = s->classes; /* for label mapping while loading; replaced below */
         m.nclasses = s->nclasses;
     }
-    if ((r = nn_model_load_source(&m, &s->train_src, 0, &train, e)))
+    if ((r = nn_model_open_data(&m, &s->train_src, &train, e)))
         goto done;
     m.classes = NULL;
     m.nclasses = 0;
@@ -152,18 +151,19 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         goto done;
     /* the input shape: given, or the data's */
     if (!s->has_input_shape) {
-        s->input.nd = (train.h * train.w > 1) ? 3 : 1;
+        const nn_dataset *ds = &train.ds;
+        s->input.nd = (ds->h * ds->w > 1) ? 3 : 1;
         if (s->input.nd == 3) {
-            s->input.d[0] = train.c;
-            s->input.d[1] = train.h;
-            s->input.d[2] = train.w;
+            s->input.d[0] = ds->c;
+            s->input.d[1] = ds->h;
+            s->input.d[2] = ds->w;
         } else
-            s->input.d[0] = (int)train.dim;
+            s->input.d[0] = (int)ds->dim;
         s->has_input_shape = 1;
-    } else if (nn_shape_size(&s->input) != train.dim) {
+    } else if (!train.streamed && nn_shape_size(&s->input) != train.ds.dim) {
         char b[64];
         r = nn_fail(e, NN_EDATA, "%s: input.shape %s holds %zu values, but data.train has %zu features per sample",
-                    s->file, nn_shape_str(&s->input, b, sizeof b), nn_shape_size(&s->input), train.dim);
+                    s->file, nn_shape_str(&s->input, b, sizeof b), nn_shape_size(&s->input), train.ds.dim);
         goto done;
     }
     if ((r = nn_net_build(&m.net, s, e)))
@@ -171,7 +171,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     m.built = 1;
     if ((r = nn_loss_check(&m.net, m.nclasses, m.tdim, e)))
         goto done;
-    if (s->has_test && (r = nn_model_load_source(&m, &s->test_src, 0, &test, e)))
+    if (s->has_test && (r = nn_model_open_data(&m, &s->test_src, &test, e)))
         goto done;
 
     /* validation split: a seeded random subset */
@@ -195,8 +195,26 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     nn_rng_seed(&rng, s->train.seed ^ 0x5eed5eedULL);
     if (nval)
         nn_shuffle(&rng, perm, n);
-    if (s->norm == NN_NORM_AUTO && (r = auto_norm(&m, &train, perm, ntr, e)))
-        goto done;
+    if (s->norm == NN_NORM_AUTO) {
+        if (!train.streamed)
+            r = auto_norm(&m, &train.ds, perm, ntr, e);
+        else {
+            /* streamed images: statistics of up to 2000 training images */
+            size_t k = ntr < 2000 ? ntr : 2000;
+            nn_dataset sample;
+            r = nn_imgset_decode(&train.set, perm, k, s->input.d[0], s->input.d[1], s->input.d[2], &sample, e);
+            if (!r) {
+                int *ident = malloc(k * sizeof(int));
+                for (size_t i = 0; ident && i < k; i++)
+                    ident[i] = (int)i;
+                r = ident ? auto_norm(&m, &sample, ident, k, e) : nn_fail(e, NN_ESOFTWARE, "out of memory");
+                free(ident);
+                nn_dataset_free(&sample);
+            }
+        }
+        if (r)
+            goto done;
+    }
     if (s->norm == NN_NORM_GIVEN) {
         m.nnorm = s->nnorm;
         m.mean = malloc(sizeof(float) * (size_t)s->nnorm);
@@ -216,10 +234,11 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     nn_net *net = &m.net;
     if ((r = nn_net_init_params(net, s->train.seed, e)) || (r = nn_optim_init(&opt, d, &s->opt, net->nparams, e)))
         goto done;
-    if ((r = nn_devdata_upload(d, &train, perm, ntr, &dtrain, e)))
+    if ((r = nn_model_feed(&m, &train, perm, ntr, &ftrain, e)))
         goto done;
-    if (nval && (r = nn_devdata_upload(d, &train, perm + ntr, nval, &dval, e)))
+    if (nval && (r = nn_model_feed(&m, &train, perm + ntr, nval, &fval, e)))
         goto done;
+    const nn_augment aug = {.flip = s->train_src.aug_flip, .shift = s->train_src.aug_crop + s->train_src.aug_translate};
     size_t tsz = m.tdim ? (size_t)m.tdim * sizeof(float) : sizeof(int);
     if ((r = nn_buf_alloc(d, (size_t)B * tsz, "the batch labels", &target, e)) ||
         (r = nn_buf_alloc(d, (size_t)B * 2 * sizeof(float), "the batch metrics", &metrics, e)) ||
@@ -255,12 +274,13 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         double t0 = nn_now(), last_bar = t0;
         if (s->train.shuffle)
             nn_shuffle(&rng, order, ntr);
-        if ((r = nn_devdata_order(d, &dtrain, order, e)) || (r = nn_buf_zero(d, acc, 0, 4 * sizeof(float), e)))
+        if ((r = nn_feed_begin(&ftrain, d, order, e)) || (r = nn_buf_zero(d, acc, 0, 4 * sizeof(float), e)))
             goto done;
         for (size_t st = 0; st < ntr; st += (size_t)B) {
             run.n = (int)(ntr - st < (size_t)B ? ntr - st : (size_t)B);
             run.step = step++;
-            if ((r = nn_devdata_batch(net, &dtrain, st, run.n, target, e)) || (r = nn_net_forward(net, &run, e)) ||
+            if ((r = nn_feed_batch(&ftrain, net, st, run.n, target, &aug, s->train.seed, run.step, e)) ||
+                (r = nn_net_forward(net, &run, e)) ||
                 (r = nn_net_zero_grads(net, e)) || (r = nn_loss_run(net, &run, target, metrics, 1, e)) ||
                 (r = nn_metrics_accum(d, metrics, run.n, acc, e)) || (r = nn_net_backward(net, &run, e)) ||
                 (r = nn_optim_step(&opt, d, net->params, net->grads, s->opt.lr, e)))
@@ -273,6 +293,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
                 last_bar = nn_now();
             }
         }
+        nn_feed_end(&ftrain);
         float h[4];
         if ((r = nn_buf_read(d, acc, 0, sizeof h, h, e)))
             goto done;
@@ -288,7 +309,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
             goto done;
         }
         double vloss = NAN, vmetric = NAN;
-        if (nval && (r = nn_model_evaluate(&m, &dval, &vloss, &vmetric, e)))
+        if (nval && (r = nn_model_evaluate(&m, &fval, &vloss, &vmetric, e)))
             goto done;
         double sps = secs > 0 ? (double)ntr / secs : 0;
         if (o->progress)
@@ -321,7 +342,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     }
     if (s->has_test) {
         double tl, tm;
-        if ((r = nn_devdata_upload(d, &test, NULL, 0, &dtest, e)) || (r = nn_model_evaluate(&m, &dtest, &tl, &tm, e)))
+        if ((r = nn_model_feed(&m, &test, NULL, 0, &ftest, e)) || (r = nn_model_evaluate(&m, &ftest, &tl, &tm, e)))
             goto done;
         if (!o->quiet) {
             if (o->json) {
@@ -350,11 +371,11 @@ done:
     nn_buf_free(&metrics);
     nn_buf_free(&acc);
     nn_optim_free(&opt);
-    nn_devdata_free(&dtrain);
-    nn_devdata_free(&dval);
-    nn_devdata_free(&dtest);
-    nn_dataset_free(&train);
-    nn_dataset_free(&test);
+    nn_feed_free(&ftrain);
+    nn_feed_free(&fval);
+    nn_feed_free(&ftest);
+    nn_data_free(&train);
+    nn_data_free(&test);
     free(perm);
     free(order);
     nn_model_free(&m);

@@ -1,4 +1,5 @@
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../model.h"
 #include "../util.h"
@@ -23,7 +24,14 @@ static int pick_source(nn_model *m, nn_opt *opts, nn_source *src, int *owned, nn
     const nn_source *tr = m->spec.has_train ? &m->spec.train_src : NULL;
     size_t l = strlen(data);
     int is_csv = l > 4 && !strcasecmp(data + l - 4, ".csv");
-    if (labels || (!is_csv && tr && !strcmp(tr->format, "idx"))) {
+    struct stat st;
+    if (!labels && stat(data, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(src->format, sizeof src->format, "images");
+        src->path = nn_strdup(data);
+    } else if (!labels && is_csv && tr && !strcmp(tr->format, "list")) {
+        snprintf(src->format, sizeof src->format, "list");
+        src->path = nn_strdup(data);
+    } else if (labels || (!is_csv && tr && !strcmp(tr->format, "idx"))) {
         if (!labels)
             return nn_fail(e, NN_EUSAGE, "nnrun eval: IDX data needs --labels LABELS as well as --data IMAGES");
         snprintf(src->format, sizeof src->format, "idx");
@@ -50,7 +58,7 @@ static int pick_source(nn_model *m, nn_opt *opts, nn_source *src, int *owned, nn
 int nn_cmd_eval(int argc, char **argv, nn_err *e)
 {
     nn_opt opts[] = {
-        {"data", 1, "evaluate on this CSV file (or IDX images, with --labels) instead of the model's data.test"},
+        {"data", 1, "evaluate on this CSV file, image folder (one sub-folder per class), or IDX images (with --labels) instead of the model's data.test"},
         {"labels", 1, "IDX labels file to go with --data"},
         {"min-accuracy", 1, "exit 1 when accuracy is below this (0..1)"},
         {"max-loss", 1, "exit 1 when the mean loss is above this"},
@@ -79,8 +87,8 @@ int nn_cmd_eval(int argc, char **argv, nn_err *e)
         return r;
     nn_model m;
     nn_source src;
-    nn_dataset ds = {0};
-    nn_devdata dd = {0};
+    nn_data ds = {0};
+    nn_feed fd = {0};
     int owned = 0;
     memset(&src, 0, sizeof src);
     if ((r = nn_model_load(pos[0], nn_arg(opts, "device")->value, (int)B, &m, e)))
@@ -89,14 +97,14 @@ int nn_cmd_eval(int argc, char **argv, nn_err *e)
         r = nn_fail(e, NN_EUSAGE, "nnrun eval: --min-accuracy needs a classifier; this model is a regression (use --max-loss)");
         goto out;
     }
-    if ((r = pick_source(&m, opts, &src, &owned, e)) || (r = nn_model_load_source(&m, &src, 0, &ds, e)))
+    if ((r = pick_source(&m, opts, &src, &owned, e)) || (r = nn_model_open_data(&m, &src, &ds, e)))
         goto out;
     if (ds.n == 0) {
         r = nn_fail(e, NN_EDATA, "%s: no samples to evaluate", src.path ? src.path : src.images);
         goto out;
     }
     double loss, metric;
-    if ((r = nn_devdata_upload(&m.dev, &ds, NULL, 0, &dd, e)) || (r = nn_model_evaluate(&m, &dd, &loss, &metric, e)))
+    if ((r = nn_model_feed(&m, &ds, NULL, 0, &fd, e)) || (r = nn_model_evaluate(&m, &fd, &loss, &metric, e)))
         goto out;
     int regress = m.task == NN_TASK_REGRESS;
     int pass = !(min_acc >= 0 && !(metric >= min_acc)) && !(max_loss >= 0 && !(loss <= max_loss));
@@ -119,8 +127,8 @@ int nn_cmd_eval(int argc, char **argv, nn_err *e)
 out:
     if (owned)
         nn_source_free(&src);
-    nn_devdata_free(&dd);
-    nn_dataset_free(&ds);
+    nn_feed_free(&fd);
+    nn_data_free(&ds);
     nn_model_free(&m);
     return r;
 }

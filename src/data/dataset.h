@@ -41,8 +41,8 @@ void nn_dataset_free(nn_dataset *d);
 
 /* A data source as written in the model JSON ("data.train", "data.test"). */
 typedef struct nn_source {
-    char format[16];   /* "csv" or "idx" (later: "images", "list", "text") */
-    char *path;        /* csv: file (resolved, absolute or relative to cwd) */
+    char format[16];   /* "csv", "idx", "images" (class folders) or "list" (path,label CSV) */
+    char *path;        /* csv/list: file; images: folder (resolved, absolute or relative to cwd) */
     char *images;      /* idx: images file (.gz or raw) */
     char *labels;      /* idx: labels file (.gz or raw) */
     /* csv: label column(s): by name, or by index when label_index[i] >= 0 */
@@ -51,6 +51,9 @@ typedef struct nn_source {
     int label_index[16];
     int header;        /* -1 = detect, 0 = no header row, 1 = header row */
     long limit;        /* use only the first `limit` samples; 0 = all */
+    int aug_flip;      /* augmentation while training (image data): random horizontal flips */
+    int aug_crop;      /* pad by this many pixels and crop at random */
+    int aug_translate; /* random shifts of up to this many pixels */
     const char *json_path; /* "data.train" etc., for messages */
 } nn_source;
 
