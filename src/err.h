@@ -18,6 +18,7 @@ enum {
     NN_ESOFTWARE = 70,  /* EX_SOFTWARE: internal error, OpenCL failure */
     NN_EIO = 74,        /* EX_IOERR: writing output failed */
     NN_ENONFINITE = 75, /* training diverged: loss became NaN/Inf */
+    NN_EINTR = 130,     /* training interrupted (SIGINT/SIGTERM) after writing a checkpoint */
 };
 
 #define NN_ERR_MAX 2048

@@ -97,13 +97,14 @@ static int count_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     return 0;
 }
 
-int nn_model_save(nn_model *m, const char *path, nn_err *e)
+int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, const nn_extra_tensor *more,
+                        int nmore, nn_err *e)
 {
     nn_ckpt c;
     memset(&c, 0, sizeof c);
     int np = 0;
     nn_net_each_param(&m->net, count_param, &np, e);
-    c.tensors = calloc((size_t)(np ? np : 1), sizeof *c.tensors);
+    c.tensors = calloc((size_t)(np + nmore + 1), sizeof *c.tensors);
     c.model_json = nn_spec_canonical(&m->spec, e);
     int r = 0;
     if (!c.tensors || !c.model_json)
@@ -111,21 +112,43 @@ int nn_model_save(nn_model *m, const char *path, nn_err *e)
     collect cc = {&c, &m->dev};
     if (!r)
         r = nn_net_each_param(&m->net, collect_param, &cc, e);
+    for (int i = 0; !r && i < nmore; i++) {
+        nn_ckpt_tensor *t = &c.tensors[c.ntensors];
+        t->name = nn_strdup(more[i].name);
+        t->data = malloc(more[i].n * sizeof(float));
+        if (!t->name || !t->data) {
+            free(t->name);
+            free(t->data);
+            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            break;
+        }
+        t->ndim = 1;
+        t->shape[0] = (long)more[i].n;
+        t->length = more[i].n;
+        c.ntensors++;
+        r = nn_buf_read(&m->dev, more[i].buf, 0, more[i].n * sizeof(float), t->data, e);
+    }
     if (!r) {
         c.nclasses = m->nclasses;
         c.classes = m->classes;
         c.nnorm = m->nnorm;
         c.mean = m->mean;
         c.std = m->std;
+        c.extra_json = (char *)extra_json;
         r = nn_ckpt_write(path, &c, e);
         c.classes = NULL; /* borrowed */
         c.nclasses = 0;
         c.mean = c.std = NULL;
         c.nnorm = 0;
+        c.extra_json = NULL;
     }
     nn_ckpt_free(&c);
     return r;
 }
+
+int nn_model_save(nn_model *m, const char *path, nn_err *e) { return nn_model_save_state(m, path, NULL, NULL, 0, e); }
+
+int nn_model_place_params(nn_model *m, const nn_ckpt *c, const char *path, nn_err *e);
 
 typedef struct place {
     const nn_ckpt *c;
@@ -150,6 +173,12 @@ static int place_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
                        t->length, nn_shape_str(&p->shape, b, sizeof b));
     }
     return nn_buf_write(pl->dev, p->w, 0, p->n * sizeof(float), t->data, 1, e);
+}
+
+int nn_model_place_params(nn_model *m, const nn_ckpt *c, const char *path, nn_err *e)
+{
+    place pl = {c, path, &m->dev};
+    return nn_net_each_param(&m->net, place_param, &pl, e);
 }
 
 int nn_model_load(const char *path, const char *device, int max_batch, nn_model *m, nn_err *e)
@@ -190,8 +219,7 @@ int nn_model_load(const char *path, const char *device, int max_batch, nn_model 
     }
     if ((r = nn_model_open_device(m, device, max_batch, 0, e)))
         goto out;
-    place pl = {&c, path, &m->dev};
-    r = nn_net_each_param(&m->net, place_param, &pl, e);
+    r = nn_model_place_params(m, &c, path, e);
 out:
     nn_ckpt_free(&c);
     return r;
@@ -270,7 +298,7 @@ int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_
     if (!r)
         r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &acc, e);
     if (!r)
-        r = nn_feed_begin(f, d, NULL, e);
+        r = nn_feed_begin(f, d, NULL, 0, e);
     nn_run run = {.dev = d, .train = 0};
     for (size_t s = 0; !r && s < f->n; s += (size_t)B) {
         run.n = (int)(f->n - s < (size_t)B ? f->n - s : (size_t)B);

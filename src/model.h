@@ -29,6 +29,18 @@ int nn_model_open_device(nn_model *m, const char *device, int max_batch, int tra
 int nn_model_load(const char *path, const char *device, int max_batch, nn_model *m, nn_err *e);
 /* Writes model.bin atomically. */
 int nn_model_save(nn_model *m, const char *path, nn_err *e);
+/* Same, plus an "extra" JSON object and flat device buffers as extra
+ * tensors (a training checkpoint: optimiser state and the loop position). */
+typedef struct nn_extra_tensor {
+    const char *name;
+    cl_mem buf;
+    size_t n;
+} nn_extra_tensor;
+int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, const nn_extra_tensor *more,
+                        int nmore, nn_err *e);
+/* Uploads the tensors of a read model.bin into the net's parameters. */
+struct nn_ckpt;
+int nn_model_place_params(nn_model *m, const struct nn_ckpt *c, const char *path, nn_err *e);
 
 /* Label options that map a source's labels onto this model's classes. */
 void nn_model_label_opts(const nn_model *m, nn_label_opts *lo);

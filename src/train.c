@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "loss.h"
 #include "model.h"
 #include "optim.h"
@@ -95,6 +96,134 @@ static void progress_bar(int epoch, int epochs, size_t done, size_t total, doubl
     fprintf(stderr, "\repoch %d/%d [%s] %zu/%zu  loss %.4f  %s %.4f \033[K", epoch, epochs, bar, done, total, loss,
             regress ? "mae" : "acc", metric);
     fflush(stderr);
+}
+
+/* ------------------------------------------------------- checkpoints */
+
+/* A checkpoint is a model.bin with the optimiser state as extra tensors and
+ * the loop position in "extra": {"resume": {...}}. */
+static int save_resume(nn_model *m, nn_optim *opt, const char *path, cl_mem acc, int epoch, size_t batch,
+                       uint64_t step, size_t ntr, nn_err *e)
+{
+    float h[4] = {0};
+    int r = acc ? nn_buf_read(&m->dev, acc, 0, sizeof h, h, e) : 0;
+    if (r)
+        return r;
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             "{\"resume\":{\"epoch\":%d,\"batch\":%zu,\"step\":%llu,\"optimizer_steps\":%ld,"
+             "\"train_samples\":%zu,\"acc\":[%.9g,%.9g,%.9g]}}",
+             epoch, batch, (unsigned long long)step, opt->t, ntr, h[0], h[1], h[2]);
+    nn_extra_tensor more[2];
+    int nmore = 0;
+    if (opt->m1)
+        more[nmore++] = (nn_extra_tensor){"optimizer.m1", opt->m1, opt->n};
+    if (opt->m2)
+        more[nmore++] = (nn_extra_tensor){"optimizer.m2", opt->m2, opt->n};
+    r = nn_model_save_state(m, path, extra, more, nmore, e);
+    return r ? nn_wrap(e, "writing the checkpoint: ") : 0;
+}
+
+static int resume_num(const cJSON *o, const char *key, double *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(x) || x->valuedouble < 0)
+        return -1;
+    *v = x->valuedouble;
+    return 0;
+}
+
+static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr, int *epoch, size_t *batch,
+                       uint64_t *step, float acc[4], nn_err *e)
+{
+    nn_ckpt c;
+    int r = nn_ckpt_read(path, &c, e);
+    if (r)
+        return r;
+    cJSON *x = c.extra_json ? cJSON_Parse(c.extra_json) : NULL;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "resume");
+    cJSON *saved = cJSON_Parse(c.model_json);
+    double ep, bt, st, ot, n;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(rs, "acc");
+    if (!rs || resume_num(rs, "epoch", &ep) || resume_num(rs, "batch", &bt) || resume_num(rs, "step", &st) ||
+        resume_num(rs, "optimizer_steps", &ot) || resume_num(rs, "train_samples", &n) || !cJSON_IsArray(a) ||
+        cJSON_GetArraySize(a) != 3) {
+        r = nn_fail(e, NN_EDATA, "%s: not a training checkpoint (no resume state); a model.bin cannot be resumed", path);
+    } else if ((size_t)n != ntr) {
+        r = nn_fail(e, NN_EDATA, "%s: the checkpoint was taken with %zu training samples, the data now has %zu", path,
+                    (size_t)n, ntr);
+    } else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(saved, "layers"),
+                              cJSON_GetObjectItemCaseSensitive(m->spec.root, "layers"), 1)) {
+        r = nn_fail(e, NN_EDATA, "%s: the checkpoint's layers differ from %s's", path, m->spec.file);
+    } else {
+        r = nn_model_place_params(m, &c, path, e);
+        const char *names[2] = {"optimizer.m1", "optimizer.m2"};
+        cl_mem bufs[2] = {opt->m1, opt->m2};
+        for (int i = 0; !r && i < 2; i++) {
+            if (!bufs[i])
+                continue;
+            const nn_ckpt_tensor *t = nn_ckpt_find(&c, names[i]);
+            if (!t || t->length != opt->n)
+                r = nn_fail(e, NN_EDATA, "%s: optimiser state '%s' is missing or has the wrong size (another optimizer?)",
+                            path, names[i]);
+            else
+                r = nn_buf_write(&m->dev, bufs[i], 0, opt->n * sizeof(float), t->data, 1, e);
+        }
+        if (!r) {
+            *epoch = (int)ep;
+            *batch = (size_t)bt;
+            *step = (uint64_t)st;
+            opt->t = (long)ot;
+            int i = 0;
+            for (const cJSON *v = a->child; v; v = v->next, i++)
+                acc[i] = (float)v->valuedouble;
+        }
+    }
+    cJSON_Delete(x);
+    cJSON_Delete(saved);
+    nn_ckpt_free(&c);
+    return r;
+}
+
+/* The loss went NaN/Inf: name the first layer whose output (for the last
+ * batch) or parameters are not finite. */
+static int diverged(nn_model *m, const nn_run *run, int ep, double loss, const nn_train_opts *o, nn_err *e)
+{
+    nn_net *net = &m->net;
+    if (o->progress)
+        fprintf(stderr, "\r\033[K");
+    char where[256] = "";
+    for (int i = 0; i < net->nl && !where[0]; i++) {
+        nn_layer *L = &net->L[i];
+        for (int p = 0; p < L->nparam && !where[0]; p++) {
+            size_t cnt = L->param[p].n;
+            float *h = malloc(cnt * sizeof(float));
+            if (h && !nn_buf_read(&m->dev, L->param[p].w, 0, cnt * sizeof(float), h, e))
+                for (size_t k = 0; k < cnt; k++)
+                    if (!isfinite(h[k])) {
+                        snprintf(where, sizeof where, "; %s (%s) has non-finite parameters ('%s') first", L->path,
+                                 L->name, L->param[p].name);
+                        break;
+                    }
+            free(h);
+        }
+        if (where[0] || L->type->alias)
+            continue;
+        size_t cnt = (size_t)run->n * nn_shape_size(&L->out_shape);
+        float *h = malloc(cnt * sizeof(float));
+        if (h && !nn_buf_read(&m->dev, L->y, 0, cnt * sizeof(float), h, e))
+            for (size_t k = 0; k < cnt; k++)
+                if (!isfinite(h[k])) {
+                    snprintf(where, sizeof where, "; %s (%s) is the first layer with a non-finite output", L->path,
+                             L->name);
+                    break;
+                }
+        free(h);
+    }
+    return nn_fail(e, NN_ENONFINITE,
+                   "training diverged in epoch %d: the loss is %s%s (try a lower learning rate, e.g. --lr %g, "
+                   "or normalised inputs: \"normalize\": \"auto\")",
+                   ep, isnan(loss) ? "NaN" : "infinite", where, m->spec.opt.lr / 10);
 }
 
 int nn_train_run(const nn_train_opts *o, nn_err *e)
@@ -265,18 +394,38 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     if (log)
         fprintf(log, "epoch,loss,%s,val_loss,val_%s,seconds,samples_per_s\n", mname, mname);
 
+    /* resume: the loop position, optimiser state and weights of a checkpoint */
+    int start_ep = 1;
+    size_t start_batch = 0;
+    uint64_t step = 0;
+    float acc0[4] = {0};
+    if (o->resume && (r = load_resume(&m, &opt, o->resume, ntr, &start_ep, &start_batch, &step, acc0, e)))
+        goto done;
+    const char *ckpt_path = o->checkpoint;
+    char ckpt_default[4096];
+    if (!ckpt_path) {
+        snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", s->output);
+        ckpt_path = ckpt_default;
+    }
+
     for (size_t i = 0; i < ntr; i++)
         order[i] = (int)i;
     nn_rng_seed(&rng, s->train.seed ^ 0x0bde5eedULL);
-    uint64_t step = 0;
+    /* the order of epoch k is the k-th reshuffle: replay the ones skipped */
+    for (int ep = 1; ep < start_ep && s->train.shuffle; ep++)
+        nn_shuffle(&rng, order, ntr);
     nn_run run = {.dev = d, .train = 1, .seed = s->train.seed};
-    for (int ep = 1; ep <= s->train.epochs; ep++) {
+    const size_t nbatches = (ntr + (size_t)B - 1) / (size_t)B;
+    for (int ep = start_ep; ep <= s->train.epochs; ep++) {
         double t0 = nn_now(), last_bar = t0;
+        size_t b0 = ep == start_ep ? start_batch : 0;
         if (s->train.shuffle)
             nn_shuffle(&rng, order, ntr);
-        if ((r = nn_feed_begin(&ftrain, d, order, e)) || (r = nn_buf_zero(d, acc, 0, 4 * sizeof(float), e)))
+        if ((r = nn_feed_begin(&ftrain, d, order, b0 * (size_t)B, e)) ||
+            (r = nn_buf_write(d, acc, 0, sizeof acc0, b0 ? acc0 : (float[4]){0}, 1, e)))
             goto done;
-        for (size_t st = 0; st < ntr; st += (size_t)B) {
+        for (size_t bi = b0; bi < nbatches; bi++) {
+            size_t st = bi * (size_t)B;
             run.n = (int)(ntr - st < (size_t)B ? ntr - st : (size_t)B);
             run.step = step++;
             if ((r = nn_feed_batch(&ftrain, net, st, run.n, target, &aug, s->train.seed, run.step, e)) ||
@@ -285,12 +434,34 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
                 (r = nn_metrics_accum(d, metrics, run.n, acc, e)) || (r = nn_net_backward(net, &run, e)) ||
                 (r = nn_optim_step(&opt, d, net->params, net->grads, s->opt.lr, e)))
                 goto done;
-            if (o->progress && nn_now() - last_bar > 0.25) {
+            int interrupted = o->stop && *o->stop;
+            int due = o->ckpt_every > 0 && !o->ckpt_epochs && step % (uint64_t)o->ckpt_every == 0;
+            if (interrupted || due) {
+                if ((r = save_resume(&m, &opt, ckpt_path, acc, ep, bi + 1, step, ntr, e)))
+                    goto done;
+                if (interrupted) {
+                    nn_feed_end(&ftrain);
+                    if (o->progress)
+                        fprintf(stderr, "\r\033[K");
+                    r = nn_fail(e, NN_EINTR,
+                                "interrupted in epoch %d after step %llu; checkpoint written to %s (continue with "
+                                "'nnrun train %s --resume %s')",
+                                ep, (unsigned long long)step, ckpt_path, o->model_path, ckpt_path);
+                    goto done;
+                }
+            }
+            if ((o->progress && nn_now() - last_bar > 0.25) || step % 200 == 0) {
                 float h[4];
                 if ((r = nn_buf_read(d, acc, 0, sizeof h, h, e)))
                     goto done;
-                progress_bar(ep, s->train.epochs, st + (size_t)run.n, ntr, h[0] / h[2], h[1] / h[2], regress);
-                last_bar = nn_now();
+                if (!isfinite(h[0])) {
+                    r = diverged(&m, &run, ep, h[0], o, e);
+                    goto done;
+                }
+                if (o->progress) {
+                    progress_bar(ep, s->train.epochs, st + (size_t)run.n, ntr, h[0] / h[2], h[1] / h[2], regress);
+                    last_bar = nn_now();
+                }
             }
         }
         nn_feed_end(&ftrain);
@@ -300,12 +471,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         double secs = nn_now() - t0;
         double loss = h[0] / h[2], metric = h[1] / h[2];
         if (!isfinite(loss)) {
-            if (o->progress)
-                fprintf(stderr, "\r\033[K");
-            r = nn_fail(e, NN_ENONFINITE,
-                        "training diverged in epoch %d: the loss is %s (try a lower learning rate, e.g. --lr %g, "
-                        "or normalised inputs: \"normalize\": \"auto\")",
-                        ep, isnan(loss) ? "NaN" : "infinite", s->opt.lr / 10);
+            r = diverged(&m, &run, ep, loss, o, e);
             goto done;
         }
         double vloss = NAN, vmetric = NAN;
@@ -338,6 +504,17 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         if (log) {
             fprintf(log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f\n", ep, loss, metric, vloss, vmetric, secs, sps);
             fflush(log);
+        }
+        if ((o->ckpt_epochs && o->ckpt_every > 0 && ep % o->ckpt_every == 0) || (o->stop && *o->stop)) {
+            if ((r = save_resume(&m, &opt, ckpt_path, NULL, ep + 1, 0, step, ntr, e)))
+                goto done;
+            if (o->stop && *o->stop) {
+                r = nn_fail(e, NN_EINTR,
+                            "interrupted after epoch %d; checkpoint written to %s (continue with 'nnrun train %s "
+                            "--resume %s')",
+                            ep, ckpt_path, o->model_path, ckpt_path);
+                goto done;
+            }
         }
     }
     if (s->has_test) {

@@ -2,6 +2,8 @@
 #ifndef NN_TRAIN_H
 #define NN_TRAIN_H
 
+#include <signal.h>
+
 #include "err.h"
 
 typedef struct nn_train_opts {
@@ -14,6 +16,11 @@ typedef struct nn_train_opts {
     const char *device;  /* NULL: $NNRUN_DEVICE or the default */
     const char *log;     /* per-epoch metrics CSV, or NULL */
     int json, quiet, progress;
+    const char *resume;      /* checkpoint to continue from, or NULL */
+    const char *checkpoint;  /* where checkpoints go (default: <output>.ckpt) */
+    long ckpt_every;         /* write one every N steps (or epochs); 0: only when interrupted */
+    int ckpt_epochs;         /* ckpt_every counts epochs */
+    volatile sig_atomic_t *stop; /* set (by a signal handler): stop after the current step */
 } nn_train_opts;
 
 int nn_train_run(const nn_train_opts *o, nn_err *e);

@@ -1,8 +1,21 @@
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../train.h"
 #include "cli.h"
+
+static volatile sig_atomic_t stop_requested;
+
+/* First SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130.
+ * A second one: the default action (model.bin and checkpoints are written
+ * atomically, so even then nothing is left half-written). */
+static void on_signal(int sig)
+{
+    stop_requested = 1;
+    signal(sig, SIG_DFL);
+}
 
 int nn_cmd_train(int argc, char **argv, nn_err *e)
 {
@@ -14,6 +27,9 @@ int nn_cmd_train(int argc, char **argv, nn_err *e)
         {"output", 1, "where to write model.bin (overrides output)"},
         {"device", 1, "OpenCL device: index, gpu, cpu or a name substring (default: $NNRUN_DEVICE, else a GPU)"},
         {"log", 1, "write per-epoch metrics to this CSV file"},
+        {"checkpoint-every", 1, "write a full training checkpoint every N steps, or every N epochs with 'Ne' (e.g. 1e)"},
+        {"checkpoint", 1, "checkpoint path (default: OUTPUT.ckpt); also written on SIGINT/SIGTERM"},
+        {"resume", 1, "continue training from this checkpoint (same model JSON and data)"},
         {"json", 0, "print JSON lines (start, epoch, test, saved events)"},
         {"quiet", 0, "print nothing but errors"},
         {"help", 0, "show this help"},
@@ -54,5 +70,30 @@ int nn_cmd_train(int argc, char **argv, nn_err *e)
     o.json = nn_arg(opts, "json")->set;
     o.quiet = nn_arg(opts, "quiet")->set;
     o.progress = !o.quiet && !o.json && isatty(2) && isatty(1);
-    return nn_train_run(&o, e);
+    o.resume = nn_arg(opts, "resume")->value;
+    o.checkpoint = nn_arg(opts, "checkpoint")->value;
+    const char *every = nn_arg(opts, "checkpoint-every")->value;
+    if (every) {
+        char *end;
+        long n = strtol(every, &end, 10);
+        if (end != every && (!strcmp(end, "e") || !strcmp(end, "epoch") || !strcmp(end, "epochs")))
+            o.ckpt_epochs = 1;
+        else if (*end || end == every)
+            n = 0;
+        if (n < 1)
+            return nn_fail(e, NN_EUSAGE, "option '--checkpoint-every': expected N (steps) or Ne (epochs), got '%s'", every);
+        o.ckpt_every = n;
+    }
+    stop_requested = 0;
+    o.stop = &stop_requested;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    r = nn_train_run(&o, e);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return r;
 }

@@ -49,7 +49,7 @@ int nn_feed_stream(nn_feed *f, nn_dev *d, const nn_imgset *set, const int *rows,
     return r;
 }
 
-int nn_feed_begin(nn_feed *f, nn_dev *d, const int *order, nn_err *e)
+int nn_feed_begin(nn_feed *f, nn_dev *d, const int *order, size_t from, nn_err *e)
 {
     if (!f->streaming) {
         if (!order) {
@@ -67,7 +67,9 @@ int nn_feed_begin(nn_feed *f, nn_dev *d, const int *order, nn_err *e)
     nn_feed_end(f);
     for (size_t i = 0; i < f->n; i++)
         f->order[i] = order ? order[i] : (int)i;
-    return nn_prefetch_start(&f->pf, f->set, f->rows, f->order, f->n, f->B, f->c, f->h, f->w, e);
+    if (from > f->n)
+        from = f->n;
+    return nn_prefetch_start(&f->pf, f->set, f->rows, f->order + from, f->n - from, f->B, f->c, f->h, f->w, e);
 }
 
 int nn_feed_batch(nn_feed *f, nn_net *net, size_t start, int n, cl_mem target, const nn_augment *aug,

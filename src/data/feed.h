@@ -33,8 +33,9 @@ int nn_feed_resident(nn_feed *f, nn_dev *d, const nn_dataset *ds, const int *row
 int nn_feed_stream(nn_feed *f, nn_dev *d, const nn_imgset *set, const int *rows, size_t nrows, int B, int c, int h,
                    int w, nn_err *e);
 /* Starts a pass over the samples in `order` (a permutation of 0..n-1; NULL:
- * in order). Batches must then be taken in sequence. */
-int nn_feed_begin(nn_feed *f, nn_dev *d, const int *order, nn_err *e);
+ * in order) from position `from` (a resumed epoch). Batches must then be
+ * taken in sequence, starting at `from`. */
+int nn_feed_begin(nn_feed *f, nn_dev *d, const int *order, size_t from, nn_err *e);
 /* Puts samples [start, start+n) of the pass into the net's input and `target`
  * (NULL: none). aug/step: augmentation (NULL: none) and its random stream. */
 int nn_feed_batch(nn_feed *f, nn_net *net, size_t start, int n, cl_mem target, const nn_augment *aug,
