@@ -19,7 +19,8 @@ int nn_gemm(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha
         return 0;
     CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                                         tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, aoff, lda,
-                                        b, boff, ldb, beta, c, coff, ldc, &d->q, NULL);
+                                        b, boff, ldb, beta, c, coff, ldc, &d->q,
+                                        nn_prof_slot(d, 2.0 * (double)m * (double)n * (double)k));
     return st == CLBlastSuccess ? 0 : blas_fail(e, st, "GEMM", m, n, k);
 }
 
@@ -33,6 +34,7 @@ int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, flo
     CLBlastStatusCode st = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
         tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, aoff, lda, astride, b, boff, ldb,
-        bstride, beta, c, coff, ldc, cstride, batch, &d->q, NULL);
+        bstride, beta, c, coff, ldc, cstride, batch, &d->q,
+        nn_prof_slot(d, 2.0 * (double)m * (double)n * (double)k * (double)batch));
     return st == CLBlastSuccess ? 0 : blas_fail(e, st, "batched GEMM", m, n, k);
 }

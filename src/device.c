@@ -363,8 +363,64 @@ int nn_dev_open(nn_dev *d, const char *sel, int profiling, nn_err *e)
     return 0;
 }
 
+cl_event *nn_prof_slot(nn_dev *d, double flops)
+{
+    if (!d->prof_on)
+        return NULL;
+    if (d->prof_n == d->prof_cap) {
+        size_t nc = d->prof_cap ? d->prof_cap * 2 : 1024;
+        cl_event *ne = realloc(d->prof_ev, nc * sizeof *ne);
+        if (!ne)
+            return NULL;
+        d->prof_ev = ne;
+        double *nf = realloc(d->prof_flops, nc * sizeof *nf);
+        if (!nf)
+            return NULL;
+        d->prof_flops = nf;
+        d->prof_cap = nc;
+    }
+    d->prof_ev[d->prof_n] = NULL;
+    d->prof_flops[d->prof_n] = flops;
+    return &d->prof_ev[d->prof_n++];
+}
+
+double nn_prof_sum(nn_dev *d, size_t from, size_t to, double *gemm_s, double *gemm_flops)
+{
+    double t = 0;
+    for (size_t i = from; i < to && i < d->prof_n; i++) {
+        cl_ulong a = 0, b = 0;
+        if (!d->prof_ev[i] ||
+            clGetEventProfilingInfo(d->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof a, &a, NULL) != CL_SUCCESS ||
+            clGetEventProfilingInfo(d->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) != CL_SUCCESS)
+            continue;
+        double s = (double)(b - a) * 1e-9;
+        t += s;
+        if (d->prof_flops[i] > 0) {
+            if (gemm_s)
+                *gemm_s += s;
+            if (gemm_flops)
+                *gemm_flops += d->prof_flops[i];
+        }
+    }
+    return t;
+}
+
+void nn_prof_clear(nn_dev *d)
+{
+    for (size_t i = 0; i < d->prof_n; i++)
+        if (d->prof_ev[i])
+            clReleaseEvent(d->prof_ev[i]);
+    d->prof_n = 0;
+}
+
 void nn_dev_close(nn_dev *d)
 {
+    nn_prof_clear(d);
+    free(d->prof_ev);
+    free(d->prof_flops);
+    d->prof_ev = NULL;
+    d->prof_flops = NULL;
+    d->prof_cap = 0;
     for (int i = 0; i < d->nkernels; i++)
         clReleaseKernel(d->kernels[i].k);
     d->nkernels = 0;
@@ -423,7 +479,8 @@ static int launch_v(nn_dev *d, const char *name, int dims, const size_t *n, cons
             have_local = 0;
         g[i] = l[i] ? (n[i] + l[i] - 1) / l[i] * l[i] : n[i];
     }
-    cl_int st = clEnqueueNDRangeKernel(d->q, k, (cl_uint)dims, NULL, g, have_local ? lo : NULL, 0, NULL, NULL);
+    cl_int st = clEnqueueNDRangeKernel(d->q, k, (cl_uint)dims, NULL, g, have_local ? lo : NULL, 0, NULL,
+                                       nn_prof_slot(d, 0));
     if (st != CL_SUCCESS) {
         char what[128];
         snprintf(what, sizeof what, "launching kernel '%s'", name);

@@ -41,6 +41,12 @@ typedef struct nn_dev {
     int from_cache;        /* program loaded from the binary cache */
     nn_kernel_slot kernels[128];
     int nkernels;
+    /* profiling (nnrun bench): every kernel and GEMM enqueued while
+     * prof_on records an event; flops are those of the GEMMs */
+    int prof_on;
+    cl_event *prof_ev;
+    double *prof_flops;
+    size_t prof_n, prof_cap;
 } nn_dev;
 
 /* One device as listed by `nnrun devices`. */
@@ -102,6 +108,13 @@ void nn_buf_free(cl_mem *m);
 size_t nn_dev_align(const nn_dev *d, size_t bytes);
 
 int nn_dev_finish(nn_dev *d, nn_err *e);
+
+/* Profiling: returns the event slot to pass to an enqueue (NULL when not
+ * profiling); `flops` > 0 marks a GEMM. */
+cl_event *nn_prof_slot(nn_dev *d, double flops);
+/* Sum of device times (seconds) of events [from, to); GEMM time and flops too. */
+double nn_prof_sum(nn_dev *d, size_t from, size_t to, double *gemm_s, double *gemm_flops);
+void nn_prof_clear(nn_dev *d);
 
 /* Turns an OpenCL status into an error message "what: CL_OUT_OF_RESOURCES (-5)". */
 int nn_cl_fail(nn_err *e, cl_int st, const char *what);

@@ -6,17 +6,6 @@
 #include "cli/cli.h"
 #include "version.h"
 
-const nn_cmd nn_cmds[] = {
-    {"train", "MODEL.json [options]", "Train the model described by MODEL.json and write model.bin.", nn_cmd_train},
-    {"eval", "MODEL.bin [options]", "Evaluate a trained model on its test data (or --data); gate CI with --min-accuracy.",
-     nn_cmd_eval},
-    {"infer", "MODEL.bin INPUT... [options]", "Predict for images or CSV rows; one line (or JSON object) per input.",
-     nn_cmd_infer},
-    {"devices", "[options]", "List OpenCL devices; the default one is marked with '*'.", nn_cmd_devices},
-    {"summary", "MODEL.json|MODEL.bin [options]", "Layers, output shapes, parameters and FLOPs per sample.",
-     nn_cmd_summary},
-    {NULL, NULL, NULL, NULL},
-};
 
 static void usage(FILE *f)
 {
@@ -25,7 +14,7 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %s\n", c->name, c->summary);
     fprintf(f, "\n'nnrun COMMAND --help' describes each command. Exit codes: 0 ok, 1 eval gate failed, 2 usage,\n"
                "65 bad data or model, 66 missing input, 69 no usable device, 70 internal error, 74 I/O error,\n"
-               "75 training diverged (NaN/Inf loss).\n");
+               "75 training diverged (NaN/Inf loss), 130 training interrupted (checkpoint written).\n");
 }
 
 int main(int argc, char **argv)

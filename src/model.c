@@ -11,7 +11,7 @@
 
 int nn_model_open_device(nn_model *m, const char *device, int max_batch, int training, nn_err *e)
 {
-    int r = nn_dev_open(&m->dev, device, 0, e);
+    int r = nn_dev_open(&m->dev, device, m->profiling, e);
     if (r)
         return r;
     m->dev_open = 1;

@@ -14,6 +14,7 @@ typedef struct nn_model {
     nn_net net;
     nn_dev dev;
     int dev_open, built;
+    int profiling;        /* open the queue with profiling (nnrun bench) */
     nn_task task;
     int tdim;             /* regression: outputs per sample */
     int nclasses;

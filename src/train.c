@@ -98,6 +98,19 @@ static void progress_bar(int epoch, int epochs, size_t done, size_t total, doubl
     fflush(stderr);
 }
 
+int nn_train_step(nn_model *m, nn_optim *opt, nn_feed *f, size_t start, const nn_run *run, cl_mem target,
+                  cl_mem metrics, cl_mem acc, const nn_augment *aug, nn_err *e)
+{
+    nn_net *net = &m->net;
+    int r;
+    if ((r = nn_feed_batch(f, net, start, run->n, target, aug, run->seed, run->step, e)) ||
+        (r = nn_net_forward(net, run, e)) || (r = nn_net_zero_grads(net, e)) ||
+        (r = nn_loss_run(net, run, target, metrics, 1, e)) || (r = nn_metrics_accum(&m->dev, metrics, run->n, acc, e)) ||
+        (r = nn_net_backward(net, run, e)) || (r = nn_optim_step(opt, &m->dev, net->params, net->grads, m->spec.opt.lr, e)))
+        return r;
+    return 0;
+}
+
 /* ------------------------------------------------------- checkpoints */
 
 /* A checkpoint is a model.bin with the optimiser state as extra tensors and
@@ -428,11 +441,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
             size_t st = bi * (size_t)B;
             run.n = (int)(ntr - st < (size_t)B ? ntr - st : (size_t)B);
             run.step = step++;
-            if ((r = nn_feed_batch(&ftrain, net, st, run.n, target, &aug, s->train.seed, run.step, e)) ||
-                (r = nn_net_forward(net, &run, e)) ||
-                (r = nn_net_zero_grads(net, e)) || (r = nn_loss_run(net, &run, target, metrics, 1, e)) ||
-                (r = nn_metrics_accum(d, metrics, run.n, acc, e)) || (r = nn_net_backward(net, &run, e)) ||
-                (r = nn_optim_step(&opt, d, net->params, net->grads, s->opt.lr, e)))
+            if ((r = nn_train_step(&m, &opt, &ftrain, st, &run, target, metrics, acc, &aug, e)))
                 goto done;
             int interrupted = o->stop && *o->stop;
             int due = o->ckpt_every > 0 && !o->ckpt_epochs && step % (uint64_t)o->ckpt_every == 0;

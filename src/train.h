@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include "device.h"
 #include "err.h"
 
 typedef struct nn_train_opts {
@@ -24,5 +25,16 @@ typedef struct nn_train_opts {
 } nn_train_opts;
 
 int nn_train_run(const nn_train_opts *o, nn_err *e);
+
+/* One optimisation step on samples [start, start + run->n) of the feed's
+ * pass: gather (+ augmentation), forward, loss and its gradient, metric
+ * sums into acc, backward, optimiser. Enqueues only; nothing waits. */
+struct nn_model;
+struct nn_optim;
+struct nn_feed;
+struct nn_augment;
+struct nn_run;
+int nn_train_step(struct nn_model *m, struct nn_optim *opt, struct nn_feed *f, size_t start, const struct nn_run *run,
+                  cl_mem target, cl_mem metrics, cl_mem acc, const struct nn_augment *aug, nn_err *e);
 
 #endif

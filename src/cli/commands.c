@@ -1,0 +1,16 @@
+/* commands.c - the command table (names, usage, one-line summaries). */
+#include "cli.h"
+
+const nn_cmd nn_cmds[] = {
+    {"train", "MODEL.json [options]", "Train the model described by MODEL.json and write model.bin.", nn_cmd_train},
+    {"eval", "MODEL.bin [options]", "Evaluate a trained model on its test data (or --data); gate CI with --min-accuracy.",
+     nn_cmd_eval},
+    {"infer", "MODEL.bin INPUT... [options]", "Predict for images or CSV rows; one line (or JSON object) per input.",
+     nn_cmd_infer},
+    {"devices", "[options]", "List OpenCL devices; the default one is marked with '*'.", nn_cmd_devices},
+    {"summary", "MODEL.json|MODEL.bin [options]", "Layers, output shapes, parameters and FLOPs per sample.",
+     nn_cmd_summary},
+    {"bench", "MODEL.json [options]", "Measure training samples/s, inference latency/throughput, per-layer times.",
+     nn_cmd_bench},
+    {NULL, NULL, NULL, NULL},
+};
