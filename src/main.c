@@ -36,7 +36,7 @@ int main(int argc, char **argv)
             continue;
         nn_err e = {0};
         int r = c->run(argc - 1, argv + 1, &e);
-        if (r) {
+        if (r && (e.msg[0] || r != NN_EGATE)) {
             fflush(stdout);
             fprintf(stderr, "nnrun: error: %s\n", e.msg[0] ? e.msg : "failed");
         }

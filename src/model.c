@@ -16,8 +16,8 @@ int nn_model_open_device(nn_model *m, const char *device, int max_batch, int tra
         return r;
     m->dev_open = 1;
     r = nn_net_alloc(&m->net, &m->dev, max_batch, training, e);
-    if (!r && m->nnorm)
-        r = nn_net_set_norm(&m->net, m->mean, m->std, m->nnorm, e);
+    if (!r && m->nnorm && (r = nn_net_set_norm(&m->net, m->mean, m->std, m->nnorm, e)))
+        nn_wrap(e, "%s: input.normalize: ", m->spec.file ? m->spec.file : "model");
     return r;
 }
 

@@ -650,6 +650,27 @@ static void json_position(const char *text, const char *at, int *line, int *col)
     }
 }
 
+/* 1: the text ends inside a string; 2: with '{' or '[' still open; 0: neither. */
+static int json_truncated(const char *text, size_t len)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"')
+            in_str = 1;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']')
+            depth--;
+    }
+    return in_str ? 1 : depth > 0 ? 2 : 0;
+}
+
 int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn_err *e)
 {
     memset(s, 0, sizeof *s);
@@ -667,6 +688,11 @@ int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn
         for (const char *p = at; p < text + len && *p && *p != '\n' && k < sizeof near - 1; p++)
             near[k++] = (*p >= 32 && *p < 127) ? *p : '?';
         near[k] = 0;
+        if (json_truncated(text, len)) {
+            json_position(text, text + len, &line, &col);
+            return nn_fail(e, NN_EDATA, "%s:%d:%d: malformed JSON: unexpected end of file (an unclosed %s)", s->file,
+                           line, col, json_truncated(text, len) == 1 ? "string" : "'{' or '['");
+        }
         return nn_fail(e, NN_EDATA, "%s:%d:%d: malformed JSON%s%s%s", s->file, line, col,
                        k ? " near '" : " (unexpected end of file)", near, k ? "'" : "");
     }

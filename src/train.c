@@ -3,16 +3,41 @@
  * inside an epoch except when the TTY progress bar is refreshed. */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "loss.h"
 #include "model.h"
 #include "optim.h"
 #include "util.h"
+
+/* Fails early (before hours of training) when the output's folder is not
+ * a writable directory; the atomic write itself happens at the end. */
+static int check_output_dir(const char *out, nn_err *e)
+{
+    char dir[4096];
+    const char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == out)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return nn_fail(e, NN_EIO, "%s: the output folder '%s' does not exist", out, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return nn_fail(e, NN_EIO, "%s: the output folder '%s' is not writable: %s", out, dir, strerror(errno));
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+        return nn_fail(e, NN_EIO, "%s: is a folder; --output needs a file name", out);
+    return 0;
+}
 
 /* Classes for the model from the training data and the JSON. */
 static int setup_classes(nn_model *m, nn_data *data, nn_err *e)
@@ -273,18 +298,21 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         goto done;
     }
     if (o->log && !(log = fopen(o->log, "w"))) {
-        r = nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing", o->log);
+        r = nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing: %s", o->log, strerror(errno));
         goto done;
     }
+    if ((r = check_output_dir(s->output, e)))
+        goto done;
     m.task = s->loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
     if (s->nclasses) {
         m.classes = s->classes; /* for label mapping while loading; replaced below */
         m.nclasses = s->nclasses;
     }
-    if ((r = nn_model_open_data(&m, &s->train_src, &train, e)))
-        goto done;
-    m.classes = NULL;
+    r = nn_model_open_data(&m, &s->train_src, &train, e);
+    m.classes = NULL; /* borrowed from the spec while loading */
     m.nclasses = 0;
+    if (r)
+        goto done;
     if (train.n == 0) {
         r = nn_fail(e, NN_EDATA, "%s: data.train holds no samples", s->file);
         goto done;

@@ -65,7 +65,7 @@ int nn_cmd_eval(int argc, char **argv, nn_err *e)
         {"batch-size", 1, "samples per forward pass (default 256)"},
         {"device", 1, "OpenCL device: index, gpu, cpu or a name substring"},
         {"json", 0, "print one JSON object"},
-        {"quiet", 0, "print nothing; the exit code tells"},
+        {"quiet", 0, "print nothing (a failed gate too): the exit code tells; errors still go to stderr"},
         {"help", 0, "show this help"},
         {NULL},
     };
@@ -118,7 +118,10 @@ int nn_cmd_eval(int argc, char **argv, nn_err *e)
             printf("%s %.4f  loss %.4f  samples %zu\n", regress ? "mae" : "accuracy", metric, loss, ds.n);
         }
     }
-    if (!pass) {
+    if (!pass && nn_arg(opts, "quiet")->set) {
+        e->msg[0] = 0; /* --quiet: the exit code alone tells */
+        r = e->code = NN_EGATE;
+    } else if (!pass) {
         if (min_acc >= 0 && !(metric >= min_acc))
             r = nn_fail(e, NN_EGATE, "accuracy %.4f is below --min-accuracy %g", metric, min_acc);
         else

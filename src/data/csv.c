@@ -676,8 +676,9 @@ static int map_label(const csv_state *s, const nn_label_opts *lo, const char *pa
     char sb[64], lb[1024];
     if (l == 0) {
         rc = nn_fail(e, NN_EDATA, "%s:%zu:%zu: empty label", path, line, col);
-    } else if (lo->by_index) {
-        if (!parse_int(lab, l, &iv) || iv < 0 || iv >= lo->nclasses)
+    } else if (lo->by_index && parse_int(lab, l, &iv)) {
+        /* integer labels index the given class names; string labels (below) match them by name */
+        if (iv < 0 || iv >= lo->nclasses)
             rc = nn_fail(e, NN_EDATA, "%s:%zu:%zu: label '%s' is not a class index in 0..%d", path,
                          line, col, show_str(lab, l, sb, sizeof sb), lo->nclasses - 1);
         else

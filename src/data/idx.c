@@ -74,6 +74,10 @@ static int read_full(idxf *f, void *buf, size_t want, size_t *got, nn_err *e)
                 return nn_fail(e, NN_ENOINPUT, "%s: read error: %s", f->path, strerror(errno));
             if (zerr == Z_MEM_ERROR)
                 return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+            /* zlib prefixes its message with the path given to gzopen */
+            size_t pl = strlen(f->path);
+            if (!strncmp(msg, f->path, pl) && msg[pl] == ':')
+                msg += pl + (msg[pl + 1] == ' ' ? 2 : 1);
             return nn_fail(e, NN_EDATA, "%s: corrupt gzip data: %s", f->path, msg);
         }
         if (r == 0)

@@ -1,0 +1,878 @@
+#!/usr/bin/env bash
+# tests/cli.sh - black-box tests of the ./nnrun binary.
+#
+# Prints one line per test, "PASS cli/NAME" or "FAIL cli/NAME: why" (details
+# indented below a FAIL), then "N passed, N failed"; exits 1 when any failed.
+# Every fixture is generated at run time into a temporary folder (removed at
+# the end; NNRUN_TEST_KEEP=1 keeps it and prints where it is).
+#
+#   tests/cli.sh                 all tests (from any directory)
+#   NNRUN=/path/nnrun tests/cli.sh
+#   NNRUN_TEST_TIMEOUT=300       seconds allowed for each nnrun call
+#
+# Two sections: a table of bad inputs (command, expected exit code, a fragment
+# of the message that must appear on stderr) and functional tests that train
+# small models and check what comes out. Needs bash, python3 (standard
+# library only), gzip and coreutils.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+NNRUN=${NNRUN:-$ROOT/nnrun}
+TMO=${NNRUN_TEST_TIMEOUT:-300}
+CACHE=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/nnrun-test
+export NNRUN_CACHE_DIR=${NNRUN_CACHE_DIR:-$CACHE}
+export POCL_CACHE_DIR=${POCL_CACHE_DIR:-$NNRUN_CACHE_DIR/pocl}
+if ! mkdir -p "$NNRUN_CACHE_DIR" "$POCL_CACHE_DIR" 2>/dev/null; then
+    NNRUN_CACHE_DIR=/tmp/nnrun-test-cache-$(id -u)
+    export POCL_CACHE_DIR=$NNRUN_CACHE_DIR/pocl
+    mkdir -p "$POCL_CACHE_DIR"
+fi
+export LC_ALL=C
+FASHION=/usr/share/datasets/fashion-mnist
+
+npass=0
+nfail=0
+pass() { npass=$((npass + 1)); echo "PASS cli/$1"; }
+# fail NAME WHY [DETAIL...]: details (e.g. stderr) are printed indented.
+fail() {
+    nfail=$((nfail + 1))
+    echo "FAIL cli/$1: $2"
+    shift 2
+    local d
+    for d in "$@"; do
+        [ -n "$d" ] && printf '%s\n' "$d" | head -n 8 | sed 's/^/    /'
+    done
+    return 0
+}
+
+if [ ! -x "$NNRUN" ]; then
+    fail setup "$NNRUN is missing or not executable (run 'make nnrun')"
+    echo "$npass passed, $nfail failed"
+    exit 1
+fi
+for tool in python3 gzip timeout cmp; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        fail setup "'$tool' is needed by tests/cli.sh but is not installed"
+        echo "$npass passed, $nfail failed"
+        exit 1
+    fi
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/nnrun-cli.XXXXXX") || exit 2
+cleanup() {
+    if [ "${NNRUN_TEST_KEEP:-0}" = 1 ]; then echo "# kept $T" >&2; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# nn ARGS...: runs nnrun with no stdin and a time limit. Sets RC; stdout and
+# stderr are in $T/out and $T/err (also $OUT and $ERR). NN_CWD=dir runs it
+# there. RC 124 means it hung.
+nn() {
+    (cd "${NN_CWD:-.}" && exec timeout --foreground -k 10 "$TMO" "$NNRUN" "$@") </dev/null >"$T/out" 2>"$T/err"
+    RC=$?
+    OUT=$(cat "$T/out")
+    ERR=$(cat "$T/err")
+}
+# rc_text RC: "exit 139 (crashed: signal 11)" etc., for messages.
+rc_text() {
+    case $1 in
+    124) echo "timed out after ${TMO}s" ;;
+    13[0-9] | 1[4-9][0-9]) echo "exit $1 (crashed: signal $(($1 - 128)))" ;;
+    *) echo "exit $1" ;;
+    esac
+}
+# py CODE ARGS...: python3 with CODE; ARGS in sys.argv[1:].
+py() { local c=$1; shift; python3 -c "$c" "$@"; }
+
+# ------------------------------------------------------------ fixtures
+# A small iris model whose data paths are relative to the JSON ($T).
+cp "$ROOT/data/iris.csv" "$ROOT/data/iris_test.csv" "$T/"
+cat >"$T/base.json" <<'EOF'
+{"name": "t", "input": {"shape": [4], "normalize": "auto"},
+ "layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 3}, {"type": "softmax"}],
+ "loss": "cross_entropy",
+ "optimizer": {"type": "adam", "lr": 0.01}, "train": {"epochs": 2, "batch_size": 16, "seed": 1},
+ "data": {"train": {"format": "csv", "path": "iris.csv", "label": "species"},
+          "test": {"format": "csv", "path": "iris_test.csv", "label": "species"}}}
+EOF
+# variant NAME 'PYTHON' [ARGS...]: $T/NAME.json = base.json changed by PYTHON,
+# which sees the model as m, m["layers"] as L, m["data"] as D and ARGS as
+# sys.argv[4:]. Written one key a line, so JSON errors have useful lines.
+variant() {
+    local name=$1 code=$2
+    shift 2
+    py 'import json,sys
+m = json.load(open(sys.argv[1] + "/base.json")); L = m["layers"]; D = m["data"]
+exec(sys.argv[3])
+open(sys.argv[1] + "/" + sys.argv[2] + ".json", "w").write(json.dumps(m, indent=1) + "\n")' "$T" "$name" "$code" "$@"
+}
+# an IDX source for a 28x28 image model: NAME IMAGES LABELS
+idx_variant() {
+    variant "$1" 'm["input"] = {"shape": [1, 28, 28]}
+m["layers"] = [{"type": "flatten"}, {"type": "dense", "units": 10}, {"type": "softmax"}]
+m["data"] = {"train": {"format": "idx", "images": sys.argv[4], "labels": sys.argv[5]}}' "$2" "$3"
+}
+
+# IDX files: a good labels file (10 labels), a truncated raw images file,
+# a gzip file cut short, a gzip file that is not IDX, random bytes.
+py 'import gzip,random,struct,sys
+d = sys.argv[1]; r = random.Random(1)
+hdr = struct.pack(">BBBBIII", 0, 0, 8, 3, 10, 28, 28)
+pix = bytes(r.randrange(256) for _ in range(10 * 784))
+open(d + "/labels.raw", "wb").write(struct.pack(">BBBBI", 0, 0, 8, 1, 10) + bytes(range(10)))
+open(d + "/images.gz", "wb").write(gzip.compress(hdr + pix))
+open(d + "/short.raw", "wb").write(hdr + pix[:100])
+open(d + "/cut.gz", "wb").write(gzip.compress(hdr + pix)[:-3000])
+open(d + "/notidx.gz", "wb").write(gzip.compress(b"this is not an IDX file at all"))
+open(d + "/noise.bin", "wb").write(bytes(r.randrange(256) for _ in range(500)))
+open(d + "/noise.png", "wb").write(bytes(r.randrange(256) for _ in range(300)))
+' "$T"
+# CSV files with problems
+printf 'a,b,y\n1,2,x\n3,oops,y\n' >"$T/nonnum.csv"
+printf 'a,b,y\n1,2,x\n3,4\n' >"$T/ragged.csv"
+: >"$T/empty.csv"
+printf 'a,b,y\n' >"$T/header_only.csv"
+printf '1,2\n3,4\n' >"$T/two_cols.csv"
+two_col='m["input"]["shape"] = [2]; del D["test"]; D["train"] = {"format": "csv", "path": sys.argv[4], "label": "y"}'
+
+# A trained iris model (2 epochs) for the model.bin and infer rows.
+nn train "$T/base.json" --output "$T/good.bin" --quiet
+if [ "$RC" != 0 ]; then
+    fail setup "training the fixture model $T/base.json failed ($(rc_text "$RC"))" "$ERR"
+fi
+py 'import sys
+d = bytearray(open(sys.argv[1] + "/good.bin", "rb").read())
+open(sys.argv[1] + "/trunc.bin", "wb").write(d[:300])
+open(sys.argv[1] + "/short.bin", "wb").write(d[:-10])
+d[len(d) // 2] ^= 0x10
+open(sys.argv[1] + "/flipped.bin", "wb").write(d)' "$T"
+
+# ===================================================== bad inputs (table)
+# bad NAME RC FRAGMENT ARGS...: `nnrun ARGS` must exit with RC and stderr must
+# contain FRAGMENT ("re:..." = an extended regex). When stderr holds an
+# "nnrun: error:" line it must be the only line.
+bad() {
+    local name=$1 want=$2 frag=$3
+    shift 3
+    nn "$@"
+    local ok=1 why=""
+    if [ "$RC" != "$want" ]; then
+        ok=0
+        why="expected exit $want, got $(rc_text "$RC")"
+    fi
+    case $frag in
+    re:*) printf '%s\n' "$ERR" | grep -Eq -- "${frag#re:}" ;;
+    *) printf '%s\n' "$ERR" | grep -Fq -- "$frag" ;;
+    esac || {
+        ok=0
+        why="${why:+$why; }stderr lacks '$frag'"
+    }
+    if printf '%s\n' "$ERR" | grep -q '^nnrun: error:' && [ "$(printf '%s\n' "$ERR" | wc -l)" -ne 1 ]; then
+        ok=0
+        why="${why:+$why; }the error is not a single line"
+    fi
+    if [ $ok = 1 ]; then pass "bad/$name"; else fail "bad/$name" "$why" "command: nnrun $*" "stderr: $ERR"; fi
+}
+
+# --- model JSON
+head -c 100 "$T/base.json" >"$T/trunc.json"
+printf '{"name": "t",\n "layers": [{"type": "dense", "units": 3},],\n "loss": "mse"}\n' >"$T/trailing.json"
+: >"$T/empty.json"
+printf '{"name": "a", "name": "b", "layers": [{"type": "dense", "units": 3}]}\n' >"$T/dupkey.json"
+variant topkey 'm["optimiser"] = m.pop("optimizer")'
+variant layertype 'L[0]["type"] = "dens"'
+variant layertype2 'L[0]["type"] = "convolution"'
+variant layerkey 'L[0] = {"type": "dense", "unit": 8}'
+variant units_str 'L[0]["units"] = "ten"'
+variant units_neg 'L[0]["units"] = -3'
+variant epochs_frac 'm["train"]["epochs"] = 1.5'
+variant nolayers 'del m["layers"]'
+variant emptylayers 'm["layers"] = []'
+variant duplayer 'L[0]["name"] = "hidden"; L[1]["name"] = "hidden"'
+variant badact 'L[0]["activation"] = "relux"'
+variant softmaxact 'L[1]["activation"] = "softmax"; del L[2]'
+variant badloss 'm["loss"] = "cross_entropi"'
+variant badopt 'm["optimizer"]["type"] = "rmsprop"'
+variant nesterov 'm["optimizer"] = {"type": "sgd", "lr": 0.1, "nesterov": True}'
+variant valsplit 'm["train"]["validation_split"] = 1.5'
+variant shape0 'm["input"]["shape"] = [0]'
+variant shapestr 'm["input"]["shape"] = ["4"]'
+variant badnorm 'm["input"]["normalize"] = "zscore"'
+variant laterinput 'L[0]["inputs"] = ["out"]; L[1]["name"] = "out"'
+variant normcount 'm["input"]["normalize"] = {"mean": [5.8, 3.0, 3.8], "std": [0.8, 0.4, 1.8]}'
+variant bce3 'm["loss"] = "binary_cross_entropy"'
+variant ce1 'm["layers"] = [{"type": "dense", "units": 1, "activation": "sigmoid"}]'
+
+#   name                 rc  stderr fragment                                                       command
+bad json_truncated       65 're:trunc\.json:[0-9]+:[0-9]+: malformed JSON'                         train "$T/trunc.json"
+bad json_truncated_eof   65 're:trunc\.json:[0-9]+:[0-9]+: malformed JSON: unexpected end of file' train "$T/trunc.json"
+bad json_trailing_comma  65 're:trailing\.json:2:[0-9]+: malformed JSON'                           train "$T/trailing.json"
+bad json_empty_file      65 'empty.json:1:1: malformed JSON (unexpected end of file)'              train "$T/empty.json"
+bad json_missing_file    66 'nosuch.json: cannot open'                                             train "$T/nosuch.json"
+bad json_duplicate_key   65 "dupkey.json: key 'name' appears twice"                                train "$T/dupkey.json"
+bad top_key_typo         65 "topkey.json: unknown key 'optimiser' (did you mean 'optimizer'?)"     train "$T/topkey.json"
+bad layer_type_typo      65 "layertype.json: layers[0].type: unknown layer type 'dens' (did you mean 'dense'?)" train "$T/layertype.json"
+bad layer_type_unknown   65 "layertype2.json: layers[0].type: unknown layer type 'convolution'" train "$T/layertype2.json"
+bad layer_key_typo       65 "layerkey.json: layers[0]: unknown key 'unit' (did you mean 'units'?)" train "$T/layerkey.json"
+bad units_string         65 'units_str.json: layers[0].units: expected an integer'                 train "$T/units_str.json"
+bad units_negative       65 'units_neg.json: layers[0].units: -3 is out of range'                  train "$T/units_neg.json"
+bad epochs_fraction      65 'epochs_frac.json: train.epochs: expected an integer, got 1.5'         train "$T/epochs_frac.json"
+bad layers_missing       65 'nolayers.json: layers: required key is missing'                       train "$T/nolayers.json"
+bad layers_empty         65 'emptylayers.json: layers: expected a non-empty array'                 train "$T/emptylayers.json"
+bad layer_name_duplicate 65 "duplayer.json: layers[1]: name 'hidden' is already used by layers[0]" train "$T/duplayer.json"
+bad layer_input_later    65 "laterinput.json: layers[0].inputs: 'out' is defined later"           train "$T/laterinput.json"
+bad activation_unknown   65 "badact.json: layers[0].activation: unknown activation 'relux' (did you mean 'relu'?)" train "$T/badact.json"
+bad activation_softmax   65 'softmaxact.json: layers[1].activation: "softmax" is a layer of its own' train "$T/softmaxact.json"
+bad loss_unknown         65 "badloss.json: loss: unknown loss 'cross_entropi' (did you mean 'cross_entropy'?)" train "$T/badloss.json"
+bad optimizer_unknown    65 "badopt.json: optimizer.type: unknown optimizer 'rmsprop' (known: sgd, adam, adamw)" train "$T/badopt.json"
+bad nesterov_no_momentum 65 'nesterov.json: optimizer.nesterov: needs a non-zero "momentum"'       train "$T/nesterov.json"
+bad validation_split     65 'valsplit.json: train.validation_split: 1.5 is out of range'           train "$T/valsplit.json"
+bad input_shape_zero     65 'shape0.json: input.shape[0]: expected a positive integer'             train "$T/shape0.json"
+bad input_shape_string   65 'shapestr.json: input.shape[0]: expected a positive integer'           train "$T/shapestr.json"
+bad normalize_unknown    65 'badnorm.json: input.normalize: expected "auto", "none" or'            train "$T/badnorm.json"
+bad normalize_count      65 'normcount.json: input.normalize'                                      train "$T/normcount.json"
+bad bce_three_outputs    65 're:bce3\.json: layers\[[0-9]\].*binary_cross_entropy needs one output unit' train "$T/bce3.json"
+bad ce_one_output        65 're:ce1\.json: layers\[0\].*the data has 3 classes'                    train "$T/ce1.json"
+bad summary_json_errors  65 "layerkey.json: layers[0]: unknown key 'unit'"                        summary "$T/layerkey.json"
+
+# --- data sources
+variant notrain 'del D["train"]'
+variant badformat 'D["train"]["format"] = "cvs"'
+variant nocsv 'D["train"]["path"] = "no-such-data.csv"'
+variant nocsv_classes 'D["train"]["path"] = "no-such-data.csv"; D["classes"] = ["setosa", "versicolor", "virginica"]'
+variant short_classes 'D["classes"] = ["setosa", "versicolor"]'
+variant nonnum "$two_col" nonnum.csv
+variant ragged "$two_col" ragged.csv
+variant emptycsv "$two_col" empty.csv
+variant headeronly "$two_col" header_only.csv
+variant nolabel 'D["train"]["label"] = "class"'
+variant units4 'L[1]["units"] = 4'
+variant shape5 'm["input"]["shape"] = [5]'
+idx_variant noidx no-such-images.gz labels.raw
+idx_variant shortidx short.raw labels.raw
+idx_variant cutidx cut.gz labels.raw
+idx_variant notidx notidx.gz labels.raw
+idx_variant countidx images.gz "$FASHION/t10k-labels-idx1-ubyte.gz"
+
+bad train_data_missing   65 'notrain.json: data.train: required for training'                      train "$T/notrain.json"
+bad data_format_unknown  65 "badformat.json: data.train.format: unknown format 'cvs' (did you mean 'csv'?)" train "$T/badformat.json"
+bad csv_missing          66 "$T/no-such-data.csv: cannot open"                                     train "$T/nocsv.json"
+bad csv_missing_classes  66 "$T/no-such-data.csv: cannot open"                                     train "$T/nocsv_classes.json"
+bad csv_unknown_class    65 "unknown class 'virginica'"                                            train "$T/short_classes.json"
+bad csv_not_a_number     65 "nonnum.csv:3:2: column 'b': 'oops' is not a number"                  train "$T/nonnum.json"
+bad csv_ragged_row       65 'ragged.csv:3: row has 2 columns, expected 3'                          train "$T/ragged.json"
+bad csv_label_not_found  65 "iris.csv: label column 'class' not found in the header"              train "$T/nolabel.json"
+bad csv_empty            65 'empty.csv: empty file'                                                train "$T/emptycsv.json"
+bad csv_header_only      65 'header_only.csv: no data rows'                                        train "$T/headeronly.json"
+bad output_units_classes 65 're:units4\.json: layers\[[0-9]\].*the data has 3 classes'            train "$T/units4.json"
+bad input_shape_vs_data  65 'shape5.json: input.shape [5] holds 5 values, but data.train has 4 features' train "$T/shape5.json"
+bad idx_missing          66 "$T/no-such-images.gz: cannot open"                                    train "$T/noidx.json"
+bad idx_truncated_raw    65 'short.raw: truncated: expected 7840 bytes of pixel data, got 100'     train "$T/shortidx.json"
+bad idx_truncated_gzip   65 're:cut\.gz: (truncated|corrupt gzip)'                                 train "$T/cutidx.json"
+bad idx_not_idx          65 'notidx.gz: bad magic'                                                 train "$T/notidx.json"
+bad idx_count_mismatch   65 'has 10000 labels but'                                                 train "$T/countidx.json"
+
+# --- model.bin
+bad modelbin_missing     66 "$T/none.bin: cannot open"                                             eval "$T/none.bin"
+bad modelbin_garbage     65 'noise.bin: not an nnrun model file (bad magic)'                       eval "$T/noise.bin"
+bad modelbin_truncated   65 'trunc.bin: truncated'                                                 eval "$T/trunc.bin"
+bad modelbin_short_tail  65 're:short\.bin: (truncated|checksum mismatch)'                         eval "$T/short.bin"
+bad modelbin_flipped     65 'flipped.bin: checksum mismatch'                                       eval "$T/flipped.bin"
+bad modelbin_flipped_infer 65 'flipped.bin: checksum mismatch'                                     infer "$T/flipped.bin" "$T/iris_test.csv"
+bad modelbin_summary     65 'noise.bin: not an nnrun model file'                                   summary "$T/noise.bin"
+# model.bin files rebuilt by hand (docs/FORMATS.md: header, zero padding to 64,
+# tensor data, CRC-32), each with one thing wrong but a valid checksum.
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+d = open(t + "/good.bin", "rb").read()
+H = struct.unpack("<Q", d[16:24])[0]
+D = (24 + H + 63) // 64 * 64
+def hdr(): return json.loads(d[24:24 + H])
+def write(name, h, version=1):
+    j = json.dumps(h, separators=(",", ":")).encode()
+    b = d[:8] + struct.pack("<IIQ", version, 0, len(j)) + j
+    b += bytes(-len(b) % 64) + d[D:-4]
+    open(t + "/" + name + ".bin", "wb").write(b + struct.pack("<I", zlib.crc32(b)))
+write("rebuilt", hdr())
+write("v7", hdr(), 7)
+h = hdr(); h["classes"] = ["a", "b"]; write("classes2", h)
+h = hdr(); h["tensors"][0]["length"] = 5; write("len5", h)
+h = hdr(); h["tensors"][0]["name"] = "zzz"; write("tname", h)
+h = hdr(); h["tensors"][3]["offset"] = 400; write("offset", h)
+h = hdr(); del h["tensors"]; write("notensors", h)
+h = hdr(); h["data_bytes"] = 10 ** 6; write("databytes", h)
+h = hdr(); h["normalize"]["std"][0] = 0; write("std0", h)
+h = hdr(); h["normalize"] = {k: v[:2] for k, v in h["normalize"].items()}; write("norm2", h)
+h = hdr(); h["model"]["layers"][0]["units"] = 9; write("units9", h)
+h = hdr(); h["model"]["layers"][0]["type"] = "dens"; write("layertype", h)' "$T"
+nn infer "$T/rebuilt.bin" "$T/iris_test.csv"
+if [ "$RC" = 0 ] && [ "$(printf '%s\n' "$OUT" | wc -l)" = 45 ]; then pass bad/modelbin_rebuilt_loads; else fail bad/modelbin_rebuilt_loads "a model.bin rebuilt per docs/FORMATS.md does not load ($(rc_text "$RC"))" "stderr: $ERR"; fi
+bad modelbin_version_7   65 'v7.bin: format version 7 is newer than this nnrun supports (1)'      infer "$T/v7.bin" "$T/iris_test.csv"
+bad modelbin_classes     65 'classes2.bin: 2 class names stored for a model with 3 outputs'       infer "$T/classes2.bin" "$T/iris_test.csv"
+bad modelbin_length      65 'len5.bin: header tensors[0].length: 5 does not match'                infer "$T/len5.bin" "$T/iris_test.csv"
+bad modelbin_tensor_name 65 "tname.bin: tensor 'dense_1.weight' is missing"                       infer "$T/tname.bin" "$T/iris_test.csv"
+bad modelbin_offset      65 'offset.bin: header tensors[3]: bytes 400..412 lie beyond'            infer "$T/offset.bin" "$T/iris_test.csv"
+bad modelbin_no_tensors  65 'notensors.bin: header: required key "tensors" is missing'            eval "$T/notensors.bin"
+bad modelbin_data_bytes  65 'databytes.bin: header data_bytes'                                   eval "$T/databytes.bin"
+bad modelbin_std_zero    65 'std0.bin: header normalize.std[0]'                                  eval "$T/std0.bin"
+bad modelbin_norm_count  65 're:norm2\.bin: .*normali[sz]'                                        eval "$T/norm2.bin"
+bad modelbin_shape       65 "units9.bin: tensor 'dense_1.weight' has 32 values, but the model needs shape [4, 9]" eval "$T/units9.bin"
+bad modelbin_model_json  65 "layertype.bin: layers[0].type: unknown layer type 'dens'"             summary "$T/layertype.bin"
+
+# --- infer and eval inputs (idx.bin: a 28x28 image model trained on 10 images)
+idx_variant idxgood images.gz labels.raw
+nn train "$T/idxgood.json" --output "$T/idx.bin" --epochs 1 --quiet
+[ "$RC" = 0 ] || fail setup "training $T/idxgood.json failed ($(rc_text "$RC"))" "$ERR"
+mkdir -p "$T/emptydir"
+bad infer_garbage_png    65 'noise.png: cannot decode image'                                       infer "$T/idx.bin" "$T/noise.png"
+bad infer_missing_image  66 "$T/missing.png: cannot open"                                          infer "$T/idx.bin" "$T/missing.png"
+bad infer_image_csv_model 2 'noise.png: this model takes 4 features per sample, not images'        infer "$T/good.bin" "$T/noise.png"
+bad infer_missing_csv    66 "$T/missing.csv: cannot open"                                          infer "$T/good.bin" "$T/missing.csv"
+bad infer_empty_folder   66 'no image files'                                                       infer "$T/idx.bin" "$T/emptydir"
+bad infer_csv_not_number 65 "nonnum.csv:2:3: column 'y': 'x' is not a number"                  infer "$T/good.bin" "$T/nonnum.csv"
+bad infer_csv_wrong_width 65 "two_cols.csv: 2 features per sample, but the model's input shape [4] needs 4" infer "$T/good.bin" "$T/two_cols.csv"
+bad eval_data_no_label   65 "two_cols.csv: label column 'species' is given by name but the file has no header row" eval "$T/good.bin" --data "$T/two_cols.csv"
+bad infer_no_inputs       2 'expected MODEL.bin and at least one input'                            infer "$T/good.bin"
+bad infer_top_zero        2 "option '--top': expected an integer"                                  infer "$T/good.bin" "$T/iris_test.csv" --top 0
+bad eval_min_accuracy_2   2 "option '--min-accuracy': expected a number from 0 to 1, got '2'"      eval "$T/good.bin" --min-accuracy 2
+bad eval_data_missing    66 "$T/missing.csv: cannot open"                                          eval "$T/good.bin" --data "$T/missing.csv"
+bad eval_no_test_data     2 'the model has no data.test; give --data FILE'                        eval "$T/idx.bin"
+
+# --- command line
+bad option_typo           2 "unknown option '--epoch' (did you mean '--epochs'?)"                  train "$T/base.json" --epoch 3
+bad option_needs_value    2 "option '--epochs' needs a value"                                      train "$T/base.json" --epochs
+bad option_bad_number     2 "option '--lr': expected a number"                                     train "$T/base.json" --lr 0
+bad command_typo          2 "unknown command 'trian' (did you mean 'train'?)"                     trian
+bad command_unknown       2 "unknown command 'frobnicate'"                                         frobnicate
+bad no_arguments          2 'usage: nnrun COMMAND'
+bad train_two_models      2 'expected one MODEL.json'                                              train "$T/base.json" "$T/base.json"
+bad device_index         69 '--device 99: no such device'                                          train "$T/base.json" --device 99 --output "$T/dev.bin"
+bad device_name          69 "--device 'nosuchdevice': no matching OpenCL device"                   train "$T/base.json" --device nosuchdevice --output "$T/dev.bin"
+bad device_eval          69 "--device 'nosuchdevice': no matching OpenCL device"                   eval "$T/good.bin" --device nosuchdevice
+NNRUN_DEVICE=nosuchdevice bad device_env 69 "NNRUN_DEVICE 'nosuchdevice'"                           eval "$T/good.bin"
+
+# --- output files
+mkdir -p "$T/outdir"
+bad output_missing_dir   74 "$T/no/such/dir/m.bin"                                                 train "$T/base.json" --output "$T/no/such/dir/m.bin" --quiet
+bad output_is_folder     74 "$T/outdir"                                                            train "$T/base.json" --output "$T/outdir" --quiet
+bad log_missing_dir      74 "$T/no/such/dir/log.csv"                                               train "$T/base.json" --log "$T/no/such/dir/log.csv" --output "$T/log.bin"
+
+# train --output DIR/missing: the path cannot work, so it should fail before
+# spending the training time (as --log does), not after the last epoch.
+nn train "$T/base.json" --output "$T/no/such/dir/m.bin" --json
+if [ "$RC" = 74 ] && ! grep -q '"event":"epoch"' "$T/out"; then
+    pass bad/output_missing_dir_fails_early
+else
+    fail bad/output_missing_dir_fails_early "nnrun trained $(grep -c '"event":"epoch"' "$T/out") epoch(s) before failing with $(rc_text "$RC") on an --output in a missing folder" "stderr: $ERR"
+fi
+
+# A failed run must not replace an existing model (bad data, divergence)
+cp "$T/good.bin" "$T/keep.bin"
+keep_check() { # NAME RC
+    if [ "$RC" = "$2" ] && cmp -s "$T/good.bin" "$T/keep.bin"; then
+        pass "bad/$1"
+    else
+        fail "bad/$1" "expected exit $2 and $T/keep.bin unchanged; got $(rc_text "$RC"), file $(cmp -s "$T/good.bin" "$T/keep.bin" && echo unchanged || echo CHANGED)" "stderr: $ERR"
+        cp "$T/good.bin" "$T/keep.bin"
+    fi
+}
+nn train "$T/nonnum.json" --output "$T/keep.bin"
+keep_check keep_model_on_bad_data 65
+py 'import random,sys
+r = random.Random(0)
+with open(sys.argv[1] + "/huge.csv", "w") as f:
+    f.write("a,b,y\n")
+    for i in range(64):
+        f.write("%g,%g,%g\n" % (r.uniform(-1, 1) * 1e18, r.uniform(-1, 1) * 1e18, r.uniform(-1, 1) * 1e18))' "$T"
+variant diverge 'm["loss"] = "mse"; m["optimizer"] = {"type": "sgd", "lr": 10}; m["input"] = {"shape": [2]}
+m["layers"] = [{"type": "dense", "units": 1}]; m["data"] = {"train": {"format": "csv", "path": "huge.csv", "label": "y"}}'
+nn train "$T/diverge.json" --output "$T/keep.bin" --epochs 3
+keep_check keep_model_on_divergence 75
+if printf '%s\n' "$ERR" | grep -q 'training diverged in epoch'; then pass bad/diverged_message; else fail bad/diverged_message "stderr lacks 'training diverged in epoch'" "stderr: $ERR"; fi
+left=$(find "$T" -maxdepth 1 -name '.*.tmp.*')
+if [ -z "$left" ]; then pass bad/no_temp_files_left; else fail bad/no_temp_files_left "temporary files left behind" "$left"; fi
+
+# ============================================================ functional
+# check NAME CONDITION-COMMAND... : PASS when the command succeeds; else FAIL
+# with $WHY and $DETAIL (both reset). Conditions are often `eval '...'` so that
+# they are read at check time (shellcheck's SC2016 notes are intended).
+check() {
+    local name=$1
+    shift
+    if "$@"; then pass "$name"; else fail "$name" "${WHY:-check failed}" "${DETAIL:-}"; fi
+    WHY=""
+    DETAIL=""
+}
+# ok NAME ARGS...: nnrun ARGS must exit 0.
+ok() {
+    local name=$1
+    shift
+    nn "$@"
+    if [ "$RC" = 0 ]; then pass "$name"; else fail "$name" "nnrun $* gave $(rc_text "$RC")" "stderr: $ERR"; fi
+    [ "$RC" = 0 ]
+}
+# jsonl FILE: every line is a JSON object.
+jsonl() { py 'import json,sys
+n = 0
+for l in open(sys.argv[1]):
+    assert isinstance(json.loads(l), dict); n += 1
+assert n > 0' "$1" 2>/dev/null; }
+
+# --- version, help
+nn --version
+WHY="got $(rc_text "$RC"): $OUT"
+check version test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep -E '^nnrun [0-9]+\.[0-9]+')"
+nn --help
+check help test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep 'usage: nnrun COMMAND')"
+# every command listed by --help (at least the five documented ones)
+cmds=$(printf '%s\n' "$OUT" | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p' | tr '\n' ' ')
+WHY="nnrun --help lists '$cmds'"
+missing=""
+for c in train eval infer devices summary; do
+    case " $cmds " in *" $c "*) ;; *) missing="$missing $c" ;; esac
+done
+check help/lists_commands test -z "$missing" -a -n "$cmds"
+for c in $cmds; do
+    nn "$c" --help
+    WHY="exit $RC, stdout: $(printf '%s' "$OUT" | head -n 1)"
+    check "help/$c" test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep "^usage: nnrun $c ")"
+done
+
+# --- devices
+nn devices
+WHY="exit $RC; expected one line starting with '* '"
+DETAIL="$OUT$ERR"
+check devices test "$RC" = 0 -a "$(printf '%s\n' "$OUT" | grep -c '^\* ')" = 1
+nn devices --json
+cp "$T/out" "$T/devices.jsonl"
+WHY="exit $RC, or lines that are not JSON, or not exactly one default device"
+DETAIL="$OUT"
+check devices/json eval '[ "$RC" = 0 ] && jsonl "$T/devices.jsonl" && py "import json,sys; d=[json.loads(l) for l in open(sys.argv[1])]; assert sum(x[\"default\"] is True for x in d) == 1 and all(\"name\" in x and \"index\" in x for x in d)" "$T/devices.jsonl"'
+
+# --- summary
+nn summary "$ROOT/models/fashion_mlp.json"
+WHY="exit $RC; expected 'parameters 535818' and a row per layer"
+DETAIL="$OUT$ERR"
+check summary/fashion eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "parameters 535818" &&
+    printf "%s\n" "$OUT" | grep -Eq "^#.*name.*type.*output.*params" &&
+    [ "$(printf "%s\n" "$OUT" | grep -Ec "^[0-9]+ +(flatten|dense|softmax)")" = 5 ] &&
+    printf "%s\n" "$OUT" | grep -Eq "^1 +dense_1 +dense\+relu .*\[512\] +401920"'
+nn summary "$ROOT/models/fashion_mlp.json" --json
+WHY="exit $RC; expected JSON with parameters 535818 and 5 layers"
+DETAIL="$OUT$ERR"
+check summary/fashion_json eval '[ "$RC" = 0 ] && py "import json,sys; d=json.loads(sys.argv[1]); assert d[\"parameters\"] == 535818 and len(d[\"layers\"]) == 5" "$OUT"'
+
+# --- iris: train (from another folder: data paths are relative to the JSON)
+IRIS=$T/iris.bin
+NN_CWD=$T nn train "$ROOT/models/iris_mlp.json" --output "$IRIS" --json --log "$T/iris_log.csv"
+cp "$T/out" "$T/iris_train.jsonl"
+WHY="exit $RC"
+DETAIL="$ERR"
+check iris/train test "$RC" = 0 -a -s "$IRIS"
+WHY="the --json lines do not all parse"
+DETAIL="$(head -n 3 "$T/iris_train.jsonl")"
+check iris/train_json jsonl "$T/iris_train.jsonl"
+WHY="expected events start, epoch 1..100 in order, test, saved"
+check iris/train_events py 'import json,sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+kinds = [e["event"] for e in ev]
+assert kinds[0] == "start" and kinds[-2:] == ["test", "saved"], kinds
+ep = [e for e in ev if e["event"] == "epoch"]
+assert [e["epoch"] for e in ep] == list(range(1, 101)), len(ep)
+assert all(e["epochs"] == 100 and e["loss"] >= 0 and 0 <= e["accuracy"] <= 1 for e in ep)
+assert ev[-1]["path"] == sys.argv[2]' "$T/iris_train.jsonl" "$IRIS"
+acc=$(py 'import json,sys
+print([json.loads(l) for l in open(sys.argv[1])][-2].get("accuracy", -1))' "$T/iris_train.jsonl" 2>/dev/null)
+WHY="test accuracy ${acc:-?} < 0.95"
+check iris/test_accuracy py 'import sys; assert float(sys.argv[1]) >= 0.95' "${acc:--1}"
+WHY="--log: expected a header line and 100 rows of 7 numbers"
+DETAIL="$(head -n 3 "$T/iris_log.csv" 2>&1)"
+check iris/log_csv py 'import csv,sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert rows[0][:3] == ["epoch", "loss", "accuracy"], rows[0]
+assert len(rows) == 101 and all(len(r) == len(rows[0]) for r in rows)
+assert [int(r[0]) for r in rows[1:]] == list(range(1, 101))
+[float(x) for r in rows[1:] for x in r]' "$T/iris_log.csv"
+
+# --- iris: eval
+nn eval "$IRIS"
+WHY="exit $RC, stdout: $OUT"
+check iris/eval eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -Eq "^accuracy (0\.9[5-9]|1\.0)[0-9]* .*samples 45"'
+ok iris/eval_gate_pass eval "$IRIS" --min-accuracy 0.9
+nn eval "$IRIS" --min-accuracy 0.999
+WHY="expected exit 1 and 'below --min-accuracy', got $(rc_text "$RC"): $ERR"
+check iris/eval_gate_fail eval '[ "$RC" = 1 ] && printf "%s\n" "$ERR" | grep -q "below --min-accuracy 0.999"'
+nn eval "$IRIS" --json --data "$ROOT/data/iris.csv"
+WHY="exit $RC; expected one JSON object with samples 105 and passed true"
+DETAIL="$OUT$ERR"
+check iris/eval_json_data eval '[ "$RC" = 0 ] && py "import json,sys; d=json.loads(sys.argv[1]); assert d[\"samples\"] == 105 and d[\"passed\"] is True and d[\"accuracy\"] > 0.9" "$OUT"'
+
+# --- iris: infer
+nn infer "$IRIS" data/iris_test.csv
+cp "$T/out" "$T/iris_infer.txt"
+WHY="exit $RC; expected 45 lines 'data/iris_test.csv:N  CLASS P'"
+DETAIL="$(head -n 3 "$T/iris_infer.txt")$ERR"
+check iris/infer eval '[ "$RC" = 0 ] && [ "$(wc -l <"$T/iris_infer.txt")" = 45 ] &&
+    [ "$(grep -Ec "^data/iris_test\.csv:[0-9]+  (setosa|versicolor|virginica) [01]\.[0-9]+$" "$T/iris_infer.txt")" = 45 ]'
+WHY="infer's predictions agree with the labels in fewer than 95% of the rows"
+check iris/infer_matches_labels py 'import csv,sys
+truth = [r["species"] for r in csv.DictReader(open(sys.argv[1]))]
+pred = [l.split()[1] for l in open(sys.argv[2])]
+assert len(pred) == len(truth)
+assert sum(a == b for a, b in zip(truth, pred)) >= 0.95 * len(truth)' data/iris_test.csv "$T/iris_infer.txt"
+nn infer "$IRIS" data/iris_test.csv --json --top 2
+cp "$T/out" "$T/iris_top2.jsonl"
+WHY="exit $RC; expected 45 JSON lines, rows 1..45, 2 predictions each, most likely first"
+DETAIL="$(head -n 2 "$T/iris_top2.jsonl")$ERR"
+check iris/infer_json_top2 eval '[ "$RC" = 0 ] && py "import json,sys
+d = [json.loads(l) for l in open(sys.argv[1])]
+assert [x[\"row\"] for x in d] == list(range(1, 46))
+for x in d:
+    p = x[\"predictions\"]
+    assert len(p) == 2 and p[0][\"probability\"] >= p[1][\"probability\"] and p[0][\"label\"] != p[1][\"label\"]
+    assert p[0][\"probability\"] + p[1][\"probability\"] <= 1.0001" "$T/iris_top2.jsonl"'
+# rows without the label column
+cut -d, -f1-4 data/iris_test.csv >"$T/features_only.csv"
+nn infer "$IRIS" "$T/features_only.csv"
+WHY="exit $RC; expected 45 lines for a CSV without the label column"
+DETAIL="$OUT$ERR"
+check iris/infer_features_only test "$RC" = 0 -a "$(printf '%s\n' "$OUT" | grep -c 'features_only.csv:')" = 45
+nn summary "$IRIS"
+WHY="exit $RC; summary of a model.bin should show 131 parameters"
+DETAIL="$OUT$ERR"
+check iris/summary_bin eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "parameters 131 "'
+
+# --- determinism: same seed, same bytes; another seed, other bytes
+nn train models/iris_mlp.json --epochs 20 --seed 7 --output "$T/det1.bin" --quiet
+r1=$RC
+nn train models/iris_mlp.json --epochs 20 --seed 7 --output "$T/det2.bin" --quiet
+r2=$RC
+nn train models/iris_mlp.json --epochs 20 --seed 8 --output "$T/det3.bin" --quiet
+r3=$RC
+WHY="exits $r1/$r2, or two trainings with --seed 7 wrote different model.bin files"
+check determinism/same_seed eval '[ "$r1$r2" = 00 ] && cmp -s "$T/det1.bin" "$T/det2.bin"'
+WHY="exit $r3, or --seed 8 wrote the same model.bin as --seed 7"
+check determinism/other_seed eval '[ "$r3" = 0 ] && ! cmp -s "$T/det1.bin" "$T/det3.bin"'
+
+# --- command-line forms: --opt=value, "--" before a file named like an option, -h
+ok args/opt_equals_value eval "$IRIS" --min-accuracy=0.9 --batch-size=16
+cp data/iris_test.csv "$T/-dash.csv"
+NN_CWD=$T nn infer "$IRIS" -- -dash.csv iris_test.csv
+WHY="exit $RC; expected 90 lines for two CSV files, the first named '-dash.csv'"
+DETAIL="$(printf '%s\n' "$OUT" | head -n 2)$ERR"
+check args/double_dash eval '[ "$RC" = 0 ] && [ "$(printf "%s\n" "$OUT" | grep -c "^-dash.csv:")" = 45 ] && [ "$(printf "%s\n" "$OUT" | grep -c "^iris_test.csv:")" = 45 ]'
+nn train -h
+WHY="exit $RC: $OUT"
+check args/short_help test "$RC" = 0 -a -n "$(printf '%s' "$OUT" | grep '^usage: nnrun train ')"
+bad option_flag_value     2 "option '--quiet' takes no value"                                      eval "$IRIS" --quiet=1
+
+# --- batching must not change results
+nn infer "$IRIS" data/iris_test.csv --batch-size 1
+o1=$OUT r1=$RC
+nn infer "$IRIS" data/iris_test.csv --batch-size 7
+WHY="infer --batch-size 1 / 7 (exits $r1/$RC) differ from the default batch size"
+check batching/infer eval '[ "$r1$RC" = 00 ] && [ "$o1" = "$(cat "$T/iris_infer.txt")" ] && [ "$OUT" = "$o1" ]'
+nn eval "$IRIS" --batch-size 1
+o1=$OUT r1=$RC
+nn eval "$IRIS" --batch-size 7
+WHY="eval --batch-size 1 / 7 disagree: '$o1' vs '$OUT'"
+check batching/eval eval '[ "$r1$RC" = 00 ] && [ "$o1" = "$OUT" ] && [ -n "$OUT" ]'
+nn train "$T/base.json" --output "$T/b1000.bin" --batch-size 1000 --quiet
+WHY="--batch-size larger than the data set: $(rc_text "$RC")"
+DETAIL="$ERR"
+check batching/larger_than_data test "$RC" = 0 -a -s "$T/b1000.bin"
+
+# --- training options
+variant valsplit2 'm["train"]["validation_split"] = 0.2; m["train"]["epochs"] = 3'
+nn train "$T/valsplit2.json" --output "$T/valsplit2.bin" --json
+WHY="exit $RC; expected 84 train / 21 validation samples and val_loss/val_accuracy per epoch"
+DETAIL="$OUT$ERR"
+check train/validation_split eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | py "import json,sys
+ev = [json.loads(l) for l in sys.stdin]
+assert ev[0][\"train_samples\"] == 84 and ev[0][\"validation_samples\"] == 21
+ep = [e for e in ev if e[\"event\"] == \"epoch\"]
+assert len(ep) == 3 and all(0 <= e[\"val_accuracy\"] <= 1 and e[\"val_loss\"] >= 0 for e in ep)"'
+nn train "$T/base.json" --output "$T/quiet.bin" --quiet
+WHY="--quiet: exit $RC, stdout '$OUT', stderr '$ERR'"
+check train/quiet test "$RC" = 0 -a -z "$OUT" -a -z "$ERR" -a -s "$T/quiet.bin"
+variant dropout 'L.insert(1, {"type": "dropout", "rate": 0.3}); m["train"]["epochs"] = 30'
+nn train "$T/dropout.json" --output "$T/drop1.bin" --quiet
+r1=$RC
+nn train "$T/dropout.json" --output "$T/drop2.bin" --quiet
+WHY="exits $r1/$RC, or a model with dropout trained twice with one seed gave different files"
+check determinism/dropout eval '[ "$r1$RC" = 00 ] && cmp -s "$T/drop1.bin" "$T/drop2.bin"'
+for o in 'sgd_nesterov|{"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": true}' \
+    'adamw|{"type": "adamw", "lr": 0.01, "weight_decay": 0.01}' \
+    'given_normalize|{"type": "adam", "lr": 0.01}'; do
+    n=${o%%|*}
+    variant "opt_$n" 'm["optimizer"] = json.loads(sys.argv[4]); m["train"]["epochs"] = 40
+if sys.argv[2] == "opt_given_normalize":
+    m["input"]["normalize"] = {"mean": [5.8, 3.0, 3.8, 1.2], "std": [0.8, 0.4, 1.8, 0.8]}' "${o#*|}"
+    nn train "$T/opt_$n.json" --output "$T/opt_$n.bin" --json
+    a=$(printf '%s\n' "$OUT" | py 'import json,sys
+print([json.loads(l) for l in sys.stdin if "\"test\"" in l][0]["accuracy"])' 2>/dev/null)
+    WHY="exit $RC, test accuracy ${a:-none} (want >= 0.9)"
+    DETAIL="$ERR"
+    check "train/$n" eval '[ "$RC" = 0 ] && py "import sys; assert float(sys.argv[1]) >= 0.9" "${a:--1}"'
+done
+# paths with spaces; data paths relative to a JSON in a subfolder
+mkdir -p "$T/with space/sub"
+cp "$T/iris.csv" "$T/iris_test.csv" "$T/with space/"
+variant spaced 'D["train"]["path"] = "../iris.csv"; D["test"]["path"] = "../iris_test.csv"'
+mv "$T/spaced.json" "$T/with space/sub/m o.json"
+nn train "$T/with space/sub/m o.json" --output "$T/with space/o u t.bin" --quiet
+r1=$RC
+nn infer "$T/with space/o u t.bin" "$T/with space/iris_test.csv" --json
+WHY="exits $r1/$RC with spaces in the paths"
+DETAIL="$ERR"
+check train/paths_with_spaces eval '[ "$r1$RC" = 00 ] && [ "$(printf "%s\n" "$OUT" | grep -c "\"input\":\"$T/with space/iris_test.csv\"")" = 45 ]'
+
+# --- CSV variants: integer labels, label by column index, headerless, quirks
+py 'import csv,sys
+d = sys.argv[1]
+names = ["setosa", "versicolor", "virginica"]
+for part in ("iris", "iris_test"):
+    rows = list(csv.reader(open(d + "/" + part + ".csv")))[1:]
+    with open(d + "/" + part + "_int.csv", "w") as f:
+        f.write("sl,sw,pl,pw,cls\n")
+        for r in rows: f.write(",".join(r[:4] + [str(names.index(r[4]))]) + "\n")
+    with open(d + "/" + part + "_first.csv", "w") as f:   # label first, no header
+        for r in rows: f.write(",".join([r[4]] + r[:4]) + "\n")
+    with open(d + "/" + part + "_nohdr.csv", "w") as f:
+        for r in rows: f.write(",".join(r) + "\n")
+    # BOM, CRLF, quoted fields, spaces, blank lines
+    with open(d + "/" + part + "_quirks.csv", "w", newline="") as f:
+        f.write("\ufeff\"sepal length\", sepal_width ,petal_length,petal_width,\"species\"\r\n")
+        for i, r in enumerate(rows):
+            f.write(" %s ,\"%s\",%s,%s,\"%s\"\r\n" % tuple(r))
+            if i % 10 == 0: f.write("\r\n")' "$T"
+csv_variant() { # NAME TRAIN TEST LABEL-JSON [HEADER-JSON]
+    variant "$1" 'for k, p in (("train", sys.argv[4]), ("test", sys.argv[5])):
+    D[k] = {"format": "csv", "path": p, "label": json.loads(sys.argv[6])}
+    if len(sys.argv) > 7 and sys.argv[7]: D[k]["header"] = json.loads(sys.argv[7])
+m["train"]["epochs"] = 60' "$2" "$3" "$4" "${5:-}"
+}
+csv_train() { # NAME: trains $T/NAME.json, test accuracy >= 0.85
+    nn train "$T/$1.json" --output "$T/$1.bin" --json
+    local a
+    a=$(printf '%s\n' "$OUT" | py 'import json,sys
+print([json.loads(l) for l in sys.stdin if "\"test\"" in l][0]["accuracy"])' 2>/dev/null)
+    WHY="exit $RC, test accuracy ${a:-none} (want >= 0.85)"
+    DETAIL="$ERR"
+    check "csv/$1" eval '[ "$RC" = 0 ] && py "import sys; assert float(sys.argv[1]) >= 0.85" "${a:--1}"'
+}
+csv_variant int_labels iris_int.csv iris_test_int.csv '"cls"'
+csv_train int_labels
+csv_variant label_index iris.csv iris_test.csv 4
+csv_train label_index
+csv_variant label_first_no_header iris_first.csv iris_test_first.csv 0
+csv_train label_first_no_header
+csv_variant no_header iris_nohdr.csv iris_test_nohdr.csv 4 false
+csv_train no_header
+csv_variant quirks iris_quirks.csv iris_test_quirks.csv '"species"'
+csv_train quirks
+variant named_classes 'D["classes"] = ["setosa", "versicolor", "virginica"]; m["train"]["epochs"] = 60'
+csv_train named_classes
+nn infer "$T/int_labels.bin" "$T/iris_test_int.csv"
+WHY="exit $RC; integer labels should be class names '0', '1', '2'"
+DETAIL="$OUT$ERR"
+check csv/int_labels_infer eval '[ "$RC" = 0 ] && [ "$(printf "%s\n" "$OUT" | grep -Ec "csv:[0-9]+  [012] ")" = 45 ]'
+
+# --- binary classification: two string classes, one sigmoid unit
+py 'import random,sys
+r = random.Random(7)
+for name, n in (("bin_train", 200), ("bin_test", 100)):
+    with open(sys.argv[1] + "/" + name + ".csv", "w") as f:
+        f.write("x1,x2,animal\n")
+        k = 0
+        while k < n:
+            a, b = r.uniform(-1, 1), r.uniform(-1, 1)
+            if abs(a + b) < 0.2: continue
+            f.write("%.4f,%.4f,%s\n" % (a, b, "cat" if a + b > 0 else "dog")); k += 1
+for name, n in (("reg_train", 300), ("reg_test", 100)):
+    with open(sys.argv[1] + "/" + name + ".csv", "w") as f:
+        f.write("x1,x2,y\n")
+        for i in range(n):
+            a, b = r.uniform(-1, 1), r.uniform(-1, 1)
+            f.write("%.4f,%.4f,%.4f\n" % (a, b, 2 * a - b + r.gauss(0, 0.02)))' "$T"
+cat >"$T/binary.json" <<'EOF'
+{"name": "binary", "layers": [{"type": "dense", "units": 1, "activation": "sigmoid"}],
+ "loss": "binary_cross_entropy", "optimizer": {"type": "adam", "lr": 0.05},
+ "train": {"epochs": 30, "batch_size": 16, "seed": 3},
+ "data": {"train": {"format": "csv", "path": "bin_train.csv", "label": "animal"},
+          "test": {"format": "csv", "path": "bin_test.csv", "label": "animal"}}}
+EOF
+nn train "$T/binary.json" --output "$T/binary.bin" --json
+a=$(printf '%s\n' "$OUT" | py 'import json,sys
+print([json.loads(l) for l in sys.stdin if "\"test\"" in l][0]["accuracy"])' 2>/dev/null)
+WHY="exit $RC, test accuracy ${a:-none} (want >= 0.9)"
+DETAIL="$ERR"
+check binary/train eval '[ "$RC" = 0 ] && py "import sys; assert float(sys.argv[1]) >= 0.9" "${a:--1}"'
+nn infer "$T/binary.bin" "$T/bin_test.csv" --json --top 2
+WHY="exit $RC; expected 100 rows, labels cat/dog, probabilities summing to 1"
+DETAIL="$(printf '%s\n' "$OUT" | head -n 2)$ERR"
+check binary/infer eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | py "import json,sys
+d = [json.loads(l) for l in sys.stdin]
+assert len(d) == 100
+for x in d:
+    p = x[\"predictions\"]
+    assert sorted(q[\"label\"] for q in p) == [\"cat\", \"dog\"]
+    assert abs(p[0][\"probability\"] + p[1][\"probability\"] - 1) < 1e-3"'
+
+# --- regression: y = 2*x1 - x2 + noise
+cat >"$T/regress.json" <<'EOF'
+{"name": "regress", "layers": [{"type": "dense", "units": 1}], "loss": "mse",
+ "optimizer": {"type": "adam", "lr": 0.05}, "train": {"epochs": 40, "batch_size": 16, "seed": 3},
+ "data": {"train": {"format": "csv", "path": "reg_train.csv", "label": "y"},
+          "test": {"format": "csv", "path": "reg_test.csv", "label": "y"}}}
+EOF
+nn train "$T/regress.json" --output "$T/regress.bin" --json
+a=$(printf '%s\n' "$OUT" | py 'import json,sys
+print([json.loads(l) for l in sys.stdin if "\"test\"" in l][0]["mae"])' 2>/dev/null)
+WHY="exit $RC, test mae ${a:-none} (want < 0.2)"
+DETAIL="$ERR"
+check regression/train eval '[ "$RC" = 0 ] && py "import sys; assert float(sys.argv[1]) < 0.2" "${a:-99}"'
+nn infer "$T/regress.bin" "$T/reg_test.csv"
+WHY="exit $RC; expected 100 lines 'reg_test.csv:N  NUMBER' close to 2*x1 - x2"
+DETAIL="$(printf '%s\n' "$OUT" | head -n 2)$ERR"
+printf '%s\n' "$OUT" >"$T/reg_infer.txt"
+check regression/infer eval '[ "$RC" = 0 ] && py "import csv,sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+out = [l.split() for l in open(sys.argv[2]) if l.strip()]
+assert len(out) == len(rows) == 100
+for r, o in zip(rows, out):
+    assert len(o) == 2 and o[0].endswith(\":%d\" % (rows.index(r) + 1))
+    assert abs(float(o[1]) - float(r[\"y\"])) < 0.5" "$T/reg_test.csv" "$T/reg_infer.txt"'
+nn eval "$T/regress.bin" --max-loss 0.1
+WHY="exit $RC: $OUT$ERR"
+check regression/eval eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "^mae 0\.[01]"'
+bad regression_min_accuracy 2 'needs a classifier'                                                 eval "$T/regress.bin" --min-accuracy 0.5
+# two targets at once
+py 'import random,sys
+r = random.Random(1)
+with open(sys.argv[1] + "/two_targets.csv", "w") as f:
+    f.write("a,b,sum,diff\n")
+    for i in range(200):
+        a, b = r.uniform(-1, 1), r.uniform(-1, 1)
+        f.write("%.4f,%.4f,%.4f,%.4f\n" % (a, b, a + b, a - b))' "$T"
+variant two_targets 'm["loss"] = "mse"; m["input"] = {"shape": [2]}; m["layers"] = [{"type": "dense", "units": 2}]
+m["data"] = {"train": {"format": "csv", "path": "two_targets.csv", "label": ["sum", "diff"]}}
+m["train"]["epochs"] = 40; m["optimizer"]["lr"] = 0.05'
+nn train "$T/two_targets.json" --output "$T/two_targets.bin" --quiet
+r1=$RC
+nn infer "$T/two_targets.bin" "$T/two_targets.csv"
+WHY="exits $r1/$RC; expected 200 lines with two numbers each, close to a+b and a-b"
+DETAIL="$(printf '%s\n' "$OUT" | head -n 2)$ERR"
+printf '%s\n' "$OUT" >"$T/two_targets.txt"
+check regression/two_targets eval '[ "$r1$RC" = 00 ] && py "import csv,sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+out = [l.split() for l in open(sys.argv[2]) if l.strip()]
+assert len(out) == 200 and all(len(o) == 3 for o in out)
+assert all(abs(float(o[1]) - float(r[\"sum\"])) < 0.2 and abs(float(o[2]) - float(r[\"diff\"])) < 0.2 for r, o in zip(rows, out))" "$T/two_targets.csv" "$T/two_targets.txt"'
+variant three_units 'm["loss"] = "mse"; m["input"] = {"shape": [2]}; m["layers"] = [{"type": "dense", "units": 3}]
+m["data"] = {"train": {"format": "csv", "path": "two_targets.csv", "label": ["sum", "diff"]}}'
+bad regression_units_mismatch 65 're:three_units\.json: layers\[0\].*output shape is \[3\] but the data has 2 target' train "$T/three_units.json"
+
+# --- Fashion-MNIST subset and images
+if [ -r "$FASHION/train-images-idx3-ubyte.gz" ] && [ -r "$FASHION/t10k-labels-idx1-ubyte.gz" ]; then
+    py 'import json,sys
+m = json.load(open(sys.argv[1]))
+m["data"]["train"]["limit"] = 3000
+m["data"]["test"]["limit"] = 1000
+m["output"] = sys.argv[2] + "/fashion.bin"
+json.dump(m, open(sys.argv[2] + "/fashion.json", "w"), indent=1)' models/fashion_mlp.json "$T"
+    nn train "$T/fashion.json" --epochs 2 --json
+    cp "$T/out" "$T/fashion_train.jsonl"
+    a=$(py 'import json,sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+assert ev[0]["train_samples"] + ev[0]["validation_samples"] == 3000
+t = [e for e in ev if e["event"] == "test"][0]
+assert t["samples"] == 1000
+print(t["accuracy"])' "$T/fashion_train.jsonl" 2>/dev/null)
+    WHY="exit $RC, test accuracy ${a:-none} (want >= 0.70 on 1000 test images, 3000 train, 2 epochs)"
+    DETAIL="$ERR"
+    check fashion/train_subset eval '[ "$RC" = 0 ] && py "import sys; assert float(sys.argv[1]) >= 0.70" "${a:--1}"'
+    FB=$T/fashion.bin
+    # shellcheck disable=SC2034 # used in the eval'd conditions below
+    CLASSES='T-shirt/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot'
+
+    # Images written by hand: PNG (zlib), PPM, PGM, BMP; 20 Fashion-MNIST test
+    # images as PNG files with their labels in labels.txt.
+    mkdir -p "$T/img" "$T/real"
+    py 'import gzip,struct,sys,zlib
+d, fm = sys.argv[1], sys.argv[2]
+def png(path, w, h, ch, rows):
+    def chunk(t, b): return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+    raw = b"".join(b"\0" + bytes(r) for r in rows)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, {1: 0, 3: 2}[ch], 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+def rgb(w, h):
+    return [[v for x in range(w) for v in ((x * 6) % 256, (y * 8) % 256, 128)] for y in range(h)]
+grey = [[(x * 9 + y * 3) % 256 for x in range(28)] for y in range(28)]
+png(d + "/img/grey28.png", 28, 28, 1, grey)
+png(d + "/img/rgb40x30.png", 40, 30, 3, rgb(40, 30))
+open(d + "/img/rgb40x30.ppm", "wb").write(b"P6\n40 30\n255\n" + bytes(v for r in rgb(40, 30) for v in r))
+open(d + "/img/grey28.pgm", "wb").write(b"P5\n28 28\n255\n" + bytes(v for r in grey for v in r))
+# 24-bit BMP: bottom-up BGR rows padded to 4 bytes
+w, h = 40, 30
+rows = rgb(w, h)
+pad = (4 - (w * 3) % 4) % 4
+px = b"".join(bytes(v for x in range(w) for v in rows[y][3 * x:3 * x + 3][::-1]) + b"\0" * pad for y in reversed(range(h)))
+open(d + "/img/rgb40x30.bmp", "wb").write(b"BM" + struct.pack("<IHHI", 54 + len(px), 0, 0, 54)
+    + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(px), 2835, 2835, 0, 0) + px)
+open(d + "/img/notes.txt.skip", "w").write("not an image\n")
+# real test images
+imgs = gzip.open(fm + "/t10k-images-idx3-ubyte.gz").read()[16:16 + 20 * 784]
+labs = gzip.open(fm + "/t10k-labels-idx1-ubyte.gz").read()[8:8 + 20]
+for i in range(20):
+    png(d + "/real/t%02d.png" % i, 28, 28, 1, [imgs[i * 784 + y * 28:i * 784 + y * 28 + 28] for y in range(28)])
+open(d + "/real/labels.txt", "w").write("".join("%d\n" % b for b in labs))' "$T" "$FASHION"
+
+    nn infer "$FB" "$T/img/grey28.png" "$T/img/rgb40x30.ppm" "$T/img/grey28.pgm" "$T/img/rgb40x30.bmp" "$T/img/rgb40x30.png"
+    WHY="exit $RC; expected 5 lines 'PATH  CLASS P' in argument order"
+    DETAIL="$OUT$ERR"
+    check images/formats eval '[ "$RC" = 0 ] && [ "$(printf "%s\n" "$OUT" | wc -l)" = 5 ] &&
+        [ "$(printf "%s\n" "$OUT" | grep -Ec "^$T/img/[a-z0-9]+\.(png|ppm|pgm|bmp)  ($CLASSES) [01]\.[0-9]+$")" = 5 ] &&
+        [ "$(printf "%s\n" "$OUT" | sed "s/  .*//" | tr "\n" " ")" = "$T/img/grey28.png $T/img/rgb40x30.ppm $T/img/grey28.pgm $T/img/rgb40x30.bmp $T/img/rgb40x30.png " ]'
+    nn infer "$FB" "$T/img"
+    WHY="exit $RC; expected one line per image file in the folder (5), sorted"
+    DETAIL="$OUT$ERR"
+    check images/folder eval '[ "$RC" = 0 ] && [ "$(printf "%s\n" "$OUT" | wc -l)" = 5 ] &&
+        [ "$(printf "%s\n" "$OUT" | grep -Ec "^$T/img/.*  ($CLASSES) ")" = 5 ] &&
+        [ "$(printf "%s\n" "$OUT" | sed "s/  .*//" | sort | tr "\n" " ")" = "$(printf "%s\n" "$OUT" | sed "s/  .*//" | tr "\n" " ")" ]'
+    cp "$T/img/grey28.png" "$T/q\"uote\\.png"
+    nn infer "$FB" "$T/q\"uote\\.png" --json --top 3
+    WHY="exit $RC; expected one JSON object with 3 predictions (file name with a quote and a backslash)"
+    DETAIL="$OUT$ERR"
+    check images/json eval '[ "$RC" = 0 ] && py "import json,sys
+d = json.loads(sys.argv[1]); p = d[\"predictions\"]
+assert d[\"input\"] == sys.argv[2] and len(p) == 3 and 0 <= p[0][\"index\"] < 10" "$OUT" "$T/q\"uote\\.png"'
+    # real test images: the PNG path must agree with the IDX path
+    nn infer "$FB" "$T/real" --json
+    printf '%s\n' "$OUT" >"$T/real.jsonl"
+    WHY="exit $RC, or fewer than 12 of 20 Fashion-MNIST test images (as PNG) classified correctly"
+    DETAIL="$(head -n 2 "$T/real.jsonl")$ERR"
+    check images/fashion_png_accuracy eval '[ "$RC" = 0 ] && py "import json,sys
+d = [json.loads(l) for l in open(sys.argv[1])]
+labs = [int(x) for x in open(sys.argv[2])]
+assert len(d) == 20
+assert sum(x[\"predictions\"][0][\"index\"] == y for x, y in zip(d, labs)) >= 12" "$T/real.jsonl" "$T/real/labels.txt"'
+    # the same images through eval --data/--labels (IDX) give the same accuracy ballpark
+    py 'import gzip,sys
+fm, d = sys.argv[1], sys.argv[2]
+i = gzip.open(fm + "/t10k-images-idx3-ubyte.gz").read()
+l = gzip.open(fm + "/t10k-labels-idx1-ubyte.gz").read()
+open(d + "/t20-images.raw", "wb").write(i[:4] + (20).to_bytes(4, "big") + i[8:16 + 20 * 784])
+open(d + "/t20-labels.raw", "wb").write(l[:4] + (20).to_bytes(4, "big") + l[8:8 + 20])' "$FASHION" "$T"
+    nn eval "$FB" --data "$T/t20-images.raw" --labels "$T/t20-labels.raw" --json
+    WHY="exit $RC; eval --data/--labels on 20 raw IDX test images"
+    DETAIL="$OUT$ERR"
+    check fashion/eval_idx_data eval '[ "$RC" = 0 ] && py "import json,sys; d=json.loads(sys.argv[1]); assert d[\"samples\"] == 20 and d[\"accuracy\"] >= 0.6" "$OUT"'
+    bad infer_csv_into_image_model 65 "features_only.csv: 4 features per sample, but the model's input shape [1, 28, 28] needs 784" infer "$FB" "$T/features_only.csv"
+else
+    fail fashion/dataset "Fashion-MNIST is not in $FASHION (Debian package dataset-fashion-mnist; 'make deps')"
+fi
+
+echo "$npass passed, $nfail failed"
+[ "$nfail" = 0 ]
