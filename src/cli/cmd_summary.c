@@ -65,11 +65,13 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
         goto out;
     /* memory: params + grads + optimiser state, activations + their grads, input */
     double nstates = s.opt.type == NN_OPT_SGD ? (s.opt.momentum != 0 ? 1 : 0) : 2;
-    double act = 0;
-    for (int i = 0; i < net.nl; i++)
+    double act = 0, scratch = 0;
+    for (int i = 0; i < net.nl; i++) {
         if (!net.L[i].type->alias)
             act += (double)nn_shape_size(&net.L[i].out_shape);
-    double mem = 4.0 * ((double)net.nparams * (2 + nstates) + (double)net.nstate + (double)B * (2 * act + (double)net.in_dim));
+        scratch += (double)net.L[i].scratch;
+    }
+    double mem = 4.0 * ((double)net.nparams * (2 + nstates) + (double)net.nstate + (double)B * (2 * act + scratch + (double)net.in_dim));
     int json = nn_arg(opts, "json")->set;
     char b1[64], b2[32];
     if (json) {
@@ -78,7 +80,7 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
         printf(",\"input\":\"%s\",\"layers\":[", nn_shape_str(&net.in_shape, b1, sizeof b1));
     } else {
         printf("model %s  input %s\n", s.name, nn_shape_str(&net.in_shape, b1, sizeof b1));
-        printf("%-3s %-16s %-10s %-18s %-16s %10s %10s\n", "#", "name", "type", "inputs", "output", "params", "FLOPs");
+        printf("%-3s %-16s %-16s %-18s %-16s %10s %10s\n", "#", "name", "type", "inputs", "output", "params", "FLOPs");
     }
     for (int i = 0; i < net.nl; i++) {
         nn_layer *L = &net.L[i];
@@ -97,10 +99,15 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
             nn_json_str(stdout, ins);
             printf(",\"output\":\"%s\",\"params\":%zu,\"flops\":%.0f}", b1, np, L->flops);
         } else {
-            char t[32];
-            snprintf(t, sizeof t, "%s%s%s", L->type->name, L->act ? "+" : "", L->act ? nn_act_name(L->act) : "");
+            /* a fused activation ("activation" key) is shown as type+act */
+            int fused = 0;
+            for (const char *const *k = L->type->keys; k && *k; k++)
+                fused |= !strcmp(*k, "activation");
+            char t[40];
+            snprintf(t, sizeof t, "%s%s%s", L->type->name, fused && L->act ? "+" : "",
+                     fused && L->act ? nn_act_name(L->act) : "");
             human(L->flops, b2, sizeof b2);
-            printf("%-3d %-16s %-10s %-18s %-16s %10zu %10s\n", i, L->name, t, ins, b1, np, b2);
+            printf("%-3d %-16s %-16s %-18s %-16s %10zu %10s\n", i, L->name, t, ins, b1, np, b2);
         }
     }
     if (json) {

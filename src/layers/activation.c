@@ -1,6 +1,10 @@
-/* activation.c - the standalone activation layers relu, sigmoid, tanh.
- * Three registry entries share this file: they differ only in the
- * activation code passed to the shared kernels (cl/activation.cl). */
+/* activation.c - the standalone activation layers relu, sigmoid, tanh,
+ * leaky_relu, elu, gelu. The registry entries share this file: they differ
+ * only in the activation code (and alpha) passed to the shared kernels
+ * (cl/activation.cl). leaky_relu and elu take "alpha"; gelu (exact erf form)
+ * gets its gradient from its input x, not from its output. */
+#include <stdlib.h>
+
 #include "layer.h"
 
 static int shape(nn_layer *L, const char *path, nn_err *e)
@@ -36,3 +40,63 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
 ACT_PARSE(relu, NN_ACT_RELU)
 ACT_PARSE(sigmoid, NN_ACT_SIGMOID)
 ACT_PARSE(tanh, NN_ACT_TANH)
+
+/* leaky_relu, elu, gelu: L->p holds alpha (NULL for gelu). */
+static float alpha_of(const nn_layer *L) { return L->p ? *(const float *)L->p : 0.0f; }
+
+static int forward_alpha(nn_layer *L, const nn_run *r, nn_err *e)
+{
+    size_t n = (size_t)r->n * nn_shape_size(&L->out_shape);
+    return nn_launch(r->dev, "act_forward_alpha", n, 0, e, 5, KMEM(L->x[0]), KMEM(L->y), KINT(n), KINT(L->act),
+                     KFLT(alpha_of(L)));
+}
+
+static int backward_alpha(nn_layer *L, const nn_run *r, nn_err *e)
+{
+    if (!L->dx[0])
+        return 0;
+    size_t n = (size_t)r->n * nn_shape_size(&L->out_shape);
+    if (L->act == NN_ACT_GELU)
+        return nn_launch(r->dev, "gelu_backward_acc", n, 0, e, 4, KMEM(L->x[0]), KMEM(L->dy), KMEM(L->dx[0]),
+                         KINT(n));
+    return nn_launch(r->dev, "act_backward_alpha_acc", n, 0, e, 6, KMEM(L->y), KMEM(L->dy), KMEM(L->dx[0]), KINT(n),
+                     KINT(L->act), KFLT(alpha_of(L)));
+}
+
+static const char *const alpha_keys[] = {"alpha", NULL};
+
+/* alpha >= 0: the gradients are computed from the output's sign. */
+#define ACT_PARSE_ALPHA(nm, code, dflt)                                              \
+    static int parse_##nm(nn_layer *L, const cJSON *j, const char *path, nn_err *e) \
+    {                                                                                \
+        double a;                                                                    \
+        L->act = code;                                                               \
+        int rc = nn_layer_get_num(j, "alpha", path, 0.0, 100.0, dflt, &a, e);        \
+        if (rc)                                                                      \
+            return rc;                                                               \
+        float *p = malloc(sizeof *p);                                                \
+        if (!p)                                                                      \
+            return nn_fail(e, NN_ESOFTWARE, "out of memory");                        \
+        *p = (float)a;                                                               \
+        L->p = p;                                                                    \
+        return 0;                                                                    \
+    }                                                                                \
+    const nn_layer_type nn_layer_##nm = {                                            \
+        .name = #nm, .keys = alpha_keys, .min_inputs = 1, .max_inputs = 1,           \
+        .parse = parse_##nm, .shape = shape, .forward = forward_alpha,               \
+        .backward = backward_alpha,                                                  \
+    };
+
+ACT_PARSE_ALPHA(leaky_relu, NN_ACT_LEAKY_RELU, 0.01)
+ACT_PARSE_ALPHA(elu, NN_ACT_ELU, 1.0)
+
+static int parse_gelu(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
+{
+    L->act = NN_ACT_GELU;
+    return 0;
+}
+
+const nn_layer_type nn_layer_gelu = {
+    .name = "gelu", .min_inputs = 1, .max_inputs = 1, .parse = parse_gelu,
+    .shape = shape, .forward = forward_alpha, .backward = backward_alpha,
+};

@@ -40,7 +40,7 @@ const char *nn_shape_str(const nn_shape *s, char *buf, size_t n)
     return buf;
 }
 
-static const char *const act_names[] = {"none", "relu", "sigmoid", "tanh"};
+static const char *const act_names[] = {"none", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu"};
 
 int nn_act_parse(const char *s)
 {
@@ -52,7 +52,10 @@ int nn_act_parse(const char *s)
     return -1;
 }
 
-const char *nn_act_name(int act) { return act >= 0 && act < 4 ? act_names[act] : "?"; }
+const char *nn_act_name(int act)
+{
+    return act >= 0 && act < (int)(sizeof act_names / sizeof *act_names) ? act_names[act] : "?";
+}
 
 int nn_layer_get_num(const cJSON *j, const char *key, const char *path, double min, double max,
                      double dflt, double *out, nn_err *e)
@@ -113,15 +116,24 @@ int nn_layer_get_act(const cJSON *j, const char *key, const char *path, int *out
         return nn_fail(e, NN_EDATA, "%s.%s: expected a string such as \"relu\"", path, key);
     int a = nn_act_parse(v->valuestring);
     if (a < 0) {
-        static const char *const known[] = {"relu", "sigmoid", "tanh", "linear", "none", "softmax"};
-        const char *s = nn_suggest(v->valuestring, known, 6);
+        static const char *const known[] = {"relu", "sigmoid", "tanh", "leaky_relu", "elu",
+                                            "gelu", "linear", "none", "softmax"};
+        const char *s = nn_suggest(v->valuestring, known, sizeof known / sizeof *known);
         if (!strcmp(v->valuestring, "softmax"))
             return nn_fail(e, NN_EDATA,
                            "%s.%s: \"softmax\" is a layer of its own here: add {\"type\": \"softmax\"} after this one",
                            path, key);
-        return nn_fail(e, NN_EDATA, "%s.%s: unknown activation '%s'%s%s%s (known: relu, sigmoid, tanh, linear)",
+        return nn_fail(e, NN_EDATA,
+                       "%s.%s: unknown activation '%s'%s%s%s (known: relu, sigmoid, tanh, leaky_relu, elu, linear)",
                        path, key, v->valuestring, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
     }
+    /* Fused activations get their derivative from the layer's OUTPUT; GELU's
+     * derivative needs the pre-activation, which dense/conv do not keep. */
+    if (a == NN_ACT_GELU)
+        return nn_fail(e, NN_EDATA,
+                       "%s.%s: \"gelu\" cannot be fused into this layer (its gradient needs the pre-activation): "
+                       "use a separate {\"type\": \"gelu\"} layer after this one",
+                       path, key);
     *out = a;
     return 0;
 }

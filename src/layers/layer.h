@@ -42,8 +42,11 @@ typedef enum {
     NN_ACT_RELU = 1,
     NN_ACT_SIGMOID = 2,
     NN_ACT_TANH = 3,
+    NN_ACT_LEAKY_RELU = 4,  /* fused: alpha 0.01; the standalone layer takes "alpha" */
+    NN_ACT_ELU = 5,         /* fused: alpha 1.0; the standalone layer takes "alpha" */
+    NN_ACT_GELU = 6,        /* exact erf form; standalone layer only (needs its input for the gradient) */
 } nn_act;
-/* Parses "relu" | "sigmoid" | "tanh" | "linear" | "none"; -1 if unknown. */
+/* Parses "relu" | "sigmoid" | "tanh" | "leaky_relu" | "elu" | "gelu" | "linear" | "none"; -1 if unknown. */
 int nn_act_parse(const char *s);
 const char *nn_act_name(int act);
 

@@ -8,4 +8,14 @@
     X(tanh)              \
     X(softmax)           \
     X(flatten)           \
-    X(dropout)
+    X(conv2d)            \
+    X(maxpool)           \
+    X(avgpool)           \
+    X(global_avgpool)    \
+    X(dropout)           \
+    X(leaky_relu)        \
+    X(elu)               \
+    X(gelu)              \
+    X(batchnorm)         \
+    X(add)               \
+    X(concat)

@@ -1,0 +1,121 @@
+/* batchnorm.cl - batch normalisation over the channel axis (axis 0 of the
+ * per-sample shape). A batch is [n, C, HW] row-major (HW = 1 for [F] inputs);
+ * channel c holds m = n * HW values. The reductions run one work-group per
+ * channel (local size a power of two = get_local_size(0), `red` that many
+ * floats); stats = [mean[C] | inv_std[C]] saved by the training forward for
+ * the backward. */
+
+/* Tree sum of red[0..ls) into red[0]; every work item sees the result. */
+inline float bn_reduce(__local float *red, float v)
+{
+    int l = get_local_id(0), ls = get_local_size(0);
+    red[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ls / 2; s > 0; s >>= 1) {
+        if (l < s)
+            red[l] += red[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float r = red[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+/* Training: batch mean and biased variance (two passes), y = gamma x_hat + beta,
+ * stats saved, running stats updated with momentum and the unbiased variance
+ * (left unchanged when m == 1, where it is undefined). */
+__kernel void bn_forward_train(__global const float *x, __global float *y, __global const float *gamma,
+                               __global const float *beta, __global float *rmean, __global float *rvar,
+                               __global float *stats, int n, int C, int HW, float eps, float momentum,
+                               __local float *red)
+{
+    int c = get_group_id(0), l = get_local_id(0), ls = get_local_size(0);
+    int m = n * HW;
+    float s = 0.0f;
+    for (int j = l; j < m; j += ls) {
+        int b = j / HW, k = j - b * HW;
+        s += x[(b * C + c) * HW + k];
+    }
+    float mean = bn_reduce(red, s) / (float)m;
+    float q = 0.0f;
+    for (int j = l; j < m; j += ls) {
+        int b = j / HW, k = j - b * HW;
+        float d = x[(b * C + c) * HW + k] - mean;
+        q += d * d;
+    }
+    float ss = bn_reduce(red, q);
+    float var = ss / (float)m;
+    float inv = rsqrt(var + eps);
+    float g = gamma[c] * inv, bb = beta[c];
+    for (int j = l; j < m; j += ls) {
+        int b = j / HW, k = j - b * HW;
+        int i = (b * C + c) * HW + k;
+        y[i] = (x[i] - mean) * g + bb;
+    }
+    if (l == 0) {
+        stats[c] = mean;
+        stats[C + c] = inv;
+        rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean;
+        if (m > 1)
+            rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (ss / (float)(m - 1));
+    }
+}
+
+/* Inference: y = gamma (x - running_mean) / sqrt(running_var + eps) + beta, elementwise. */
+__kernel void bn_forward_eval(__global const float *x, __global float *y, __global const float *gamma,
+                              __global const float *beta, __global const float *rmean, __global const float *rvar,
+                              int total, int C, int HW, float eps)
+{
+    int i = get_global_id(0);
+    if (i >= total)
+        return;
+    int c = (i / HW) % C;
+    y[i] = (x[i] - rmean[c]) * (gamma[c] * rsqrt(rvar[c] + eps)) + beta[c];
+}
+
+/* Backward, one work-group per channel. x_hat = (x - mean) inv_std;
+ * dbeta = sum dy, dgamma = sum dy x_hat (overwritten). With has_dx:
+ *   train (batch statistics from `stats`):
+ *     dx += gamma inv_std / m * (m dy - dbeta - x_hat dgamma)
+ *   eval (running statistics, constants): dx += gamma inv_std dy. */
+__kernel void bn_backward(__global const float *x, __global const float *dy, __global float *dx, int has_dx,
+                          __global const float *gamma, __global const float *stats, __global const float *rmean,
+                          __global const float *rvar, __global float *dgamma, __global float *dbeta, int n, int C,
+                          int HW, float eps, int train, __local float *red)
+{
+    int c = get_group_id(0), l = get_local_id(0), ls = get_local_size(0);
+    int m = n * HW;
+    float mean = train ? stats[c] : rmean[c];
+    float inv = train ? stats[C + c] : rsqrt(rvar[c] + eps);
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int j = l; j < m; j += ls) {
+        int b = j / HW, k = j - b * HW;
+        int i = (b * C + c) * HW + k;
+        float d = dy[i];
+        s1 += d;
+        s2 += d * (x[i] - mean) * inv;
+    }
+    float sdy = bn_reduce(red, s1);
+    float sdyx = bn_reduce(red, s2);
+    if (l == 0) {
+        dbeta[c] = sdy;
+        dgamma[c] = sdyx;
+    }
+    if (!has_dx)
+        return;
+    float g = gamma[c] * inv;
+    if (train) {
+        float a = sdy / (float)m, bq = sdyx / (float)m;
+        for (int j = l; j < m; j += ls) {
+            int b = j / HW, k = j - b * HW;
+            int i = (b * C + c) * HW + k;
+            dx[i] += g * (dy[i] - a - (x[i] - mean) * inv * bq);
+        }
+    } else {
+        for (int j = l; j < m; j += ls) {
+            int b = j / HW, k = j - b * HW;
+            int i = (b * C + c) * HW + k;
+            dx[i] += g * dy[i];
+        }
+    }
+}

@@ -1,0 +1,301 @@
+/* conv2d.c - 2-D convolution over [C, H, W] samples (NCHW activations),
+ * with stride, padding ("same" / "valid" / explicit), dilation, groups and a
+ * fused bias + activation. The weight is [filters, C/groups, kh, kw] (the
+ * PyTorch layout), the bias [filters].
+ *
+ * Forward, a constant number of launches whatever the batch:
+ *   1. conv_im2col:   col[C*kh*kw, n*OH*OW] from x[n, C, H, W] (all samples);
+ *                     group g owns rows [g*Ckk_g, (g+1)*Ckk_g), Ckk_g = C/groups*kh*kw;
+ *   2. GEMM:          tmp[F, n*OHW] = W[F, Ckk_g] . col (one GEMM when groups = 1,
+ *                     one strided-batched GEMM over the groups otherwise);
+ *   3. conv_bias_act: y[n, F, OHW] = act(tmp[F, n, OHW] + b) (bias, activation, permute).
+ * Backward:
+ *   1. conv_grad_permute: tmp[F, n*OHW] = dy * act'(y) (dy is left alone);
+ *   2. conv_bias_grad:    db[f] = sum of tmp row f;
+ *   3. GEMM:              dW_g = tmp_g . col_g^T (col still holds the forward's im2col);
+ *   4. GEMM:              dcol_g = W_g^T . tmp_g, written over col (no longer needed);
+ *   5. conv_col2im:       dx += col2im(dcol); one work item per dx row gathers every
+ *                         kernel offset's contribution (it owns the row: no atomics).
+ * Steps 4-5 are skipped when dx is NULL (the first layer). The element kernels
+ * loop over a row per work item: on CPUs (PoCL) that is several times faster
+ * than one work item per element; the GEMMs dominate either way.
+ *
+ * Scratch per sample (L->work): C*kh*kw*OH*OW (col) + F*OH*OW (tmp); the
+ * col of the forward must survive until the backward (L->work is per layer).
+ *
+ * Padding "same": output ceil(in / stride); the total padding
+ * max((out-1)*stride + (k-1)*dilation + 1 - in, 0) is split as TensorFlow and
+ * PyTorch do: total/2 before (top/left), the rest (the odd one) after
+ * (bottom/right). Stride 1 with an odd kernel is therefore symmetric
+ * (k-1)/2*dilation. Explicit padding is symmetric. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../blas.h"
+#include "layer.h"
+
+typedef struct conv2d {
+    int filters, groups, use_bias, init;
+    int k[2], s[2], dil[2];
+    int pad_mode;        /* 0: explicit pad[], 1: "same" */
+    int pad[2];          /* explicit (symmetric) padding */
+    /* from shape() */
+    int C, H, W, OH, OW;
+    int pb[2];           /* padding before (top, left) actually used */
+    int pt[2];           /* total padding (before + after) */
+} conv2d;
+
+static const char *const keys[] = {"filters", "kernel",  "stride",     "padding", "dilation",
+                                   "groups",  "use_bias", "activation", "init",    NULL};
+
+/* An int or a [a, b] pair of ints in [min, max]. */
+static int get_pair(const cJSON *j, const char *key, const char *path, int min, int max, int dflt, int out[2],
+                    nn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v) {
+        if (dflt == INT32_MIN)
+            return nn_fail(e, NN_EDATA, "%s.%s: required key is missing", path, key);
+        out[0] = out[1] = dflt;
+        return 0;
+    }
+    if (cJSON_IsNumber(v)) {
+        int r = nn_layer_get_int(j, key, path, min, max, dflt, &out[0], e);
+        out[1] = out[0];
+        return r;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
+        return nn_fail(e, NN_EDATA, "%s.%s: expected an integer or a pair [height, width] of integers", path, key);
+    int i = 0;
+    for (const cJSON *it = v->child; it; it = it->next, i++) {
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
+            return nn_fail(e, NN_EDATA, "%s.%s[%d]: expected an integer", path, key, i);
+        if (it->valuedouble < min || it->valuedouble > max)
+            return nn_fail(e, NN_EDATA, "%s.%s[%d]: %g is out of range [%d, %d]", path, key, i, it->valuedouble,
+                           min, max);
+        out[i] = (int)it->valuedouble;
+    }
+    return 0;
+}
+
+static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
+{
+    conv2d *p = calloc(1, sizeof *p);
+    if (!p)
+        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+    L->p = p;
+    int r = nn_layer_get_int(j, "filters", path, 1, 1 << 16, INT32_MIN, &p->filters, e);
+    if (!r)
+        r = get_pair(j, "kernel", path, 1, 1 << 12, INT32_MIN, p->k, e);
+    if (!r)
+        r = get_pair(j, "stride", path, 1, 1 << 12, 1, p->s, e);
+    if (!r)
+        r = get_pair(j, "dilation", path, 1, 1 << 12, 1, p->dil, e);
+    if (!r)
+        r = nn_layer_get_int(j, "groups", path, 1, 1 << 16, 1, &p->groups, e);
+    if (!r)
+        r = nn_layer_get_bool(j, "use_bias", path, 1, &p->use_bias, e);
+    if (!r)
+        r = nn_layer_get_act(j, "activation", path, &L->act, e);
+    if (r)
+        return r;
+    const cJSON *pd = cJSON_GetObjectItemCaseSensitive(j, "padding");
+    if (pd && cJSON_IsString(pd)) {
+        if (!strcmp(pd->valuestring, "same"))
+            p->pad_mode = 1;
+        else if (!strcmp(pd->valuestring, "valid"))
+            p->pad[0] = p->pad[1] = 0;
+        else
+            return nn_fail(e, NN_EDATA, "%s.padding: expected \"same\", \"valid\", an integer or a pair; got \"%s\"",
+                           path, pd->valuestring);
+    } else if ((r = get_pair(j, "padding", path, 0, 1 << 12, 0, p->pad, e))) {
+        return r;
+    }
+    if (p->filters % p->groups)
+        return nn_fail(e, NN_EDATA, "%s.groups: %d filters cannot be split into %d groups (filters must be a multiple "
+                       "of groups)", path, p->filters, p->groups);
+    p->init = -1;
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(j, "init");
+    if (in) {
+        if (cJSON_IsString(in) && !strcmp(in->valuestring, "he"))
+            p->init = NN_INIT_HE;
+        else if (cJSON_IsString(in) && !strcmp(in->valuestring, "glorot"))
+            p->init = NN_INIT_GLOROT;
+        else
+            return nn_fail(e, NN_EDATA, "%s.init: expected \"he\" or \"glorot\"", path);
+    }
+    return 0;
+}
+
+static int shape(nn_layer *L, const char *path, nn_err *e)
+{
+    conv2d *p = L->p;
+    const nn_shape *s = &L->in_shape[0];
+    char b[64];
+    if (s->nd != 3)
+        return nn_fail(e, NN_EDATA,
+                       "%s: conv2d needs a [channels, height, width] input; got %s%s", path,
+                       nn_shape_str(s, b, sizeof b),
+                       s->nd < 3 ? " (give the input a shape such as [1, 28, 28] and flatten after the convolutions, "
+                                   "not before them)"
+                                 : "");
+    p->C = s->d[0];
+    p->H = s->d[1];
+    p->W = s->d[2];
+    if (p->C % p->groups)
+        return nn_fail(e, NN_EDATA, "%s.groups: the input's %d channels cannot be split into %d groups (input %s; "
+                       "channels must be a multiple of groups)", path, p->C, p->groups, nn_shape_str(s, b, sizeof b));
+    int in[2] = {p->H, p->W}, out[2], ek[2];
+    for (int a = 0; a < 2; a++) {
+        ek[a] = (p->k[a] - 1) * p->dil[a] + 1; /* effective (dilated) extent */
+        if (p->pad_mode == 1) {
+            out[a] = (in[a] + p->s[a] - 1) / p->s[a];
+            int tot = (out[a] - 1) * p->s[a] + ek[a] - in[a];
+            if (tot < 0)
+                tot = 0;
+            p->pt[a] = tot;
+            p->pb[a] = tot / 2;
+        } else {
+            p->pt[a] = 2 * p->pad[a];
+            p->pb[a] = p->pad[a];
+            if (ek[a] > in[a] + p->pt[a]) {
+                char dl[64] = "";
+                if (p->dil[0] > 1 || p->dil[1] > 1)
+                    snprintf(dl, sizeof dl, " (dilated to %dx%d)", (p->k[0] - 1) * p->dil[0] + 1,
+                             (p->k[1] - 1) * p->dil[1] + 1);
+                char pp[48];
+                if (p->pad[0] == p->pad[1])
+                    snprintf(pp, sizeof pp, "%d", p->pad[0]);
+                else
+                    snprintf(pp, sizeof pp, "[%d, %d]", p->pad[0], p->pad[1]);
+                return nn_fail(e, NN_EDATA, "%s.kernel: %dx%d kernel%s does not fit the %dx%d input (with padding %s)",
+                               path, p->k[0], p->k[1], dl, p->H, p->W, pp);
+            }
+            out[a] = (in[a] + p->pt[a] - ek[a]) / p->s[a] + 1;
+        }
+    }
+    p->OH = out[0];
+    p->OW = out[1];
+    int F = p->filters, Cg = p->C / p->groups, kk = p->k[0] * p->k[1];
+    L->out_shape.nd = 3;
+    L->out_shape.d[0] = F;
+    L->out_shape.d[1] = p->OH;
+    L->out_shape.d[2] = p->OW;
+    int init = p->init >= 0 ? p->init : (L->act == NN_ACT_RELU ? NN_INIT_HE : NN_INIT_GLOROT);
+    int fan_in = Cg * kk, fan_out = F / p->groups * kk;
+    int wd[4] = {F, Cg, p->k[0], p->k[1]};
+    nn_layer_add_param(L, "weight", 4, wd, (nn_init)init, fan_in, fan_out);
+    if (p->use_bias)
+        nn_layer_add_param(L, "bias", 1, &F, NN_INIT_ZERO, fan_in, fan_out);
+    size_t ohw = (size_t)p->OH * p->OW;
+    L->flops = 2.0 * (double)ohw * F * Cg * kk;
+    L->scratch = (size_t)p->C * kk * ohw + (size_t)F * ohw;
+    if (L->scratch > (size_t)INT_MAX / 4)
+        return nn_fail(e, NN_EDATA, "%s: the im2col buffer of this convolution (%zu floats per sample) is too large",
+                       path, L->scratch);
+    return 0;
+}
+
+/* Checks that every index of the kernels fits in an int for this batch. */
+static int check_batch(const nn_layer *L, const nn_run *r, nn_err *e)
+{
+    const conv2d *p = L->p;
+    size_t ohw = (size_t)p->OH * p->OW, n = (size_t)r->n;
+    size_t big = ((size_t)p->C * p->k[0] * p->k[1] + (size_t)p->filters) * ohw * n; /* col + tmp */
+    size_t y = (size_t)p->filters * ohw * n, x = (size_t)p->C * p->H * p->W * n;
+    if (big > INT_MAX || y > INT_MAX || x > INT_MAX)
+        return nn_fail(e, NN_EDATA, "%s: a batch of %d is too large for this convolution's im2col buffer (%zu "
+                       "floats); use a smaller batch size", L->path, r->n, big);
+    return 0;
+}
+
+/* tmp[F, n*OHW] = W . col, per group. */
+static int gemm_forward(nn_layer *L, nn_dev *d, size_t N, cl_mem col, cl_mem tmp, size_t tmp_off, nn_err *e)
+{
+    conv2d *p = L->p;
+    size_t G = (size_t)p->groups, Fg = (size_t)p->filters / G, Kg = (size_t)p->C / G * p->k[0] * p->k[1];
+    cl_mem w = L->param[0].w;
+    if (G == 1)
+        return nn_gemm(d, 0, 0, Fg, N, Kg, 1.0f, w, 0, Kg, col, 0, N, 0.0f, tmp, tmp_off, N, e);
+    return nn_gemm_strided(d, 0, 0, Fg, N, Kg, 1.0f, w, 0, Kg, Fg * Kg, col, 0, N, Kg * N, 0.0f, tmp, tmp_off, N,
+                           Fg * N, G, e);
+}
+
+static int forward(nn_layer *L, const nn_run *r, nn_err *e)
+{
+    conv2d *p = L->p;
+    int rc = check_batch(L, r, e);
+    if (rc)
+        return rc;
+    int n = r->n, ohw = p->OH * p->OW, Ckk = p->C * p->k[0] * p->k[1];
+    size_t N = (size_t)n * ohw, tmp_off = (size_t)Ckk * N;
+    rc = nn_launch2(r->dev, "conv_im2col", (size_t)n * p->OH, (size_t)Ckk, 0, 0, e, 17, KMEM(L->x[0]), KMEM(L->work),
+                    KINT(n), KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
+                    KINT(p->s[1]), KINT(p->pb[0]), KINT(p->pb[1]), KINT(p->dil[0]), KINT(p->dil[1]), KINT(p->OH),
+                    KINT(p->OW), KINT(Ckk));
+    if (!rc)
+        rc = gemm_forward(L, r->dev, N, L->work, L->work, tmp_off, e);
+    if (!rc)
+        rc = nn_launch(r->dev, "conv_bias_act", (size_t)n * p->filters, 0, e, 9, KMEM(L->work), KINT(tmp_off),
+                       KMEM(p->use_bias ? L->param[1].w : L->param[0].w), KMEM(L->y), KINT(n), KINT(p->filters),
+                       KINT(ohw), KINT(p->use_bias), KINT(L->act));
+    return rc;
+}
+
+static int backward(nn_layer *L, const nn_run *r, nn_err *e)
+{
+    conv2d *p = L->p;
+    int rc = check_batch(L, r, e);
+    if (rc)
+        return rc;
+    nn_dev *d = r->dev;
+    int n = r->n, ohw = p->OH * p->OW, F = p->filters;
+    size_t G = (size_t)p->groups, Fg = (size_t)F / G, Kg = (size_t)p->C / G * p->k[0] * p->k[1], K = Kg * G;
+    size_t N = (size_t)n * ohw, T = K * N; /* tmp offset in work */
+    cl_mem w = L->param[0].w, dw = L->param[0].g, col = L->work;
+    rc = nn_launch(d, "conv_grad_permute", (size_t)F * n, 0, e, 8, KMEM(L->y), KMEM(L->dy), KMEM(col), KINT(T),
+                   KINT(n), KINT(F), KINT(ohw), KINT(L->act));
+    if (!rc && p->use_bias) {
+        size_t wg = 64;
+        while (wg > 1 && wg > d->max_wg)
+            wg /= 2;
+        rc = nn_launch(d, "conv_bias_grad", (size_t)F * wg, wg, e, 6, KMEM(col), KINT(T), KMEM(L->param[1].g),
+                       KINT(F), KINT(N), KLOCAL(wg * sizeof(float)));
+    }
+    /* dW_g[Fg, Kg] = tmp_g[Fg, N] . col_g[Kg, N]^T */
+    if (!rc) {
+        if (G == 1)
+            rc = nn_gemm(d, 0, 1, Fg, Kg, N, 1.0f, col, T, N, col, 0, N, 0.0f, dw, 0, Kg, e);
+        else
+            rc = nn_gemm_strided(d, 0, 1, Fg, Kg, N, 1.0f, col, T, N, Fg * N, col, 0, N, Kg * N, 0.0f, dw, 0, Kg,
+                                 Fg * Kg, G, e);
+    }
+    if (rc || !L->dx[0])
+        return rc;
+    /* dcol_g[Kg, N] = W_g[Fg, Kg]^T . tmp_g[Fg, N], over the col */
+    if (G == 1)
+        rc = nn_gemm(d, 1, 0, Kg, N, Fg, 1.0f, w, 0, Kg, col, T, N, 0.0f, col, 0, N, e);
+    else
+        rc = nn_gemm_strided(d, 1, 0, Kg, N, Fg, 1.0f, w, 0, Kg, Fg * Kg, col, T, N, Fg * N, 0.0f, col, 0, N, Kg * N,
+                             G, e);
+    if (!rc)
+        rc = nn_launch(d, "conv_col2im", (size_t)n * p->C * p->H, 0, e, 16, KMEM(col), KMEM(L->dx[0]),
+                       KINT(n), KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
+                       KINT(p->s[1]), KINT(p->pb[0]), KINT(p->pb[1]), KINT(p->dil[0]), KINT(p->dil[1]), KINT(p->OH),
+                       KINT(p->OW));
+    return rc;
+}
+
+const nn_layer_type nn_layer_conv2d = {
+    .name = "conv2d",
+    .keys = keys,
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .parse = parse,
+    .shape = shape,
+    .forward = forward,
+    .backward = backward,
+};
