@@ -59,6 +59,11 @@ test: deps
 	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
 	@tests/run.sh
 
+# Benchmarks (never part of the tests): nnrun vs PyTorch on W1, W2, W3.
+bench: deps
+	@$(MAKE) --no-print-directory nnrun
+	@tests/bench/run.sh
+
 clean:
 	rm -rf $(BUILD) nnrun
 

@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""PyTorch reference for `make bench`: the same workloads nnrun bench runs,
+on synthetic data of the same shapes. Prints one JSON object per workload.
+Run with OMP_WAIT_POLICY=passive (set by the Makefile): on 2 cores PyTorch's
+spinning OpenMP threads otherwise fight its BLAS threads."""
+import json, sys, time
+
+import torch
+import torch.nn as nn
+
+torch.manual_seed(0)
+
+
+def mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                         nn.Linear(256, 10))
+
+
+def lenet():
+    return nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def train_rate(net, opt, batch, steps=50):
+    x = torch.rand(batch * 4, 1, 28, 28)
+    y = torch.randint(0, 10, (batch * 4,))
+    lossf = nn.CrossEntropyLoss()
+
+    def step(i):
+        j = (i % 4) * batch
+        opt.zero_grad()
+        loss = lossf(net(x[j:j + batch]), y[j:j + batch])
+        loss.backward()
+        opt.step()
+
+    for i in range(3):
+        step(i)
+    t = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return steps * batch / (time.perf_counter() - t)
+
+
+def infer(net, big=256):
+    net.eval()
+    x1 = torch.rand(1, 1, 28, 28)
+    xb = torch.rand(big, 1, 28, 28)
+    lat = []
+    with torch.no_grad():
+        for i in range(210):
+            a = time.perf_counter()
+            torch.softmax(net(x1), 1).numpy()
+            if i >= 10:
+                lat.append(time.perf_counter() - a)
+        net(xb)
+        t = time.perf_counter()
+        for _ in range(10):
+            torch.softmax(net(xb), 1).numpy()
+        ips = 10 * big / (time.perf_counter() - t)
+    lat.sort()
+    return lat[len(lat) // 2] * 1e3, lat[len(lat) * 99 // 100] * 1e3, ips
+
+
+which = sys.argv[1:] or ["W1", "W2", "W3"]
+for w in which:
+    if w == "W1":
+        net = mlp()
+        sps = train_rate(net, torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9), 128)
+        print(json.dumps({"workload": "W1", "train_samples_per_s": sps, "threads": torch.get_num_threads()}))
+    elif w == "W2":
+        net = lenet()
+        sps = train_rate(net, torch.optim.Adam(net.parameters(), lr=1e-3), 64)
+        print(json.dumps({"workload": "W2", "train_samples_per_s": sps}))
+    elif w == "W3":
+        p50, p99, ips = infer(lenet())
+        print(json.dumps({"workload": "W3", "infer_batch1_p50_ms": p50, "infer_batch1_p99_ms": p99,
+                          "infer_samples_per_s": ips}))
+    sys.stdout.flush()
