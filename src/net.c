@@ -28,6 +28,7 @@ int nn_net_build(nn_net *net, nn_spec *spec, nn_err *e)
     for (int i = 0; i < net->nl; i++) {
         nn_layer *L = &net->L[i];
         L->nparam = 0;
+        L->vocab = spec->vocab;
         for (int k = 0; k < L->nin; k++)
             L->in_shape[k] = *shape_of(net, L->in[k]);
         int r = L->type->shape(L, L->path, e);

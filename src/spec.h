@@ -45,6 +45,7 @@ typedef struct nn_spec {
     int has_train, has_test;
     nn_source train_src, test_src;
     int nclasses;             /* data.classes, 0 when not given */
+    int vocab;                /* text data: vocabulary size ("vocab" in layers), 0 otherwise */
     char **classes;
     char *output;             /* output path (relative to the current directory) */
 } nn_spec;

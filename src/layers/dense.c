@@ -20,7 +20,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
     if (!p)
         return nn_fail(e, NN_ESOFTWARE, "out of memory");
     L->p = p;
-    int r = nn_layer_get_int(j, "units", path, 1, 1 << 20, INT32_MIN, &p->units, e);
+    int r = nn_layer_get_int_or_vocab(j, "units", path, 1, 1 << 20, INT32_MIN, &p->units, e);
     if (!r)
         r = nn_layer_get_act(j, "activation", path, &L->act, e);
     if (!r)
@@ -45,6 +45,9 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
     dense *p = L->p;
     const nn_shape *s = &L->in_shape[0];
     int in = s->d[s->nd - 1];
+    int r = nn_layer_vocab(L, "units", &p->units, e);
+    if (r)
+        return r;
     L->out_shape = *s;
     L->out_shape.d[s->nd - 1] = p->units;
     int init = p->init >= 0 ? p->init : (L->act == NN_ACT_RELU ? NN_INIT_HE : NN_INIT_GLOROT);

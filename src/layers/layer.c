@@ -164,3 +164,28 @@ int nn_act_backward(nn_dev *d, int act, cl_mem y, cl_mem dy, cl_mem dx, size_t n
 {
     return nn_launch(d, "act_backward_acc", n, 0, e, 5, KMEM(y), KMEM(dy), KMEM(dx), KINT(n), KINT(act));
 }
+
+int nn_layer_get_int_or_vocab(const cJSON *j, const char *key, const char *path, int min, int max, int dflt,
+                              int *out, nn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (cJSON_IsString(v)) {
+        if (strcmp(v->valuestring, "vocab"))
+            return nn_fail(e, NN_EDATA, "%s.%s: expected an integer or \"vocab\" (the text data's vocabulary size)",
+                           path, key);
+        *out = NN_VOCAB;
+        return 0;
+    }
+    return nn_layer_get_int(j, key, path, min, max, dflt, out, e);
+}
+
+int nn_layer_vocab(nn_layer *L, const char *key, int *v, nn_err *e)
+{
+    if (*v != NN_VOCAB)
+        return 0;
+    if (L->vocab <= 0)
+        return nn_fail(e, NN_EDATA, "%s.%s: \"vocab\" needs text data (a source with \"format\": \"text\")", L->path,
+                       key);
+    *v = L->vocab;
+    return 0;
+}

@@ -107,6 +107,7 @@ struct nn_layer {
     size_t scratch;             /* floats per sample of scratch the layer needs */
     cl_mem work;                /* that scratch, max_batch * scratch floats */
     int act;                    /* fused activation, where the type has one */
+    int vocab;                  /* the data's vocabulary size (text data), set before shape(); 0 = none */
     void *p;                    /* type-specific state (malloc'd; freed by destroy or free()) */
 };
 
@@ -117,6 +118,13 @@ int nn_layer_get_num(const cJSON *j, const char *key, const char *path, double m
                      double dflt, double *out, nn_err *e);
 int nn_layer_get_bool(const cJSON *j, const char *key, const char *path, int dflt, int *out, nn_err *e);
 int nn_layer_get_act(const cJSON *j, const char *key, const char *path, int *out, nn_err *e);
+/* An integer key that may also be the string "vocab" (stored as NN_VOCAB);
+ * resolve it in shape() with nn_layer_vocab(). */
+#define NN_VOCAB (-7)
+int nn_layer_get_int_or_vocab(const cJSON *j, const char *key, const char *path, int min, int max, int dflt,
+                              int *out, nn_err *e);
+/* Resolves NN_VOCAB to L->vocab; 65 with a message when there is none. */
+int nn_layer_vocab(nn_layer *L, const char *key, int *v, nn_err *e);
 nn_param *nn_layer_add_param(nn_layer *L, const char *name, int nd, const int *dims, nn_init init,
                              int fan_in, int fan_out);
 

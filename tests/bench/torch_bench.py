@@ -3,12 +3,13 @@
 on synthetic data of the same shapes. Prints one JSON object per workload.
 Run with OMP_WAIT_POLICY=passive (set by the Makefile): on 2 cores PyTorch's
 spinning OpenMP threads otherwise fight its BLAS threads."""
-import json, sys, time
+import json, os, sys, time
 
 import torch
 import torch.nn as nn
 
 torch.manual_seed(0)
+torch.set_num_threads(os.cpu_count() or 1)  # the best-configured peer: every core
 
 
 def mlp():
