@@ -14,6 +14,17 @@ __kernel void gather_rows(__global const float *src, __global const int *idx, in
     dst[i] = v;
 }
 
+/* dst[r, j] = src[idx[start + r], j] for rows of `len` ints (text labels) */
+__kernel void gather_int_rows(__global const int *src, __global const int *idx, int start, int n, int len,
+                              __global int *dst)
+{
+    int i = get_global_id(0);
+    if (i >= n * len)
+        return;
+    int r = i / len, j = i - r * len;
+    dst[i] = src[(size_t)idx[start + r] * len + j];
+}
+
 __kernel void gather_ints(__global const int *src, __global const int *idx, int start, int n, __global int *dst)
 {
     int i = get_global_id(0);

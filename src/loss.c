@@ -16,7 +16,20 @@ int nn_loss_from_logits(const nn_net *net)
     }
 }
 
-int nn_loss_check(const nn_net *net, int nclasses, int tdim, nn_err *e)
+size_t nn_loss_rows(const nn_net *net)
+{
+    const nn_layer *out = &net->L[net->nl - 1];
+    if (net->spec->loss != NN_LOSS_CE)
+        return 1;
+    return net->out_dim / (size_t)out->out_shape.d[out->out_shape.nd - 1];
+}
+
+size_t nn_loss_target_bytes(const nn_net *net, int tdim)
+{
+    return tdim ? (size_t)tdim * sizeof(float) : nn_loss_rows(net) * sizeof(int);
+}
+
+int nn_loss_check(const nn_net *net, int nclasses, int tdim, int ylen, nn_err *e)
 {
     const nn_layer *out = &net->L[net->nl - 1];
     const char *file = net->spec->file ? net->spec->file : "model";
@@ -25,6 +38,16 @@ int nn_loss_check(const nn_net *net, int nclasses, int tdim, nn_err *e)
     size_t od = net->out_dim;
     switch (net->spec->loss) {
     case NN_LOSS_CE:
+        if (ylen > 1) {
+            /* one label per position: the output is [positions, classes] */
+            int k = out->out_shape.d[out->out_shape.nd - 1];
+            if (k != nclasses || od != (size_t)nclasses * (size_t)ylen)
+                return nn_fail(e, NN_EDATA,
+                               "%s: %s (%s): the output shape is %s but the data needs [%d, %d] (one distribution over "
+                               "the %d-symbol vocabulary per position: \"units\": \"vocab\" on a per-step dense layer)",
+                               file, out->path, out->name, b, ylen, nclasses, nclasses);
+            return 0;
+        }
         if (out->out_shape.nd != 1 || od != (size_t)nclasses)
             return nn_fail(e, NN_EDATA,
                            "%s: %s (%s): the output shape is %s but the data has %d classes: the last dense "
@@ -59,6 +82,11 @@ int nn_loss_run(nn_net *net, const nn_run *r, cl_mem target, cl_mem metrics, int
 {
     nn_layer *out = nn_net_out(net);
     int k = (int)net->out_dim, n = r->n;
+    if (net->spec->loss == NN_LOSS_CE) {
+        /* one row per position */
+        k = out->out_shape.d[out->out_shape.nd - 1];
+        n = r->n * (int)(net->out_dim / (size_t)k);
+    }
     int logits = nn_loss_from_logits(net);
     cl_mem grad = metrics; /* a valid placeholder when no gradient is wanted */
     if (want_grad)

@@ -8,7 +8,14 @@
 
 /* Checks that the net's output fits the loss and the data: cross_entropy
  * needs [nclasses], binary_cross_entropy [1] with 2 classes, mse [tdim]. */
-int nn_loss_check(const nn_net *net, int nclasses, int tdim, nn_err *e);
+int nn_loss_check(const nn_net *net, int nclasses, int tdim, int ylen, nn_err *e);
+
+/* Loss rows per sample: cross_entropy on an output [..., K] has one row (and
+ * one label) per position (text: T); every other case 1. Label, metric and
+ * gradient buffers hold max_batch * rows entries. */
+size_t nn_loss_rows(const nn_net *net);
+/* Bytes of labels/targets per sample. */
+size_t nn_loss_target_bytes(const nn_net *net, int tdim);
 
 /* Per-sample loss and metric into metrics[2*n]; with want_grad also the
  * output gradient (scaled by 1/n). `target` is int labels or float targets. */

@@ -197,6 +197,8 @@ int nn_model_load(const char *path, const char *device, int max_batch, nn_model 
         r = nn_fail(e, NN_EDATA, "%s: the stored model has no input shape", path);
         goto out;
     }
+    if (m->spec.has_train && !strcmp(m->spec.train_src.format, "text"))
+        m->spec.vocab = c.nclasses; /* the stored vocabulary sizes "vocab" layers */
     if ((r = nn_net_build(&m->net, &m->spec, e)))
         goto out;
     m->built = 1;
@@ -212,7 +214,8 @@ int nn_model_load(const char *path, const char *device, int max_batch, nn_model 
     c.mean = c.std = NULL;
     c.nnorm = 0;
     if (m->task == NN_TASK_CLASSIFY &&
-        (m->spec.loss == NN_LOSS_CE ? (size_t)m->nclasses != m->net.out_dim : m->nclasses != 2)) {
+        (m->spec.loss == NN_LOSS_CE ? (size_t)m->nclasses * nn_loss_rows(&m->net) != m->net.out_dim
+                                    : m->nclasses != 2)) {
         r = nn_fail(e, NN_EDATA, "%s: %d class names stored for a model with %zu outputs", path, m->nclasses,
                     m->net.out_dim);
         goto out;
@@ -231,6 +234,21 @@ int nn_model_open_data(const nn_model *m, const nn_source *src, nn_data *out, nn
 {
     memset(out, 0, sizeof *out);
     int r;
+    if (!strcmp(src->format, "text")) {
+        /* a text source evaluated or predicted with a trained model: its vocabulary */
+        int *vocab = m->nclasses ? malloc(sizeof(int) * (size_t)m->nclasses) : NULL;
+        for (int i = 0; vocab && i < m->nclasses; i++)
+            vocab[i] = atoi(m->classes[i]);
+        size_t nv;
+        r = nn_text_load(src, vocab, m->nclasses, 0, &out->ds, &nv, e);
+        free(vocab);
+        if (r)
+            return r;
+        out->n = out->ds.n;
+        out->nclasses = out->ds.nclasses;
+        out->class_names = out->ds.class_names;
+        return 0;
+    }
     if (strcmp(src->format, "images") && strcmp(src->format, "list")) {
         if ((r = nn_model_load_source(m, src, 0, &out->ds, e)))
             return r;
@@ -291,10 +309,10 @@ int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_
     nn_dev *d = &m->dev;
     int B = net->max_batch;
     cl_mem target = NULL, metrics = NULL, acc = NULL;
-    size_t tsz = m->tdim ? (size_t)m->tdim * sizeof(float) : sizeof(int);
+    size_t tsz = nn_loss_target_bytes(net, m->tdim), rows = nn_loss_rows(net);
     int r = nn_buf_alloc(d, (size_t)B * tsz, "the batch labels", &target, e);
     if (!r)
-        r = nn_buf_alloc(d, (size_t)B * 2 * sizeof(float), "the batch metrics", &metrics, e);
+        r = nn_buf_alloc(d, (size_t)B * rows * 2 * sizeof(float), "the batch metrics", &metrics, e);
     if (!r)
         r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &acc, e);
     if (!r)
@@ -308,7 +326,7 @@ int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_
         if (!r)
             r = nn_loss_run(net, &run, target, metrics, 0, e);
         if (!r)
-            r = nn_metrics_accum(d, metrics, run.n, acc, e);
+            r = nn_metrics_accum(d, metrics, run.n * (int)rows, acc, e);
     }
     nn_feed_end(f);
     float h[4] = {0};

@@ -498,18 +498,18 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
     if (!fmt) {
         char p[128];
         snprintf(p, sizeof p, "%s.format", path);
-        return FAIL(e, s, p, "required key is missing (\"csv\", \"idx\", \"images\" or \"list\")");
+        return FAIL(e, s, p, "required key is missing (\"csv\", \"idx\", \"images\", \"list\" or \"text\")");
     }
-    static const char *const formats[] = {"csv", "idx", "images", "list"};
+    static const char *const formats[] = {"csv", "idx", "images", "list", "text"};
     int fi = -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (!strcmp(fmt, formats[i]))
             fi = i;
     if (fi < 0) {
         char p[128];
         snprintf(p, sizeof p, "%s.format", path);
-        const char *sug = nn_suggest(fmt, formats, 4);
-        return FAIL(e, s, p, "unknown format '%s'%s%s%s (known: csv, idx, images, list)", fmt,
+        const char *sug = nn_suggest(fmt, formats, 5);
+        return FAIL(e, s, p, "unknown format '%s'%s%s%s (known: csv, idx, images, list, text)", fmt,
                     sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
     }
     snprintf(src->format, sizeof src->format, "%s", fmt);
@@ -522,6 +522,20 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
             return r;
         if ((r = take_path(sj, "labels", path, s, &src->labels, 0, e)))
             return r;
+    } else if (fi == 4) {
+        static const char *const keys[] = {"format", "path", "sequence_length", "limit", NULL};
+        if ((r = check_keys(sj, keys, NULL, path, s, e)))
+            return r;
+        if ((r = take_path(sj, "path", path, s, &src->path, 1, e)))
+            return r;
+        double T = 0;
+        char tp[128];
+        snprintf(tp, sizeof tp, "%s.sequence_length", path);
+        if (!cJSON_GetObjectItemCaseSensitive(sj, "sequence_length"))
+            return FAIL(e, s, tp, "required key is missing (characters per training sequence, e.g. 128)");
+        if ((r = get_num(sj, "sequence_length", path, s, 1, 65536, 1, &T, e)))
+            return r;
+        src->seq_len = (int)T;
     } else if (fi >= 2) {
         static const char *const keys[] = {"format", "path", "limit", "augment", NULL};
         if ((r = check_keys(sj, keys, NULL, path, s, e)))

@@ -130,7 +130,7 @@ int nn_train_step(nn_model *m, nn_optim *opt, nn_feed *f, size_t start, const nn
     int r;
     if ((r = nn_feed_batch(f, net, start, run->n, target, aug, run->seed, run->step, e)) ||
         (r = nn_net_forward(net, run, e)) || (r = nn_net_zero_grads(net, e)) ||
-        (r = nn_loss_run(net, run, target, metrics, 1, e)) || (r = nn_metrics_accum(&m->dev, metrics, run->n, acc, e)) ||
+        (r = nn_loss_run(net, run, target, metrics, 1, e)) || (r = nn_metrics_accum(&m->dev, metrics, run->n * (int)nn_loss_rows(net), acc, e)) ||
         (r = nn_net_backward(net, run, e)) || (r = nn_optim_step(opt, &m->dev, net->params, net->grads, m->spec.opt.lr, e)))
         return r;
     return 0;
@@ -308,7 +308,17 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         m.classes = s->classes; /* for label mapping while loading; replaced below */
         m.nclasses = s->nclasses;
     }
-    r = nn_model_open_data(&m, &s->train_src, &train, e);
+    const int is_text = !strcmp(s->train_src.format, "text");
+    size_t text_nval = 0;
+    if (is_text) {
+        /* validation by position: the corpus' last windows */
+        r = nn_text_load(&s->train_src, NULL, 0, s->train.validation_split, &train.ds, &text_nval, e);
+        train.n = train.ds.n;
+        train.nclasses = train.ds.nclasses;
+        train.class_names = train.ds.class_names;
+        s->vocab = train.ds.nclasses;
+    } else
+        r = nn_model_open_data(&m, &s->train_src, &train, e);
     m.classes = NULL; /* borrowed from the spec while loading */
     m.nclasses = 0;
     if (r)
@@ -339,14 +349,14 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     if ((r = nn_net_build(&m.net, s, e)))
         goto done;
     m.built = 1;
-    if ((r = nn_loss_check(&m.net, m.nclasses, m.tdim, e)))
+    if ((r = nn_loss_check(&m.net, m.nclasses, m.tdim, train.ds.ylen, e)))
         goto done;
     if (s->has_test && (r = nn_model_open_data(&m, &s->test_src, &test, e)))
         goto done;
 
     /* validation split: a seeded random subset */
-    size_t n = train.n, nval = (size_t)((double)n * s->train.validation_split);
-    if (s->train.validation_split > 0 && nval == 0)
+    size_t n = train.n, nval = is_text ? text_nval : (size_t)((double)n * s->train.validation_split);
+    if (!is_text && s->train.validation_split > 0 && nval == 0)
         nval = 1;
     if (nval >= n) {
         r = nn_fail(e, NN_EDATA, "%s: train.validation_split leaves no training samples (%zu samples)", s->file, n);
@@ -363,9 +373,9 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         perm[i] = (int)i;
     nn_rng rng;
     nn_rng_seed(&rng, s->train.seed ^ 0x5eed5eedULL);
-    if (nval)
+    if (nval && !is_text)
         nn_shuffle(&rng, perm, n);
-    if (s->norm == NN_NORM_AUTO) {
+    if (s->norm == NN_NORM_AUTO && !is_text) { /* token ids are not normalised */
         if (!train.streamed)
             r = auto_norm(&m, &train.ds, perm, ntr, e);
         else {
@@ -409,9 +419,9 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     if (nval && (r = nn_model_feed(&m, &train, perm + ntr, nval, &fval, e)))
         goto done;
     const nn_augment aug = {.flip = s->train_src.aug_flip, .shift = s->train_src.aug_crop + s->train_src.aug_translate};
-    size_t tsz = m.tdim ? (size_t)m.tdim * sizeof(float) : sizeof(int);
+    size_t tsz = nn_loss_target_bytes(&m.net, m.tdim), rows = nn_loss_rows(&m.net);
     if ((r = nn_buf_alloc(d, (size_t)B * tsz, "the batch labels", &target, e)) ||
-        (r = nn_buf_alloc(d, (size_t)B * 2 * sizeof(float), "the batch metrics", &metrics, e)) ||
+        (r = nn_buf_alloc(d, (size_t)B * rows * 2 * sizeof(float), "the batch metrics", &metrics, e)) ||
         (r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &acc, e)))
         goto done;
 
@@ -525,6 +535,8 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
                 if (nval) {
                     nn_json_num(out, "val_loss", vloss);
                     nn_json_num(out, regress ? "val_mae" : "val_accuracy", vmetric);
+                    if (is_text)
+                        nn_json_num(out, "val_bits_per_char", vloss / M_LN2);
                 }
                 nn_json_num(out, "seconds", secs);
                 nn_json_num(out, "samples_per_s", sps);
@@ -534,6 +546,8 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
                         metric);
                 if (nval)
                     fprintf(out, "  val_loss %.4f  val_%s %.4f", vloss, regress ? "mae" : "acc", vmetric);
+                if (nval && is_text)
+                    fprintf(out, "  val_bpc %.3f", vloss / M_LN2);
                 fprintf(out, "  %.1fs  %.0f samples/s\n", secs, sps);
             }
             fflush(out);

@@ -47,7 +47,7 @@ static int profiled_step(nn_model *m, nn_optim *opt, nn_feed *f, nn_run *run, cl
     if (!r)
         r = nn_loss_run(net, run, target, metrics, 1, e);
     if (!r)
-        r = nn_metrics_accum(d, metrics, run->n, acc, e);
+        r = nn_metrics_accum(d, metrics, run->n * (int)nn_loss_rows(net), acc, e);
     for (int i = net->nl - 1; !r && i >= 0; i--) {
         bmark[i + 1] = d->prof_n;
         if (!(i == net->nl - 1 && net->fused_softmax))
@@ -194,10 +194,10 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         }
         data.n = ds->n;
     }
-    size_t tsz = m.tdim ? (size_t)m.tdim * sizeof(float) : sizeof(int);
+    size_t tsz = nn_loss_target_bytes(&m.net, m.tdim), rows = nn_loss_rows(&m.net);
     if ((r = nn_model_feed(&m, &data, NULL, 0, &feed, e)) ||
         (r = nn_buf_alloc(d, (size_t)maxb * tsz, "the batch labels", &target, e)) ||
-        (r = nn_buf_alloc(d, (size_t)maxb * 2 * sizeof(float), "the batch metrics", &metrics, e)) ||
+        (r = nn_buf_alloc(d, (size_t)maxb * rows * 2 * sizeof(float), "the batch metrics", &metrics, e)) ||
         (r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &acc, e)))
         goto out;
     if (data.n < (size_t)B) {

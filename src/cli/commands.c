@@ -12,5 +12,7 @@ const nn_cmd nn_cmds[] = {
      nn_cmd_summary},
     {"bench", "MODEL.json [options]", "Measure training samples/s, inference latency/throughput, per-layer times.",
      nn_cmd_bench},
+    {"generate", "MODEL.bin --prompt TEXT [options]", "Generate text with a model trained on a \"text\" source.",
+     nn_cmd_generate},
     {NULL, NULL, NULL, NULL},
 };

@@ -11,7 +11,8 @@ int nn_devdata_upload(nn_dev *d, const nn_dataset *ds, const int *rows, size_t n
     out->dim = dim;
     out->has_targets = ds->y || ds->t;
     out->tdim = ds->t ? ds->tdim : 0;
-    size_t tsz = ds->t ? (size_t)ds->tdim * sizeof(float) : sizeof(int);
+    out->ylen = ds->ylen > 1 ? ds->ylen : 1;
+    size_t tsz = ds->t ? (size_t)ds->tdim * sizeof(float) : (size_t)out->ylen * sizeof(int);
     int r = nn_buf_alloc(d, (n ? n : 1) * dim * sizeof(float), "the dataset", &out->x, e);
     if (!r)
         r = nn_buf_alloc(d, (n ? n : 1) * tsz, "the dataset labels", &out->y, e);
@@ -38,7 +39,7 @@ int nn_devdata_upload(nn_dev *d, const nn_dataset *ds, const int *rows, size_t n
                 if (ds->t)
                     memcpy(hy + i * tsz, ds->t + src * (size_t)ds->tdim, tsz);
                 else if (ds->y)
-                    memcpy(hy + i * tsz, ds->y + src, tsz);
+                    memcpy(hy + i * tsz, ds->y + src * (size_t)out->ylen, tsz);
             }
             r = nn_buf_write(d, out->x, s * dim * sizeof(float), m * dim * sizeof(float), hx, 1, e);
             if (!r && out->has_targets)
@@ -74,6 +75,9 @@ int nn_devdata_batch(nn_net *net, nn_devdata *dd, size_t start, int n, cl_mem ta
     if (dd->tdim)
         return nn_launch(d, "gather_rows", (size_t)n * (size_t)dd->tdim, 0, e, 8, KMEM(dd->y), KMEM(dd->idx),
                          KINT(start), KINT(n), KINT(dd->tdim), KMEM(dd->y), KINT(0), KMEM(target));
+    if (dd->ylen > 1)
+        return nn_launch(d, "gather_int_rows", (size_t)n * (size_t)dd->ylen, 0, e, 6, KMEM(dd->y), KMEM(dd->idx),
+                         KINT(start), KINT(n), KINT(dd->ylen), KMEM(target));
     return nn_launch(d, "gather_ints", (size_t)n, 0, e, 5, KMEM(dd->y), KMEM(dd->idx), KINT(start), KINT(n),
                      KMEM(target));
 }

@@ -10,6 +10,7 @@
 typedef struct nn_devdata {
     size_t n, dim;
     int tdim;            /* 0: int labels; >0: float targets per sample */
+    int ylen;            /* int labels per sample (>= 1) */
     int has_targets;
     cl_mem x;            /* n*dim floats */
     cl_mem y;            /* n ints (labels) or n*tdim floats */

@@ -30,7 +30,8 @@ typedef struct nn_dataset {
     size_t dim;        /* c*h*w */
     float *x;          /* n*dim features, sample-major */
     nn_task task;
-    int *y;            /* classification: n class indices in [0, nclasses) */
+    int *y;            /* classification: n*ylen class indices in [0, nclasses) */
+    int ylen;          /* labels per sample (text: one per position); 0 or 1 = one */
     float *t;          /* regression: n*tdim targets */
     int tdim;
     int nclasses;      /* classification: number of classes (== nclass_names if named) */
@@ -54,6 +55,7 @@ typedef struct nn_source {
     int aug_flip;      /* augmentation while training (image data): random horizontal flips */
     int aug_crop;      /* pad by this many pixels and crop at random */
     int aug_translate; /* random shifts of up to this many pixels */
+    int seq_len;       /* text: characters per training sequence */
     const char *json_path; /* "data.train" etc., for messages */
 } nn_source;
 
@@ -81,6 +83,16 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo, nn_dataset *out, 
  * Images: ndim 2..4 ([n,h,w] -> c=1; [n,h,w,c] -> channels moved first).
  * Labels: ndim 1, ubyte. */
 int nn_idx_load(const nn_source *src, nn_dataset *out, nn_err *e);
+
+/* Text (byte-level language modelling): the corpus cut into sequences of
+ * src->seq_len bytes; x holds byte ids (as floats) of positions 0..T-1 and y
+ * the ids of positions 1..T (ylen = T). The vocabulary is the sorted set of
+ * bytes in the corpus, or `vocab` (nvocab byte values) when given, in which
+ * case a byte outside it is an error; class_names are the byte values in
+ * decimal. Sequences do not overlap. The last `val_fraction` of the corpus
+ * (by position) is cut into the LAST *nval_windows sequences. */
+int nn_text_load(const nn_source *src, const int *vocab, int nvocab, double val_fraction, nn_dataset *out,
+                 size_t *nval_windows, nn_err *e);
 
 /* Decodes one image file (PNG, JPEG, BMP, GIF, TGA, PNM ... via stb_image),
  * converts to `c` channels (1: luminance, 3: RGB, 4: RGBA), resizes to h x w,
