@@ -263,25 +263,24 @@ int nn_imgset_list(const char *csv, const nn_label_opts *lo, long limit, nn_imgs
     if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
         p += 3;
     long line = 0;
-    while (!r && *p) {
-        char *eol = strchr(p, '\n');
-        char *next = eol ? eol + 1 : p + strlen(p);
-        if (eol)
-            *eol = 0;
-        size_t l = strlen(p);
+    char *end = (char *)buf + len;
+    while (!r && p < end) {
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+        char *next = eol ? eol + 1 : end;
+        size_t l = (size_t)((eol ? eol : end) - p);
+        line++;
+        if (memchr(p, 0, l)) {
+            r = nn_fail(e, NN_EDATA, "%s:%ld: unexpected NUL byte", csv, line);
+            break;
+        }
+        p[l] = 0; /* the '\n', or the terminator nn_read_file appends */
         if (l && p[l - 1] == '\r')
             p[l - 1] = 0;
-        line++;
         if (!*p) {
             p = next;
             continue;
         }
         char *f0, *f1;
-        if (memchr(p, 0, (size_t)(next - p) - (eol ? 1 : 0)) != p + strlen(p)) {
-            /* an embedded NUL byte */
-            r = nn_fail(e, NN_EDATA, "%s:%ld: unexpected NUL byte", csv, line);
-            break;
-        }
         if (split2(p, &f0, &f1)) {
             r = nn_fail(e, NN_EDATA, "%s:%ld: expected two fields, path,label", csv, line);
             break;
