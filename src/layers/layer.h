@@ -55,6 +55,7 @@ typedef enum {
     NN_INIT_ONE,
     NN_INIT_HE,      /* normal, std sqrt(2 / fan_in) */
     NN_INIT_GLOROT,  /* uniform, limit sqrt(6 / (fan_in + fan_out)) */
+    NN_INIT_LSTM_BIAS, /* zeros, except 1 for the forget gate: block [n/4, n/2) of [i, f, g, o] */
 } nn_init;
 
 typedef struct nn_param {

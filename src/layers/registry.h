@@ -18,4 +18,9 @@
     X(gelu)              \
     X(batchnorm)         \
     X(add)               \
-    X(concat)
+    X(concat)            \
+    X(embedding)         \
+    X(layernorm)         \
+    X(attention)         \
+    X(lstm)              \
+    X(gru)

@@ -1020,7 +1020,7 @@ static int loss_case(int kind, int n, int maxb, int k, const double *values)
     int want_logits = kind == K_CE_LOGITS || kind == K_BCE_LOGITS;
     CHECK(nn_loss_from_logits(net) == want_logits, "%s: nn_loss_from_logits = %d", desc, nn_loss_from_logits(net));
     CHECK(net->fused_softmax == (kind == K_CE_FUSED), "%s: fused_softmax = %d", desc, net->fused_softmax);
-    TRY(nn_loss_check(net, bce ? 2 : k, k, &E));
+    TRY(nn_loss_check(net, bce ? 2 : k, k, 1, &E));
 
     size_t nk = (size_t)n * (size_t)k, maxnk = (size_t)maxb * (size_t)k;
     ref_rng rng;
