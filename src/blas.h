@@ -16,4 +16,12 @@ int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, flo
                     cl_mem b, size_t boff, size_t ldb, size_t bstride, float beta,
                     cl_mem c, size_t coff, size_t ldc, size_t cstride, size_t batch, nn_err *e);
 
+/* A GEMM shape met while d->gemm_recording (nnrun tune). */
+typedef struct nn_gemm_shape {
+    int ta, tb;
+    size_t m, n, k, batch;
+    long count;
+} nn_gemm_shape;
+#define NN_MAX_GEMM_SHAPES 64
+
 #endif

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tune.h"
 #include "util.h"
 #include "version.h"
 
@@ -360,6 +361,7 @@ int nn_dev_open(nn_dev *d, const char *sel, int profiling, nn_err *e)
         nn_dev_close(d);
         return r;
     }
+    nn_tune_apply(d);
     return 0;
 }
 

@@ -44,6 +44,11 @@ typedef struct nn_dev {
     /* profiling (nnrun bench): every kernel and GEMM enqueued while
      * prof_on records an event; flops are those of the GEMMs */
     int prof_on;
+    /* nnrun tune: GEMM shapes seen while recording */
+    int gemm_recording;
+    struct nn_gemm_shape *gemm_shapes;
+    size_t ngemm_shapes;
+    char tuned[256];       /* the tuned CLBlast parameters applied at open, "" if none */
     cl_event *prof_ev;
     double *prof_flops;
     size_t prof_n, prof_cap;

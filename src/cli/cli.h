@@ -39,6 +39,7 @@ int nn_cmd_devices(int argc, char **argv, nn_err *e);
 int nn_cmd_summary(int argc, char **argv, nn_err *e);
 int nn_cmd_bench(int argc, char **argv, nn_err *e);
 int nn_cmd_generate(int argc, char **argv, nn_err *e);
+int nn_cmd_tune(int argc, char **argv, nn_err *e);
 
 extern const nn_cmd nn_cmds[];
 

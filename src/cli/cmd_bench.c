@@ -9,6 +9,7 @@
 #include "../model.h"
 #include "../optim.h"
 #include "../train.h"
+#include "../tune.h"
 #include "../util.h"
 #include "cli.h"
 
@@ -82,6 +83,22 @@ static int profiled_step(nn_model *m, nn_optim *opt, nn_feed *f, nn_run *run, cl
     return r;
 }
 
+/* nnrun tune's hook: when set, bench stops after the warm-up, records the
+ * GEMM shapes of one training step into it and returns. */
+static nn_gemm_shape *record_into;
+static size_t *record_n;
+
+int nn_bench_gemm_shapes(int argc, char **argv, nn_gemm_shape *out, size_t *n, nn_err *e)
+{
+    record_into = out;
+    record_n = n;
+    *n = 0;
+    int r = nn_cmd_bench(argc, argv, e);
+    record_into = NULL;
+    record_n = NULL;
+    return r;
+}
+
 int nn_cmd_bench(int argc, char **argv, nn_err *e)
 {
     nn_opt opts[] = {
@@ -129,7 +146,21 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         B = IB;
     m.task = s->loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
     int use_data = nn_arg(opts, "data")->set;
-    if (use_data) {
+    if (s->has_train && !strcmp(s->train_src.format, "text")) {
+        /* text: the vocabulary sizes "vocab" layers; the corpus is the data */
+        size_t nv;
+        if ((r = nn_text_load(&s->train_src, NULL, 0, 0, &data.ds, &nv, e)))
+            goto out;
+        s->vocab = data.ds.nclasses;
+        data.n = data.ds.n;
+        data.nclasses = data.ds.nclasses;
+        use_data = 1;
+        if (!s->has_input_shape) {
+            s->input.nd = 1;
+            s->input.d[0] = (int)data.ds.dim;
+            s->has_input_shape = 1;
+        }
+    } else if (use_data) {
         if (!s->has_train) {
             r = nn_fail(e, NN_EUSAGE, "%s: --data needs data.train", s->file);
             goto out;
@@ -223,6 +254,23 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         r = nn_dev_finish(d, e);
     if (r)
         goto out;
+    if (record_into) {
+        d->gemm_shapes = record_into;
+        d->ngemm_shapes = 0;
+        d->gemm_recording = 1;
+        if (feed.streaming) {
+            nn_feed_end(&feed);
+            r = nn_feed_begin(&feed, d, NULL, 0, e);
+            bi = 0;
+        }
+        run.step = 3;
+        if (!r)
+            r = nn_train_step(&m, &opt, &feed, (bi % nb) * (size_t)B, &run, target, metrics, acc, NULL, e);
+        d->gemm_recording = 0;
+        *record_n = d->ngemm_shapes;
+        d->gemm_shapes = NULL;
+        goto out;
+    }
     /* timed steps */
     double t0 = nn_now();
     for (long i = 0; i < steps && !r; i++, bi++) {

@@ -14,5 +14,7 @@ const nn_cmd nn_cmds[] = {
      nn_cmd_bench},
     {"generate", "MODEL.bin --prompt TEXT [options]", "Generate text with a model trained on a \"text\" source.",
      nn_cmd_generate},
+    {"tune", "[MODEL.json...] [options]", "Tune CLBlast's GEMM for this device on the model's shapes; later runs use it.",
+     nn_cmd_tune},
     {NULL, NULL, NULL, NULL},
 };
