@@ -2,7 +2,10 @@
  * XgemmDirect parameter sets that satisfy CLBlast's constraints, verify each
  * against the default parameters' results (a tuned set can compute wrong
  * results on some drivers), time the GEMM shapes the model uses, keep the
- * fastest. Stored as text: "XgemmDirect NAME VALUE ..." lines. */
+ * fastest. Both of CLBlast's GEMM paths are searched: the direct kernel
+ * (XgemmDirect) and the indirect one (Xgemm, GEMMK 0 only: PLATFORM.md saw
+ * GEMMK 1 compute wrong results and crash), with the routine's threshold.
+ * Stored as one text line: "XGEMM_MIN_INDIRECT_SIZE T KERNEL NAME VALUE ...". */
 #include "tune.h"
 
 #include <clblast_c.h>
@@ -16,9 +19,25 @@
 #include "util.h"
 #include "version.h"
 
-#define NPARAM 10
-static const char *const names[NPARAM] = {"WGD", "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
-                                          "KWID", "VWMD", "VWND", "PADA", "PADB"};
+/* A candidate: which GEMM path (CLBlast's routine threshold) and that
+ * kernel's parameters. */
+#define MAXP 16
+typedef struct cand {
+    size_t threshold;           /* XGEMM_MIN_INDIRECT_SIZE: m*n*k at or above it goes indirect */
+    const char *kernel;         /* "XgemmDirect" or "Xgemm" */
+    int np;
+    size_t v[MAXP];
+} cand;
+
+static const char *const direct_names[] = {"WGD", "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
+                                           "KWID", "VWMD", "VWND", "PADA", "PADB"};
+static const char *const xgemm_names[] = {"GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB",
+                                          "NDIMC", "NWG", "SA", "SB", "STRM", "STRN", "VWM", "VWN"};
+#define NDIRECT 10
+#define NXGEMM 16
+#define NO_INDIRECT ((size_t)1 << 62)
+
+static const char *const *names_of(const cand *c) { return !strcmp(c->kernel, "Xgemm") ? xgemm_names : direct_names; }
 
 static int tune_path(const nn_dev *d, char *out, size_t n)
 {
@@ -41,12 +60,26 @@ static int tune_path(const nn_dev *d, char *out, size_t n)
     return 0;
 }
 
-static int override(nn_dev *d, const size_t *v)
+static int override(nn_dev *d, const cand *c)
 {
-    return CLBlastOverrideParameters(d->device, "XgemmDirect", CLBlastPrecisionSingle, NPARAM, (const char **)names,
-                                     v) == CLBlastSuccess
+    const char *rn[1] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    size_t rv[1] = {c->threshold};
+    if (CLBlastOverrideParameters(d->device, "GemmRoutine", CLBlastPrecisionSingle, 1, rn, rv) != CLBlastSuccess)
+        return -1;
+    return CLBlastOverrideParameters(d->device, c->kernel, CLBlastPrecisionSingle, (size_t)c->np,
+                                     (const char **)names_of(c), c->v) == CLBlastSuccess
                ? 0
                : -1;
+}
+
+static void describe(const cand *c, char *out, size_t n)
+{
+    size_t o = (size_t)snprintf(out, n, "%s", c->kernel);
+    const char *const *nm = names_of(c);
+    for (int i = 0; i < c->np && o < n; i++)
+        o += (size_t)snprintf(out + o, n - o, " %s=%zu", nm[i], c->v[i]);
+    if (c->threshold != NO_INDIRECT && o < n)
+        snprintf(out + o, n - o, " (indirect from m*n*k >= %zu)", c->threshold);
 }
 
 void nn_tune_apply(nn_dev *d)
@@ -59,27 +92,73 @@ void nn_tune_apply(nn_dev *d)
     FILE *f = fopen(path, "r");
     if (!f)
         return;
-    char kernel[64];
-    size_t v[NPARAM];
-    int ok = fscanf(f, "%63s", kernel) == 1 && !strcmp(kernel, "XgemmDirect");
-    for (int i = 0; ok && i < NPARAM; i++) {
+    cand c;
+    char kernel[32], word[32];
+    unsigned long long thr;
+    int ok = fscanf(f, "%31s %llu %31s", word, &thr, kernel) == 3 && !strcmp(word, "XGEMM_MIN_INDIRECT_SIZE") &&
+             (!strcmp(kernel, "XgemmDirect") || !strcmp(kernel, "Xgemm"));
+    if (ok) {
+        c.kernel = !strcmp(kernel, "Xgemm") ? "Xgemm" : "XgemmDirect";
+        c.np = !strcmp(kernel, "Xgemm") ? NXGEMM : NDIRECT;
+        c.threshold = (size_t)thr;
+    }
+    for (int i = 0; ok && i < c.np; i++) {
         char nm[32];
         unsigned long x;
-        ok = fscanf(f, "%31s %lu", nm, &x) == 2 && !strcmp(nm, names[i]) && x > 0 && x <= 256;
-        v[i] = x;
+        ok = fscanf(f, "%31s %lu", nm, &x) == 2 && !strcmp(nm, names_of(&c)[i]) && x <= 256;
+        c.v[i] = x;
     }
     fclose(f);
-    if (ok && override(d, v) == 0)
-        snprintf(d->tuned, sizeof d->tuned, "XgemmDirect WGD=%zu MDIMCD=%zu NDIMCD=%zu MDIMAD=%zu NDIMBD=%zu KWID=%zu "
-                 "VWMD=%zu VWND=%zu", v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+    if (ok && override(d, &c) == 0)
+        describe(&c, d->tuned, sizeof d->tuned);
 }
 
-static int valid(const size_t *v)
+static int valid(const cand *c, size_t max_wg)
 {
-    size_t WGD = v[0], MC = v[1], NC = v[2], MA = v[3], NB = v[4], KW = v[5], VM = v[6], VN = v[7];
-    return WGD % KW == 0 && WGD % (MC * VM) == 0 && WGD % (NC * VN) == 0 && WGD % (MA * VM) == 0 &&
-           WGD % (NB * VN) == 0 && WGD % ((MC * NC) / MA) == 0 && WGD % ((MC * NC) / NB) == 0 && (MC * NC) % MA == 0 &&
-           (MC * NC) % NB == 0;
+    const size_t *v = c->v;
+    if (!strcmp(c->kernel, "XgemmDirect")) {
+        size_t WGD = v[0], MC = v[1], NC = v[2], MA = v[3], NB = v[4], KW = v[5], VM = v[6], VN = v[7];
+        return MC * NC <= max_wg && WGD % KW == 0 && WGD % (MC * VM) == 0 && WGD % (NC * VN) == 0 &&
+               WGD % (MA * VM) == 0 && WGD % (NB * VN) == 0 && (MC * NC) % MA == 0 && (MC * NC) % NB == 0 &&
+               WGD % ((MC * NC) / MA) == 0 && WGD % ((MC * NC) / NB) == 0;
+    }
+    /* Xgemm (GEMMK 0, KREG 1): the constraints of CLBlast's tuner */
+    size_t KWG = v[2], KWI = v[3], MA = v[4], MC = v[5], MWG = v[6], NB = v[7], NC = v[8], NWG = v[9], VM = v[14],
+           VN = v[15];
+    return MC * NC <= max_wg && KWG % KWI == 0 && MWG % (MC * VM) == 0 && NWG % (NC * VN) == 0 &&
+           MWG % (MA * VM) == 0 && NWG % (NB * VN) == 0 && (MC * NC) % MA == 0 && (MC * NC) % NB == 0 &&
+           KWG % ((MC * NC) / MA) == 0 && KWG % ((MC * NC) / NB) == 0;
+}
+
+/* A random candidate of either kind satisfying the constraints. */
+static int sample(nn_rng *rng, cand *c, size_t max_wg)
+{
+    static const size_t dch[NDIRECT][4] = {{8, 16, 32, 64}, {8, 16, 32, 0}, {8, 16, 32, 0}, {8, 16, 32, 0},
+                                           {8, 16, 32, 0},  {2, 8, 16, 0},  {1, 2, 4, 8},  {1, 2, 4, 8},
+                                           {1, 0, 0, 0},    {1, 0, 0, 0}};
+    static const size_t xch[NXGEMM][4] = {{0, 0, 0, 0}, {1, 0, 0, 0},     {16, 32, 0, 0},  {2, 8, 0, 0},
+                                          {8, 16, 32, 0}, {8, 16, 32, 0}, {16, 32, 64, 128}, {8, 16, 32, 0},
+                                          {8, 16, 32, 0}, {16, 32, 64, 128}, {0, 1, 0, 0},  {0, 1, 0, 0},
+                                          {0, 1, 0, 0},   {0, 1, 0, 0},   {1, 2, 4, 8},    {1, 2, 4, 8}};
+    static const size_t thresholds[3] = {1, 1000000, 16777216};
+    int xg = nn_rng_next(rng) % 2;
+    c->kernel = xg ? "Xgemm" : "XgemmDirect";
+    c->np = xg ? NXGEMM : NDIRECT;
+    c->threshold = xg ? thresholds[nn_rng_next(rng) % 3] : NO_INDIRECT;
+    for (int guard = 0; guard < 20000; guard++) {
+        for (int i = 0; i < c->np; i++) {
+            const size_t *ch = xg ? xch[i] : dch[i];
+            int n = 1;
+            while (n < 4 && ch[n])
+                n++;
+            if (xg && (i == 10 || i == 11 || i == 12 || i == 13))
+                n = 2; /* SA, SB, STRM, STRN: 0 or 1 */
+            c->v[i] = ch[nn_rng_next(rng) % (uint64_t)n];
+        }
+        if (valid(c, max_wg))
+            return 0;
+    }
+    return -1;
 }
 
 typedef struct bufs {
@@ -181,33 +260,21 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
         r = nn_fail(e, NN_ESOFTWARE, "CLBlast failed with its default parameters on these shapes");
     if (!r && !o->quiet && !o->json)
         printf("defaults: %.2f ms per step of GEMMs (%.1f GFLOP/s)\n", base * 1e3, flops / base / 1e9);
-    /* candidates: PLATFORM-tested good set first, then random valid ones */
-    static const size_t seeded[NPARAM] = {32, 16, 16, 16, 16, 2, 1, 2, 1, 1};
-    static const size_t choices[NPARAM][4] = {{8, 16, 32, 64}, {8, 16, 32, 0}, {8, 16, 32, 0}, {8, 16, 32, 0}, {8, 16, 32, 0},
-                                             {2, 8, 16, 0},    {1, 2, 4, 8},   {1, 2, 4, 8},   {0, 1, 0, 0},   {0, 1, 0, 0}};
-    size_t best[NPARAM];
+    /* candidates: the XgemmDirect set PLATFORM.md measured well first, then
+     * random valid ones of both kinds */
+    cand best, c;
     double best_t = base;
     int have_best = 0, tried = 0, failed = 0;
-    for (int c = 0; !r && c < o->candidates; c++) {
-        size_t v[NPARAM];
-        if (c == 0)
-            memcpy(v, seeded, sizeof v);
-        else {
-            int guard = 0;
-            do {
-                for (int i = 0; i < NPARAM; i++) {
-                    int nchoice = 0;
-                    while (nchoice < 4 && (choices[i][nchoice] || (i >= 8 && nchoice < 2)))
-                        nchoice++;
-                    v[i] = choices[i][nn_rng_next(&rng) % (uint64_t)nchoice];
-                }
-            } while (!valid(v) && ++guard < 10000);
-            if (!valid(v))
+    for (int k = 0; !r && k < o->candidates; k++) {
+        if (k == 0) {
+            c = (cand){NO_INDIRECT, "XgemmDirect", NDIRECT, {32, 16, 16, 16, 16, 2, 1, 2, 1, 1}};
+            if (!valid(&c, d->max_wg))
                 continue;
-        }
-        if (v[1] * v[2] > d->max_wg)
+        } else if (sample(&rng, &c, d->max_wg))
             continue;
-        if (override(d, v)) {
+        char desc[512];
+        describe(&c, desc, sizeof desc);
+        if (override(d, &c)) {
             failed++;
             continue;
         }
@@ -216,16 +283,14 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
         if (t < 0) {
             failed++;
             if (!o->quiet && !o->json)
-                printf("  candidate %2d rejected (failed or computed wrong results)\n", c);
+                printf("  candidate %2d rejected (failed or computed wrong results): %s\n", k, desc);
             continue;
         }
         if (!o->quiet && !o->json)
-            printf("  candidate %2d WGD=%zu MDIMCD=%zu NDIMCD=%zu MDIMAD=%zu NDIMBD=%zu KWID=%zu VWMD=%zu VWND=%zu PAD=%zu/%zu:"
-                   " %.2f ms (%.2fx)\n",
-                   c, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], t * 1e3, base / t);
+            printf("  candidate %2d %.2f ms (%.2fx): %s\n", k, t * 1e3, base / t, desc);
         if (t < best_t) {
             best_t = t;
-            memcpy(best, v, sizeof best);
+            best = c;
             have_best = 1;
         }
     }
@@ -244,9 +309,9 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
             FILE *f = fopen(tmp, "w");
             int ok = f != NULL;
             if (ok) {
-                fprintf(f, "XgemmDirect");
-                for (int i = 0; i < NPARAM; i++)
-                    fprintf(f, " %s %zu", names[i], best[i]);
+                fprintf(f, "XGEMM_MIN_INDIRECT_SIZE %zu %s", best.threshold, best.kernel);
+                for (int i = 0; i < best.np; i++)
+                    fprintf(f, " %s %zu", names_of(&best)[i], best.v[i]);
                 fprintf(f, "\n");
                 ok = fclose(f) == 0 && rename(tmp, path) == 0;
             }
@@ -268,9 +333,12 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
                 nn_json_str(stdout, path);
                 printf("}\n");
             } else if (!o->quiet) {
-                if (store)
-                    printf("best: %.2f ms (%.2fx the defaults, %.1f GFLOP/s); stored in %s\n", best_t * 1e3, base / best_t,
-                           flops / best_t / 1e9, path);
+                if (store) {
+                    char desc[512];
+                    describe(&best, desc, sizeof desc);
+                    printf("best: %.2f ms (%.2fx the defaults, %.1f GFLOP/s): %s\nstored in %s\n", best_t * 1e3,
+                           base / best_t, flops / best_t / 1e9, desc, path);
+                }
                 else
                     printf("no candidate beat the defaults by 3%% (%d tried, %d rejected); nothing stored\n", tried,
                            failed);

@@ -206,4 +206,32 @@ WHY="exit $RC; a corpus shorter than one sequence must fail with 65"
 DETAIL="$ERR"
 check text/short_corpus eval '[ "$RC" = 65 ] && printf "%s" "$ERR" | grep -q "sequence_length"'
 
+# ----------------------------------------------------------------- tune
+# in a private cache folder: tuning stores parameters, later runs apply
+# them and still train correctly; a corrupted file is ignored
+mkdir -p "$T/tunecache"
+NNRUN_CACHE_DIR=$T/tunecache nn tune "$ROOT/models/iris_mlp.json" --candidates 3 --reps 1 --json
+tune_json=$OUT
+WHY="exit $RC; tune --json should print one object with default_ms and stored"
+DETAIL="$OUT$ERR"
+check tune/runs eval '[ "$RC" = 0 ] && py "import json,sys; d=json.loads(sys.argv[1]); assert d[\"default_ms\"] > 0 and \"stored\" in d" "$OUT"'
+NNRUN_CACHE_DIR=$T/tunecache nn train "$ROOT/models/iris_mlp.json" --output "$T/tuned_iris.bin" --json
+acc=$(py 'import json,sys
+print([json.loads(l) for l in open(sys.argv[1])][-2]["accuracy"])' "$T/out" 2>/dev/null)
+WHY="exit $RC, iris test accuracy ${acc:-none} with tuned GEMM parameters (want >= 0.95)"
+DETAIL="$ERR"
+check tune/applied_still_correct eval '[ "$RC" = 0 ] && py "import sys; assert float(sys.argv[1]) >= 0.95" "${acc:--1}"'
+stored=$(printf '%s' "$tune_json" | py 'import json,sys; print(json.load(sys.stdin)["stored"])' 2>/dev/null)
+tf=$(ls "$T"/tunecache/clblast-*.tune 2>/dev/null | head -n 1)
+if [ -n "$tf" ]; then
+    printf 'XGEMM_MIN_INDIRECT_SIZE banana\n' >"$tf"
+    NNRUN_CACHE_DIR=$T/tunecache nn train "$ROOT/models/iris_mlp.json" --output "$T/tuned_iris2.bin" --quiet
+    WHY="exit $RC; a corrupted tune file must be ignored"
+    DETAIL="$ERR"
+    check tune/corrupt_file_ignored test "$RC" = 0
+else
+    WHY="tune stored no file but reported stored=$stored"
+    check tune/nothing_stored_consistent test "$stored" = False
+fi
+
 summary
