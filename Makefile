@@ -68,3 +68,87 @@ clean:
 	rm -rf $(BUILD) nnrun
 
 -include $(OBJ:.o=.d)
+
+# ---------------------------------------------------------------------------
+# Fuzzing and sanitizers (tests/fuzz/README.md). `make fuzz` installs clang and
+# libFuzzer when missing (tests/fuzz/deps), builds the libFuzzer targets in
+# $(FUZZ_BUILD) and runs each for FUZZ_SECONDS. `make test-asan` builds
+# ./nnrun-asan and $(ASAN_BUILD)/unit_tests with AddressSanitizer and UBSan and
+# runs tests/run.sh against them (LeakSanitizer on, tests/sanitize.supp).
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := spec csv idx image ckpt list text
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(filter-out -O% -g,$(CFLAGS))
+FUZZ_LIBOBJ  := $(LIBSRC:src/%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/cl_embed.o
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+ASAN_CC      ?= $(CC)
+ASAN_BUILD   ?= build-asan
+ASAN_CFLAGS   = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+                $(filter-out -O% -g,$(CFLAGS))
+ASAN_OBJ     := $(SRC:src/%.c=$(ASAN_BUILD)/%.o) $(ASAN_BUILD)/cl_embed.o
+ASAN_LIBOBJ  := $(LIBSRC:src/%.c=$(ASAN_BUILD)/%.o) $(ASAN_BUILD)/cl_embed.o
+
+.PHONY: fuzz fuzz-build test-asan
+
+fuzz-build: deps
+	@FUZZ_CC=$(FUZZ_CC) tests/fuzz/deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/cl_embed.c: $(BUILD)/embedcl $(CLSRC)
+	@mkdir -p $(dir $@)
+	$(BUILD)/embedcl $@ $(CLSRC)
+
+$(FUZZ_BUILD)/cl_embed.o: $(FUZZ_BUILD)/cl_embed.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libnnrun.a: $(FUZZ_LIBOBJ)
+	rm -f $@
+	ar rcs $@ $(FUZZ_LIBOBJ)
+
+# stb_image compiled into fuzz_image with coverage and ASan (not UBSan: stb's
+# own shifts of negative values would drown everything else).
+$(FUZZ_BUILD)/stb_impl.o: tests/fuzz/stb_impl.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -O1 -g -fsanitize=address,fuzzer-no-link -fno-omit-frame-pointer -I/usr/include/stb -w -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_image: $(FUZZ_BUILD)/stb_impl.o
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_BUILD)/libnnrun.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $(filter %.c %.o,$^) $(FUZZ_BUILD)/libnnrun.a $(LDLIBS)
+
+test-asan: deps
+	@$(MAKE) --no-print-directory nnrun-asan $(ASAN_BUILD)/unit_tests
+	@NNRUN=$(CURDIR)/nnrun-asan UNIT_TESTS=$(ASAN_BUILD)/unit_tests \
+	 ASAN_OPTIONS=detect_leaks=1 \
+	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize.supp:print_suppressions=0 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 tests/run.sh
+
+nnrun-asan: $(ASAN_OBJ)
+	$(ASAN_CC) $(ASAN_CFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJ) $(LDLIBS)
+
+$(ASAN_BUILD)/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(ASAN_BUILD)/cl_embed.c: $(BUILD)/embedcl $(CLSRC)
+	@mkdir -p $(dir $@)
+	$(BUILD)/embedcl $@ $(CLSRC)
+
+$(ASAN_BUILD)/cl_embed.o: $(ASAN_BUILD)/cl_embed.c
+	$(ASAN_CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(ASAN_BUILD)/unit_tests: $(TESTSRC) $(ASAN_LIBOBJ)
+	$(ASAN_CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $(TESTSRC) $(ASAN_LIBOBJ) $(LDLIBS)
+
+-include $(FUZZ_LIBOBJ:.o=.d) $(ASAN_OBJ:.o=.d)

@@ -425,7 +425,19 @@ static int read_header(const cJSON *root, const unsigned char *data, uint64_t da
         rc = corrupt(e, file, "header tensors: duplicate tensor name \"%s\"", dup);
         goto out;
     }
-    /* Every range was checked against data_bytes: allocation is bounded by the file size. */
+    /* Every range lies inside the data, and together they are no larger than
+     * it (no overlaps can multiply the allocation): allocation is bounded by
+     * the file size. */
+    uint64_t total = 0;
+    for (i = 0; i < (int)nt; i++) {
+        total += (uint64_t)c->tensors[i].length * 4;
+        if (total > data_bytes) {
+            rc = corrupt(e, file, "header tensors: the tensors hold more bytes than the file's %llu bytes of data "
+                                  "(overlapping tensors)",
+                         (unsigned long long)data_bytes);
+            goto out;
+        }
+    }
     for (i = 0; i < (int)nt; i++) {
         nn_ckpt_tensor *tt = &c->tensors[i];
         if (!(tt->data = malloc(tt->length * sizeof(float)))) {

@@ -2,8 +2,9 @@
 # tests/run.sh - runs every test suite; `make test` calls it after building
 # ./nnrun and build/unit_tests.
 #
-# Suites: build/unit_tests (PASS unit/... / FAIL unit/... lines) and
-# tests/cli.sh (PASS cli/... / FAIL cli/... lines). Their output is shown as it
+# Suites: build/unit_tests (PASS unit/... / FAIL unit/... lines),
+# tests/cli.sh (PASS cli/... / FAIL cli/... lines), tests/e2e.sh (PASS e2e/...) and tests/reliability.sh
+# (PASS rel/... / FAIL rel/... lines). Their output is shown as it
 # comes; each suite's own "N passed, N failed" line is shown as
 # "# unit: N passed, N failed" so that the last line of this script is the only
 # summary: "N passed, N failed" over all PASS/FAIL lines. A suite that exits
@@ -14,6 +15,10 @@
 #
 # Kernel caches (nnrun's and PoCL's) live in a persistent folder, by default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/nnrun-test, so repeated runs are fast.
+#
+# NNRUN=/path/nnrun and UNIT_TESTS=/path/unit_tests test other builds
+# (`make test-asan`: ./nnrun-asan and build-asan/unit_tests); defaults
+# ./nnrun and build/unit_tests.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -62,13 +67,16 @@ suite() {
     total_fail=$((total_fail + f))
 }
 
-if [ -x build/unit_tests ]; then
-    suite unit build/unit_tests
+UNIT_TESTS=${UNIT_TESTS:-build/unit_tests}
+if [ -x "$UNIT_TESTS" ]; then
+    suite unit "$UNIT_TESTS"
 else
-    echo "FAIL unit: build/unit_tests is missing (make build/unit_tests)"
+    echo "FAIL unit: $UNIT_TESTS is missing (make $UNIT_TESTS)"
     total_fail=$((total_fail + 1))
 fi
 suite cli tests/cli.sh
+suite e2e tests/e2e.sh
+suite rel tests/reliability.sh
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]

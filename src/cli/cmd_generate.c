@@ -60,9 +60,13 @@ int nn_cmd_generate(int argc, char **argv, nn_err *e)
     for (int b = 0; b < 256; b++)
         map[b] = -1;
     for (int i = 0; i < V; i++) {
-        int b = atoi(m.classes[i]);
-        if (b >= 0 && b < 256)
-            map[b] = i;
+        char *end;
+        long b = strtol(m.classes[i], &end, 10);
+        if (*end || end == m.classes[i] || b < 0 || b > 255 || map[b] >= 0) {
+            r = nn_fail(e, NN_EDATA, "%s: the stored vocabulary is invalid (class %d: '%s')", pos[0], i, m.classes[i]);
+            goto out;
+        }
+        map[b] = i;
     }
     size_t plen = strlen(prompt), n = plen;
     ids = malloc(sizeof(int) * (plen + (size_t)length + 1));

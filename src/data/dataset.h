@@ -17,7 +17,7 @@
 #define NN_MAX_FEATURES  (1L << 24)      /* features per sample */
 #define NN_MAX_BYTES     (1L << 34)      /* bytes of decoded data per source (16 GiB) */
 #define NN_MAX_CLASSES   65536
-#define NN_MAX_IMAGE_PIXELS (1L << 28)   /* width*height of one decoded image */
+#define NN_MAX_IMAGE_PIXELS (1L << 26)   /* width*height of one decoded image (8192 x 8192) */
 
 typedef enum {
     NN_TASK_CLASSIFY = 0, /* integer class labels (also binary: 2 classes) */

@@ -23,6 +23,64 @@ static const char *reason(void)
     return r && *r ? r : "unknown error";
 }
 
+/* nc-channel 8-bit pixels -> c channels (grey, grey+alpha, RGB, RGBA);
+ * luminance with stb's weights. malloc'd (free with free()). */
+static unsigned char *convert_channels(const unsigned char *in, size_t n, int nc, int c)
+{
+    unsigned char *out = malloc(n * (size_t)c);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = in + i * (size_t)nc;
+        unsigned char *o = out + i * (size_t)c;
+        int grey = nc >= 3 ? (p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8 : p[0];
+        int alpha = nc == 2 ? p[1] : nc == 4 ? p[3] : 255;
+        int rgb[3] = {nc >= 3 ? p[0] : p[0], nc >= 3 ? p[1] : p[0], nc >= 3 ? p[2] : p[0]};
+        switch (c) {
+        case 1: o[0] = (unsigned char)grey; break;
+        case 2: o[0] = (unsigned char)grey; o[1] = (unsigned char)alpha; break;
+        case 3: o[0] = (unsigned char)rgb[0]; o[1] = (unsigned char)rgb[1]; o[2] = (unsigned char)rgb[2]; break;
+        default:
+            o[0] = (unsigned char)rgb[0]; o[1] = (unsigned char)rgb[1]; o[2] = (unsigned char)rgb[2];
+            o[3] = (unsigned char)alpha;
+        }
+    }
+    return out;
+}
+
+/* Binary PNM (P5/P6): the header's size must fit the bytes present (stb
+ * 2.27 accepts a header alone and returns uninitialised pixels). */
+static int pnm_check(const unsigned char *buf, size_t len, const char *name, nn_err *e)
+{
+    if (len < 2 || buf[0] != 'P' || (buf[1] != '5' && buf[1] != '6'))
+        return 0;
+    size_t i = 2;
+    unsigned long v[3];
+    for (int k = 0; k < 3; k++) {
+        for (;;) {
+            while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+                i++;
+            if (i < len && buf[i] == '#') {
+                while (i < len && buf[i] != '\n')
+                    i++;
+                continue;
+            }
+            break;
+        }
+        if (i >= len || buf[i] < '0' || buf[i] > '9')
+            return 0; /* let stb report it */
+        v[k] = 0;
+        while (i < len && buf[i] >= '0' && buf[i] <= '9' && v[k] < 100000000UL)
+            v[k] = v[k] * 10 + (unsigned long)(buf[i++] - '0');
+    }
+    i++; /* the single whitespace before the pixels */
+    double need = (double)v[0] * (double)v[1] * (buf[1] == '6' ? 3.0 : 1.0) * (v[2] > 255 ? 2.0 : 1.0);
+    if ((double)(len > i ? len - i : 0) < need)
+        return nn_fail(e, NN_EDATA, "%s: truncated PNM image: %lux%lu needs %.0f bytes of pixels, the file has %zu", name,
+                       v[0], v[1], need, len > i ? len - i : 0);
+    return 0;
+}
+
 int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int c, int h, int w,
                     float *out, nn_err *e)
 {
@@ -51,15 +109,32 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
     if (iw <= 0 || ih <= 0 || (size_t)iw * (size_t)ih > (size_t)NN_MAX_IMAGE_PIXELS)
         return nn_fail(e, NN_EDATA, "%s: image is %dx%d pixels; the limit is %ld pixels", name, iw,
                        ih, (long)NN_MAX_IMAGE_PIXELS);
+    int r = pnm_check(buf, len, name, e);
+    if (r)
+        return r;
+    /* Decode at the file's own channel count and convert here: stb 2.27's
+     * PNM loader converts channels as 8-bit before its 16-to-8 step and then
+     * reads past its buffer (tests/fuzz/crashes/image-pnm16-overread). */
     int x = 0, y = 0, nc = 0;
-    unsigned char *px = stbi_load_from_memory(buf, (int)len, &x, &y, &nc, c);
+    unsigned char *raw = stbi_load_from_memory(buf, (int)len, &x, &y, &nc, 0);
+    unsigned char *px = NULL;
+    if (raw && nc >= 1 && nc <= 4 && x > 0 && y > 0 && (size_t)x * (size_t)y <= (size_t)NN_MAX_IMAGE_PIXELS) {
+        px = convert_channels(raw, (size_t)x * (size_t)y, nc, c);
+        stbi_image_free(raw);
+        if (!px)
+            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", name);
+    } else if (raw) {
+        stbi_image_free(raw);
+        return nn_fail(e, NN_EDATA, "%s: image is %dx%d pixels with %d channels; the limit is %ld pixels", name, x, y,
+                       nc, (long)NN_MAX_IMAGE_PIXELS);
+    }
     if (!px) {
-        const char *r = reason();
-        return nn_fail(e, strcmp(r, "outofmem") == 0 ? NN_ESOFTWARE : NN_EDATA,
-                       "%s: cannot decode image: %s", name, r);
+        const char *why = reason();
+        return nn_fail(e, strcmp(why, "outofmem") == 0 ? NN_ESOFTWARE : NN_EDATA,
+                       "%s: cannot decode image: %s", name, why);
     }
     if (x <= 0 || y <= 0 || (size_t)x * (size_t)y > (size_t)NN_MAX_IMAGE_PIXELS) {
-        stbi_image_free(px);
+        free(px);
         return nn_fail(e, NN_EDATA, "%s: image is %dx%d pixels; the limit is %ld pixels", name, x,
                        y, (long)NN_MAX_IMAGE_PIXELS);
     }
@@ -68,12 +143,12 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
     if (x != w || y != h) {
         rs = malloc(chw);
         if (!rs) {
-            stbi_image_free(px);
+            free(px);
             return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", name);
         }
         if (!stbir_resize_uint8(px, x, y, 0, rs, w, h, 0, c)) {
             free(rs);
-            stbi_image_free(px);
+            free(px);
             return nn_fail(e, NN_ESOFTWARE, "%s: cannot resize %dx%d to %dx%d", name, x, y, w, h);
         }
         src = rs;
@@ -88,7 +163,7 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
             o[i] = lut[s[i * (size_t)c]];
     }
     free(rs);
-    stbi_image_free(px);
+    free(px);
     return 0;
 }
 

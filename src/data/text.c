@@ -41,8 +41,14 @@ int nn_text_load(const nn_source *src, const int *vocab, int nvocab, double val_
     for (int b = 0; b < 256; b++)
         map[b] = -1;
     if (vocab) {
-        for (int i = 0; i < nvocab; i++)
-            map[vocab[i] & 255] = i;
+        for (int i = 0; i < nvocab; i++) {
+            if (vocab[i] < 0 || vocab[i] > 255 || map[vocab[i]] >= 0) {
+                free(buf);
+                return nn_fail(e, NN_EDATA, "the model's vocabulary is invalid (entry %d: %d is %s)", i, vocab[i],
+                               vocab[i] < 0 || vocab[i] > 255 ? "not a byte value" : "repeated");
+            }
+            map[vocab[i]] = i;
+        }
         V = nvocab;
         for (size_t i = 0; i < len; i++)
             if (map[buf[i]] < 0) {
@@ -105,7 +111,7 @@ int nn_text_load(const nn_source *src, const int *vocab, int nvocab, double val_
     for (int b = 0; b < 256; b++) {
         if (map[b] < 0)
             continue;
-        char num[8];
+        char num[16];
         snprintf(num, sizeof num, "%d", b);
         if (!(train->class_names[map[b]] = nn_strdup(num))) {
             nn_dataset_free(train);

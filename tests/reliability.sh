@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# tests/reliability.sh - reliability tests of the ./nnrun binary: resuming,
+# signals, crashes mid-run, divergence, corrupt model files, device memory.
+#
+# Prints one line per test, "PASS rel/NAME" or "FAIL rel/NAME: why" (details
+# indented below a FAIL), then "N passed, N failed"; exits 1 when any failed.
+# tests/run.sh runs it after tests/cli.sh. Fixtures are generated at run time
+# into a temporary folder (removed at the end; NNRUN_TEST_KEEP=1 keeps it).
+#
+#   tests/reliability.sh             all tests (from any directory)
+#   NNRUN=/path/nnrun tests/reliability.sh
+#   NNRUN_TEST_TIMEOUT=300           seconds allowed for each nnrun call
+#
+#   resume/*   20 Iris epochs in one go == with --checkpoint-every 50 (steps)
+#              then --resume, == with --checkpoint-every 3e then --resume
+#              (model.bin byte-identical)
+#   signal/*   SIGINT during training: exit 130, a checkpoint, a message naming
+#              it; resuming gives the model of an uninterrupted run; kill -9
+#              leaves an existing model.bin untouched and no temporary files
+#   nan/*      a diverging run exits 75 naming the loss and a layer
+#   corrupt/*  bit flips at >= 200 offsets of a model.bin (every byte of the
+#              24-byte fixed part, every 4th byte of the header JSON, a sample
+#              of the tensor data and the CRC): eval and infer exit 65, never
+#              crash; a sample of flips with the CRC recomputed (so the header
+#              JSON and the tensor table are read): eval exits 0, 65 or 66
+#   memory/*   a batch size no device can hold exits 69 naming the buffer and
+#              suggesting a smaller --batch-size; one past the option's range
+#              is a usage error (2)
+# Needs bash, python3 (standard library only), gzip and coreutils; the signal
+# tests need Fashion-MNIST (package dataset-fashion-mnist) and are skipped
+# (reported as a FAIL) without it.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+NNRUN=${NNRUN:-$ROOT/nnrun}
+TMO=${NNRUN_TEST_TIMEOUT:-300}
+CACHE=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/nnrun-test
+export NNRUN_CACHE_DIR=${NNRUN_CACHE_DIR:-$CACHE}
+export POCL_CACHE_DIR=${POCL_CACHE_DIR:-$NNRUN_CACHE_DIR/pocl}
+if ! mkdir -p "$NNRUN_CACHE_DIR" "$POCL_CACHE_DIR" 2>/dev/null; then
+    NNRUN_CACHE_DIR=/tmp/nnrun-test-cache-$(id -u)
+    export POCL_CACHE_DIR=$NNRUN_CACHE_DIR/pocl
+    mkdir -p "$POCL_CACHE_DIR"
+fi
+export LC_ALL=C
+FASHION=/usr/share/datasets/fashion-mnist
+
+npass=0
+nfail=0
+pass() { npass=$((npass + 1)); echo "PASS rel/$1"; }
+# fail NAME WHY [DETAIL...]: details (e.g. stderr) are printed indented.
+fail() {
+    nfail=$((nfail + 1))
+    echo "FAIL rel/$1: $2"
+    shift 2
+    local d
+    for d in "$@"; do
+        [ -n "$d" ] && printf '%s\n' "$d" | head -n 8 | sed 's/^/    /'
+    done
+    return 0
+}
+
+if [ ! -x "$NNRUN" ]; then
+    fail setup "$NNRUN is missing or not executable (run 'make nnrun')"
+    echo "$npass passed, $nfail failed"
+    exit 1
+fi
+for tool in python3 timeout cmp; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        fail setup "'$tool' is needed by tests/reliability.sh but is not installed"
+        echo "$npass passed, $nfail failed"
+        exit 1
+    fi
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/nnrun-rel.XXXXXX") || exit 2
+BG=""
+cleanup() {
+    [ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
+    if [ "${NNRUN_TEST_KEEP:-0}" = 1 ]; then echo "# kept $T" >&2; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# nn ARGS...: runs nnrun with no stdin and a time limit. Sets RC; stdout and
+# stderr are in $T/out and $T/err (also $OUT and $ERR). RC 124: it hung.
+nn() {
+    timeout --foreground -k 10 "$TMO" "$NNRUN" "$@" </dev/null >"$T/out" 2>"$T/err"
+    RC=$?
+    OUT=$(cat "$T/out")
+    ERR=$(cat "$T/err")
+}
+rc_text() {
+    case $1 in
+    124) echo "timed out after ${TMO}s" ;;
+    13[1-9] | 1[4-9][0-9]) echo "exit $1 (crashed: signal $(($1 - 128)))" ;;
+    *) echo "exit $1" ;;
+    esac
+}
+# same NAME A B: PASS when files A and B are byte-identical.
+same() {
+    if [ ! -f "$2" ] || [ ! -f "$3" ]; then
+        fail "$1" "a model file is missing" "$(ls -la "$2" "$3" 2>&1)"
+    elif cmp -s "$2" "$3"; then
+        pass "$1"
+    else
+        fail "$1" "$(basename "$2") and $(basename "$3") differ" "$(cmp "$2" "$3" 2>&1)"
+    fi
+}
+# bg OUT ERR ARGS...: starts nnrun ARGS in the background (BG = its pid).
+bg() {
+    local o=$1 e=$2
+    shift 2
+    "$NNRUN" "$@" </dev/null >"$o" 2>"$e" &
+    BG=$!
+}
+# bg_wait: waits for it (at most $TMO seconds, then kill -9 and RC 124); sets RC.
+bg_wait() {
+    local i=0
+    while kill -0 "$BG" 2>/dev/null && [ $i -lt $((TMO * 50)) ]; do
+        sleep 0.02
+        i=$((i + 1))
+    done
+    if kill -0 "$BG" 2>/dev/null; then
+        kill -9 "$BG" 2>/dev/null
+        wait "$BG" 2>/dev/null
+        RC=124
+    else
+        wait "$BG" 2>/dev/null
+        RC=$?
+    fi
+    BG=""
+}
+# wait_for FILE REGEX PID SECONDS: waits until FILE has a line matching REGEX;
+# 1 when PID exits first or time runs out.
+wait_for() {
+    local i=0 n=$(($4 * 50))
+    while [ $i -lt $n ]; do
+        grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || return 1
+        sleep 0.02
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# ------------------------------------------------------------ fixtures
+cp "$ROOT/data/iris.csv" "$ROOT/data/iris_test.csv" "$T/"
+python3 -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+m["data"]["train"]["path"] = "iris.csv"
+m["data"]["test"]["path"] = "iris_test.csv"
+m["train"]["epochs"] = 20
+json.dump(m, open(sys.argv[2], "w"), indent=1)' "$ROOT/models/iris_mlp.json" "$T/iris.json"
+
+# ======================================================= resume equivalence
+# 105 samples, batch 16: 7 steps an epoch, 140 in all; checkpoints at steps
+# 50 and 100 (the file keeps the last), or after epochs 3, 6 ... 18.
+mkdir -p "$T/res"
+nn train "$T/iris.json" --quiet --output "$T/res/full.bin"
+if [ "$RC" != 0 ]; then
+    fail resume/setup "training $T/iris.json failed ($(rc_text "$RC"))" "$ERR"
+else
+    nn train "$T/iris.json" --quiet --output "$T/res/steps_all.bin" --checkpoint-every 50 --checkpoint "$T/res/steps.ckpt"
+    if [ "$RC" != 0 ] || [ ! -f "$T/res/steps.ckpt" ]; then
+        fail resume/steps "training with --checkpoint-every 50 failed or wrote no checkpoint ($(rc_text "$RC"))" "$ERR"
+    else
+        same resume/checkpointing-changes-nothing "$T/res/full.bin" "$T/res/steps_all.bin"
+        nn train "$T/iris.json" --quiet --output "$T/res/steps_resumed.bin" --resume "$T/res/steps.ckpt" \
+            --checkpoint "$T/res/steps2.ckpt"
+        if [ "$RC" != 0 ]; then
+            fail resume/steps "--resume from the step-100 checkpoint failed ($(rc_text "$RC"))" "$ERR"
+        else
+            same resume/steps "$T/res/full.bin" "$T/res/steps_resumed.bin"
+        fi
+    fi
+    nn train "$T/iris.json" --quiet --output "$T/res/ep_all.bin" --checkpoint-every 3e --checkpoint "$T/res/ep.ckpt"
+    if [ "$RC" != 0 ] || [ ! -f "$T/res/ep.ckpt" ]; then
+        fail resume/epochs "training with --checkpoint-every 3e failed or wrote no checkpoint ($(rc_text "$RC"))" "$ERR"
+    else
+        nn train "$T/iris.json" --quiet --output "$T/res/ep_resumed.bin" --resume "$T/res/ep.ckpt" \
+            --checkpoint "$T/res/ep2.ckpt"
+        if [ "$RC" != 0 ]; then
+            fail resume/epochs "--resume from the epoch-18 checkpoint failed ($(rc_text "$RC"))" "$ERR"
+        else
+            same resume/epochs "$T/res/full.bin" "$T/res/ep_resumed.bin"
+        fi
+    fi
+    # a model.bin is not a training checkpoint
+    nn train "$T/iris.json" --quiet --output "$T/res/x.bin" --resume "$T/res/full.bin"
+    if [ "$RC" = 65 ] && printf '%s' "$ERR" | grep -q 'not a training checkpoint'; then
+        pass resume/model-bin-is-not-a-checkpoint
+    else
+        fail resume/model-bin-is-not-a-checkpoint "expected exit 65 and 'not a training checkpoint', got $(rc_text "$RC")" "$ERR"
+    fi
+fi
+
+# ============================================================== signals
+# A Fashion-MNIST subset: 1800 training samples, 8 epochs.
+if [ -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
+    python3 -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+m["data"]["train"]["limit"] = 2000
+m["data"]["test"]["limit"] = 200
+m["train"]["epochs"] = 8
+json.dump(m, open(sys.argv[2], "w"), indent=1)' "$ROOT/models/fashion_mlp.json" "$T/fm.json"
+    mkdir -p "$T/sig"
+    # the uninterrupted run, for comparison
+    nn train "$T/fm.json" --quiet --output "$T/sig/full.bin" --checkpoint "$T/sig/full.ckpt"
+    full_rc=$RC
+    [ "$full_rc" = 0 ] || fail signal/setup "training $T/fm.json failed ($(rc_text "$RC"))" "$ERR"
+
+    # SIGINT once the first epoch is done (or after 2 s)
+    bg "$T/sig/out" "$T/sig/err" train "$T/fm.json" --output "$T/sig/int.bin" --checkpoint "$T/sig/int.ckpt"
+    wait_for "$T/sig/out" '^training ' $BG "$TMO"
+    wait_for "$T/sig/out" '^epoch 1/' $BG 2
+    kill -INT $BG 2>/dev/null
+    bg_wait
+    ERR=$(cat "$T/sig/err")
+    if [ "$RC" = 130 ] && [ -f "$T/sig/int.ckpt" ] && [ ! -f "$T/sig/int.bin" ] &&
+        printf '%s' "$ERR" | grep -Fq "$T/sig/int.ckpt"; then
+        pass signal/sigint-writes-checkpoint
+        nn train "$T/fm.json" --quiet --output "$T/sig/int.bin" --checkpoint "$T/sig/int2.ckpt" --resume "$T/sig/int.ckpt"
+        if [ "$RC" != 0 ]; then
+            fail signal/resume-after-sigint "--resume failed ($(rc_text "$RC"))" "$ERR"
+        elif [ "$full_rc" = 0 ]; then
+            same signal/resume-after-sigint "$T/sig/full.bin" "$T/sig/int.bin"
+        fi
+    else
+        fail signal/sigint-writes-checkpoint "expected exit 130, a checkpoint, no model.bin and a message naming the checkpoint; got $(rc_text "$RC")" \
+            "stderr: $ERR" "files: $(ls "$T/sig" | tr '\n' ' ')"
+    fi
+
+    # kill -9 during a run: an existing model.bin stays as it was, nothing is left beside it
+    mkdir -p "$T/k9/out"
+    head -c 3000 /dev/urandom >"$T/k9/out/model.bin"
+    cp "$T/k9/out/model.bin" "$T/k9/before.bin"
+    bg "$T/k9/log" "$T/k9/err" train "$T/fm.json" --output "$T/k9/out/model.bin" --checkpoint "$T/k9/run.ckpt"
+    wait_for "$T/k9/log" '^training ' $BG "$TMO"
+    wait_for "$T/k9/log" '^epoch 1/' $BG 2
+    kill -9 $BG 2>/dev/null
+    bg_wait
+    left=$(ls -A "$T/k9/out")
+    if [ "$RC" != 137 ]; then
+        fail signal/kill-9-keeps-model "the run was not killed (it ended with $(rc_text "$RC") first)" "$(cat "$T/k9/log" "$T/k9/err")"
+    elif ! cmp -s "$T/k9/before.bin" "$T/k9/out/model.bin"; then
+        fail signal/kill-9-keeps-model "the existing model.bin changed"
+    elif [ "$left" != model.bin ]; then
+        fail signal/kill-9-keeps-model "files left beside model.bin: $(printf '%s' "$left" | tr '\n' ' ')"
+    else
+        pass signal/kill-9-keeps-model
+    fi
+else
+    fail signal/setup "Fashion-MNIST is not installed ($FASHION; package dataset-fashion-mnist)"
+fi
+
+# =========================================================== divergence
+# Features around 1e8, mse, SGD with the largest allowed learning rate.
+python3 -c 'import random,sys
+r = random.Random(1)
+with open(sys.argv[1], "w") as f:
+    f.write("a,b,c,y\n")
+    for i in range(64):
+        f.write("%g,%g,%g,%d\n" % (r.uniform(1e7, 1e8), r.uniform(1e7, 1e8), r.uniform(1e7, 1e8), i % 3))' "$T/big.csv"
+cat >"$T/nan.json" <<'EOF'
+{"name": "nan", "input": {"shape": [3]},
+ "layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 1}],
+ "loss": "mse", "optimizer": {"type": "sgd", "lr": 100},
+ "train": {"epochs": 5, "batch_size": 8, "seed": 1},
+ "data": {"train": {"format": "csv", "path": "big.csv", "label": "y"}}}
+EOF
+nn train "$T/nan.json" --output "$T/nan.bin"
+if [ "$RC" = 75 ] && printf '%s' "$ERR" | grep -q 'diverged' && printf '%s' "$ERR" | grep -q 'layers\[' &&
+    [ ! -f "$T/nan.bin" ]; then
+    pass nan/diverged-names-layer
+else
+    fail nan/diverged-names-layer "expected exit 75, 'diverged' and 'layers[' in the message and no model.bin; got $(rc_text "$RC")" "$ERR"
+fi
+
+# ===================================================== corrupt model.bin
+nn train "$T/iris.json" --quiet --epochs 1 --output "$T/small.bin"
+if [ "$RC" != 0 ]; then
+    fail corrupt/setup "training the model to corrupt failed ($(rc_text "$RC"))" "$ERR"
+else
+    # flip.py MODE: writes one corrupted copy per offset to $T/corrupt/MODE/,
+    # one bit flipped (a different bit at each offset); MODE crc also
+    # recomputes the CRC, so the header JSON and tensor table are read.
+    mkdir -p "$T/corrupt"
+    python3 - "$T/small.bin" "$T/corrupt" <<'EOF'
+import os, struct, sys, zlib
+src, out = sys.argv[1], sys.argv[2]
+d = open(src, "rb").read()
+h = struct.unpack("<Q", d[16:24])[0]
+dstart = (24 + h + 63) // 64 * 64
+offs = set(range(24))                       # magic, version, reserved, header length
+offs |= set(range(24, 24 + h, 4))           # header JSON
+offs |= set(range(24 + h, dstart, 7))       # padding
+offs |= set(range(dstart, len(d) - 4, 37))  # tensor data
+offs |= set(range(len(d) - 4, len(d)))      # CRC
+# with the CRC recomputed a run may get as far as opening the device: fewer
+crc_offs = set(range(8, 24)) | set(range(24, 24 + h, 29)) | set(range(dstart, len(d) - 4, 151))
+for mode in ("raw", "crc"):
+    os.makedirs(os.path.join(out, mode), exist_ok=True)
+    for o in sorted(offs if mode == "raw" else crc_offs):
+        b = bytearray(d)
+        b[o] ^= 1 << (o % 8)
+        if mode == "crc":
+            b[-4:] = struct.pack("<I", zlib.crc32(bytes(b[:-4])) & 0xffffffff)
+        open(os.path.join(out, mode, "%05d" % o), "wb").write(bytes(b))
+EOF
+    nraw=$(ls "$T/corrupt/raw" | wc -l)
+    bad=""
+    nbad=0
+    for f in "$T"/corrupt/raw/*; do
+        for cmd in eval infer; do
+            if [ $cmd = eval ]; then nn eval "$f"; else nn infer "$f" "$T/iris_test.csv"; fi
+            if [ "$RC" != 65 ] || ! printf '%s' "$ERR" | grep -q '^nnrun: error: '; then
+                nbad=$((nbad + 1))
+                [ $nbad -le 5 ] && bad="$bad
+offset $((10#$(basename "$f"))): nnrun $cmd: $(rc_text "$RC"): $(printf '%s' "$ERR" | head -n 2)"
+            fi
+        done
+    done
+    if [ "$nraw" -lt 200 ]; then
+        fail corrupt/bit-flips "only $nraw offsets were tried (expected >= 200)"
+    elif [ $nbad = 0 ]; then
+        pass "corrupt/bit-flips ($nraw offsets: eval and infer exit 65)"
+    else
+        fail corrupt/bit-flips "$nbad of $((2 * nraw)) runs did not exit 65 with an error message" "$bad"
+    fi
+    # with a valid CRC the flip may be harmless (a weight, a name byte ...): 0 or
+    # 65, or 66 when it changed the stored test data path; never a crash
+    bad=""
+    nbad=0
+    ncrc=0
+    for f in "$T"/corrupt/crc/*; do
+        ncrc=$((ncrc + 1))
+        nn eval "$f"
+        if [ "$RC" != 0 ] && [ "$RC" != 65 ] && [ "$RC" != 66 ]; then
+            nbad=$((nbad + 1))
+            [ $nbad -le 5 ] && bad="$bad
+offset $((10#$(basename "$f"))): nnrun eval: $(rc_text "$RC"): $(printf '%s' "$ERR" | head -n 2)"
+        fi
+    done
+    if [ $nbad = 0 ]; then
+        pass "corrupt/bit-flips-valid-crc ($ncrc offsets: eval exits 0, 65 or 66)"
+    else
+        fail corrupt/bit-flips-valid-crc "$nbad of $ncrc runs exited with something other than 0, 65 or 66" "$bad"
+    fi
+fi
+
+# ========================================================= device memory
+# A batch no device holds: the fashion MLP with a 1x1 conv (64 filters) and
+# global average pooling in front of it in place of the flatten keeps 64*784
+# floats a sample, ~200 GiB of activations at batch 2^20; the parameters are
+# small, so nothing big is allocated before the failure.
+python3 -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+m["layers"][0:1] = [{"type": "conv2d", "filters": 64, "kernel": 1}, {"type": "global_avgpool"}]
+m["data"]["train"]["limit"] = 100
+del m["data"]["test"]
+del m["train"]["validation_split"]
+json.dump(m, open(sys.argv[2], "w"), indent=1)' "$ROOT/models/fashion_mlp.json" "$T/wide.json"
+if [ -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
+    nn train "$T/wide.json" --batch-size 1048576 --epochs 1 --output "$T/wide.bin"
+    if [ "$RC" = 69 ] && printf '%s' "$ERR" | grep -q 'batch 1048576' && printf '%s' "$ERR" | grep -q 'MiB' &&
+        printf '%s' "$ERR" | grep -q 'smaller --batch-size'; then
+        pass memory/huge-batch-exit-69
+    else
+        fail memory/huge-batch-exit-69 "expected exit 69 naming the buffer, its size and 'smaller --batch-size'; got $(rc_text "$RC")" "$ERR"
+    fi
+fi
+nn train "$ROOT/models/fashion_mlp.json" --batch-size 2000000 --output "$T/huge.bin"
+if [ "$RC" = 2 ] && printf '%s' "$ERR" | grep -q -- '--batch-size'; then
+    pass memory/batch-size-out-of-range
+else
+    fail memory/batch-size-out-of-range "expected exit 2 naming --batch-size; got $(rc_text "$RC")" "$ERR"
+fi
+
+echo "$npass passed, $nfail failed"
+[ "$nfail" = 0 ]
