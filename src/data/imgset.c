@@ -22,6 +22,13 @@ void nn_imgset_free(nn_imgset *s)
 
 static int cmpstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* integer labels in numeric order (equal values compare equal, "07" == "7") */
+static int cmpnum(const void *a, const void *b)
+{
+    long x = strtol(*(char *const *)a, NULL, 10), y = strtol(*(char *const *)b, NULL, 10);
+    return x < y ? -1 : x > y;
+}
+
 typedef struct strvec {
     char **v;
     size_t n, cap;
@@ -327,39 +334,27 @@ int nn_imgset_list(const char *csv, const nn_label_opts *lo, long limit, nn_imgs
         long v;
         for (size_t i = 0; i < labs.n && all_int; i++)
             all_int = is_int(labs.v[i], &v);
-        strvec names = {0};
-        for (size_t i = 0; !r && i < labs.n; i++) {
-            int found = 0;
-            for (size_t j = 0; j < names.n && !found; j++)
-                found = !strcmp(names.v[j], labs.v[i]);
-            if (!found) {
-                if (names.n >= NN_MAX_CLASSES)
-                    r = nn_fail(e, NN_EDATA, "%s: more than %d distinct labels", csv, NN_MAX_CLASSES);
-                else if (sv_push(&names, nn_strdup(labs.v[i])))
-                    r = nn_fail(e, NN_ESOFTWARE, "out of memory");
-            }
-        }
+        /* distinct labels by sorting (n log n: a list may hold millions of lines) */
+        char **sorted = malloc((labs.n ? labs.n : 1) * sizeof(char *));
+        if (!sorted)
+            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
         if (!r) {
-            if (all_int) {
-                /* numeric order, names normalised to their decimal text */
-                for (size_t a = 0; a < names.n; a++)
-                    for (size_t b = a + 1; b < names.n; b++) {
-                        long va = strtol(names.v[a], NULL, 10), vb = strtol(names.v[b], NULL, 10);
-                        if (vb < va) {
-                            char *t = names.v[a];
-                            names.v[a] = names.v[b];
-                            names.v[b] = t;
-                        }
-                    }
-            } else
-                qsort(names.v, names.n, sizeof *names.v, cmpstr);
+            memcpy(sorted, labs.v, labs.n * sizeof(char *));
+            qsort(sorted, labs.n, sizeof(char *), all_int ? cmpnum : cmpstr);
+            size_t nd = 0;
             for (size_t i = 0; i < labs.n; i++)
-                for (size_t j = 0; j < names.n; j++)
-                    if (!strcmp(names.v[j], labs.v[i]))
-                        labels[i] = (int)j;
-            r = set_classes(out, names.v, (int)names.n, e);
+                if (nd == 0 || (all_int ? cmpnum : cmpstr)(&sorted[nd - 1], &sorted[i]) != 0)
+                    sorted[nd++] = sorted[i];
+            if (nd > NN_MAX_CLASSES)
+                r = nn_fail(e, NN_EDATA, "%s: more than %d distinct labels", csv, NN_MAX_CLASSES);
+            for (size_t i = 0; !r && i < labs.n; i++) {
+                char **hit = bsearch(&labs.v[i], sorted, nd, sizeof(char *), all_int ? cmpnum : cmpstr);
+                labels[i] = (int)(hit - sorted);
+            }
+            if (!r)
+                r = set_classes(out, sorted, (int)nd, e);
         }
-        sv_free(&names);
+        free(sorted);
     }
     sv_free(&labs);
     out->paths = paths.v;
