@@ -49,7 +49,8 @@ if [ $replay = 1 ]; then
         for f in tests/fuzz/crashes/"$t"-*; do
             [ -f "$f" ] || continue
             case $(basename "$f") in *.*) continue ;; esac # README.md, raw files for nnrun itself
-            if out=$(timeout 120 "$B/fuzz_$t" -rss_limit_mb=2048 -timeout=20 "$f" 2>&1); then
+            # a reproducer must not take long either: 10 s (fuzzing allows 20)
+            if out=$(timeout 120 "$B/fuzz_$t" -rss_limit_mb=2048 -timeout=10 "$f" 2>&1); then
                 echo "PASS fuzz/replay/$(basename "$f")"
                 np=$((np + 1))
             else
