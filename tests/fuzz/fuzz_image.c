@@ -17,10 +17,7 @@
  * FUZZ_IMAGE_MAX_PIXELS=N (tests/fuzz/run.sh sets 1048576 while fuzzing):
  * inputs whose header declares more pixels are skipped. Tiny files declaring
  * huge images (tests/fuzz/crashes/image-psd-bomb) otherwise turn every run
- * into a slow-unit timeout; replaying reproducers runs without the cap.
- * FUZZ_SKIP_KNOWN=1 (also set by run.sh) skips 16-bit PNM files, whose
- * channel conversion overruns a heap buffer inside stb_image 2.27
- * (tests/fuzz/crashes/image-pnm16-overread). */
+ * into a slow-unit timeout; replaying reproducers runs without the cap. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,9 +58,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     int iw, ih, icomp;
     int skip = max_pixels > 0 && size <= 0x7fffffff && stbi_info_from_memory(img, (int)size, &iw, &ih, &icomp) &&
                (double)iw * ih > (double)max_pixels;
-    if (fuzz_skip_known() && size >= 2 && img[0] == 'P' && (img[1] == '5' || img[1] == '6') && size <= 0x7fffffff &&
-        stbi_is_16_bit_from_memory(img, (int)size))
-        skip = 1;
     if (skip) {
         free(img);
         free(out);

@@ -74,15 +74,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         check(d.x[i] >= 0 && d.x[i] < (float)d.nclasses, "an input id outside the vocabulary", &e);
         check(d.y[i] >= 0 && d.y[i] < d.nclasses, "a target id outside the vocabulary", &e);
     }
-    /* known (crashes/text-duplicate-vocab): a given vocabulary with repeated
-     * byte values leaves NULL names; with FUZZ_SKIP_KNOWN only distinct
-     * vocabularies are checked */
-    int distinct = 1, seen[256] = {0};
+    int seen[256] = {0};
     for (int i = 0; i < nvocab; i++)
-        distinct &= !seen[vocab[i]]++;
-    if (!fuzz_skip_known() || distinct)
-        for (int i = 0; i < d.nclasses; i++)
-            check(d.class_names[i] != NULL, "a NULL vocabulary entry (class name)", &e);
+        check(!seen[vocab[i]]++, "a repeated vocabulary entry was accepted", &e);
+    for (int i = 0; i < d.nclasses; i++)
+        check(d.class_names[i] != NULL, "a NULL vocabulary entry (class name)", &e);
     nn_dataset_free(&d);
     return 0;
 }
