@@ -13,6 +13,12 @@ typedef int (*nn_test_fn)(void);
 void nn_test_register(const char *name, nn_test_fn fn);
 void nn_test_note(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The OpenCL device every test shares: opened on first use (NULL if none
+ * can be; nn_test_dev_msg() says why), closed at exit. */
+struct nn_dev;
+struct nn_dev *nn_test_dev(void);
+const char *nn_test_dev_msg(void);
+
 #define TEST(name)                                                        \
     static int test_##name(void);                                         \
     __attribute__((constructor)) static void register_##name(void)        \

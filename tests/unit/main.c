@@ -4,6 +4,36 @@
 #include <string.h>
 
 #include "check.h"
+#include "device.h"
+
+static nn_dev g_dev;
+static int g_dev_state; /* 0: not tried, 1: open, -1: failed */
+static char g_dev_msg[NN_ERR_MAX];
+
+static void dev_close(void)
+{
+    if (g_dev_state > 0)
+        nn_dev_close(&g_dev);
+    g_dev_state = 0;
+}
+
+nn_dev *nn_test_dev(void)
+{
+    if (!g_dev_state) {
+        nn_err e;
+        memset(&e, 0, sizeof e);
+        if (nn_dev_open(&g_dev, NULL, 0, &e)) {
+            g_dev_state = -1;
+            snprintf(g_dev_msg, sizeof g_dev_msg, "%s", e.msg);
+        } else {
+            g_dev_state = 1;
+            atexit(dev_close);
+        }
+    }
+    return g_dev_state > 0 ? &g_dev : NULL;
+}
+
+const char *nn_test_dev_msg(void) { return g_dev_msg; }
 
 #define MAX_TESTS 1024
 static struct { const char *name; nn_test_fn fn; } tests[MAX_TESTS];

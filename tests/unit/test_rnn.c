@@ -52,36 +52,9 @@ static nn_err E;
         CHECK(rc_ == 0, "%s -> %d: %s", #expr, rc_, E.msg[0] ? E.msg : "(no message)");    \
     } while (0)
 
-static nn_dev g_dev;
-static int g_dev_state; /* 0: not tried, 1: open, -1: failed */
-static char g_dev_msg[NN_ERR_MAX];
-
-static void dev_close(void)
-{
-    if (g_dev_state > 0)
-        nn_dev_close(&g_dev);
-    g_dev_state = 0;
-}
-
-static nn_dev *dev_get(void)
-{
-    if (!g_dev_state) {
-        nn_err e;
-        memset(&e, 0, sizeof e);
-        if (nn_dev_open(&g_dev, NULL, 0, &e)) {
-            g_dev_state = -1;
-            snprintf(g_dev_msg, sizeof g_dev_msg, "%s", e.msg);
-        } else {
-            g_dev_state = 1;
-            atexit(dev_close);
-        }
-    }
-    return g_dev_state > 0 ? &g_dev : NULL;
-}
-
 #define NEED_DEV(d)                                                        \
-    nn_dev *d = dev_get();                                                 \
-    CHECK(d, "cannot open an OpenCL device: %s", g_dev_msg)
+    nn_dev *d = nn_test_dev();                                                 \
+    CHECK(d, "cannot open an OpenCL device: %s", nn_test_dev_msg())
 
 static void *xmalloc(size_t bytes)
 {
@@ -109,7 +82,7 @@ static int upload(cl_mem m, size_t off, const double *v, size_t n, nn_err *e)
     float *f = xmalloc(n * sizeof *f);
     for (size_t i = 0; i < n; i++)
         f[i] = (float)v[i];
-    int r = nn_buf_write(dev_get(), m, off * sizeof(float), n * sizeof(float), f, 1, e);
+    int r = nn_buf_write(nn_test_dev(), m, off * sizeof(float), n * sizeof(float), f, 1, e);
     free(f);
     return r;
 }
@@ -117,7 +90,7 @@ static int upload(cl_mem m, size_t off, const double *v, size_t n, nn_err *e)
 static float *read_all(cl_mem m, size_t nf, nn_err *e)
 {
     float *f = xmalloc(nf * sizeof *f);
-    if (nn_buf_read(dev_get(), m, 0, nf * sizeof(float), f, e)) {
+    if (nn_buf_read(nn_test_dev(), m, 0, nf * sizeof(float), f, e)) {
         free(f);
         return NULL;
     }
@@ -167,7 +140,7 @@ static int tnet_make(tnet *t, const char *json, int max_batch, int training, nn_
     if (!r)
         r = nn_net_build(&t->net, &t->spec, e);
     if (!r && max_batch)
-        r = nn_net_alloc(&t->net, dev_get(), max_batch, training, e);
+        r = nn_net_alloc(&t->net, nn_test_dev(), max_batch, training, e);
     return r;
 }
 
