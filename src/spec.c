@@ -484,6 +484,33 @@ static int take_path(const cJSON *o, const char *key, const char *path, nn_spec 
     return *out ? 0 : nn_fail(e, NN_ESOFTWARE, "out of memory");
 }
 
+/* A column or a list of columns: names (strings) or 0-based indices. */
+static int parse_columns(const cJSON *j, const char *jp, const nn_spec *s, int max, char **names, int *idx, int *n,
+                         nn_err *e)
+{
+    if (cJSON_IsArray(j) && (cJSON_GetArraySize(j) < 1 || cJSON_GetArraySize(j) > max))
+        return FAIL(e, s, jp, "expected 1 to %d columns", max);
+    int i = 0;
+    for (const cJSON *one = cJSON_IsArray(j) ? j->child : j; one; one = cJSON_IsArray(j) ? one->next : NULL, i++) {
+        char ip[160];
+        if (cJSON_IsArray(j))
+            snprintf(ip, sizeof ip, "%s[%d]", jp, i);
+        else
+            snprintf(ip, sizeof ip, "%s", jp);
+        if (cJSON_IsString(one) && one->valuestring[0]) {
+            if (!(names[i] = nn_strdup(one->valuestring)))
+                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            idx[i] = -1;
+        } else if (cJSON_IsNumber(one) && one->valuedouble >= 0 && one->valuedouble < 1e6 &&
+                   one->valuedouble == floor(one->valuedouble)) {
+            idx[i] = (int)one->valuedouble;
+        } else
+            return FAIL(e, s, ip, "expected a column name or a 0-based column index");
+        *n = i + 1;
+    }
+    return 0;
+}
+
 static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source *src, nn_err *e)
 {
     memset(src, 0, sizeof *src);
@@ -543,7 +570,8 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
         if ((r = take_path(sj, "path", path, s, &src->path, 1, e)))
             return r;
     } else {
-        static const char *const keys[] = {"format", "path", "label", "header", "limit", NULL};
+        static const char *const keys[] = {"format", "path",    "label",  "target", "features", "window",
+                                           "horizon", "stride", "header", "limit", NULL};
         if ((r = check_keys(sj, keys, NULL, path, s, e)))
             return r;
         if ((r = take_path(sj, "path", path, s, &src->path, 1, e)))
@@ -556,25 +584,57 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
         }
         if (h)
             src->header = cJSON_IsTrue(h);
+        const cJSON *win = cJSON_GetObjectItemCaseSensitive(sj, "window");
         const cJSON *lb = cJSON_GetObjectItemCaseSensitive(sj, "label");
+        const cJSON *tg = cJSON_GetObjectItemCaseSensitive(sj, "target");
         char lp[128];
-        snprintf(lp, sizeof lp, "%s.label", path);
-        if (!lb)
-            return FAIL(e, s, lp, "required key is missing (the label column's name or index)");
-        const cJSON *one = cJSON_IsArray(lb) ? lb->child : lb;
-        if (cJSON_IsArray(lb) && (cJSON_GetArraySize(lb) < 1 || cJSON_GetArraySize(lb) > 16))
-            return FAIL(e, s, lp, "expected 1 to 16 label columns");
-        for (; one; one = cJSON_IsArray(lb) ? one->next : NULL) {
-            int k = src->nlabels;
-            if (cJSON_IsString(one) && one->valuestring[0]) {
-                src->label_name[k] = nn_strdup(one->valuestring);
-                src->label_index[k] = -1;
-            } else if (cJSON_IsNumber(one) && one->valuedouble >= 0 && one->valuedouble < 1e6 &&
-                       one->valuedouble == floor(one->valuedouble)) {
-                src->label_index[k] = (int)one->valuedouble;
-            } else
-                return FAIL(e, s, lp, "expected a column name or a 0-based column index");
-            src->nlabels++;
+        if (win) {
+            double v = 0;
+            if ((r = get_num(sj, "window", path, s, 1, 65536, 1, &v, e)))
+                return r;
+            src->window = (int)v;
+            v = 1;
+            if ((r = get_num(sj, "horizon", path, s, 0, 65536, 1, &v, e)))
+                return r;
+            src->horizon = (int)v;
+            v = 1;
+            if ((r = get_num(sj, "stride", path, s, 1, 65536, 1, &v, e)))
+                return r;
+            src->stride = (int)v;
+            snprintf(lp, sizeof lp, "%s.label", path);
+            if (lb)
+                return FAIL(e, s, lp, "a time series (window) names its predicted column(s) with \"target\", not \"label\"");
+            snprintf(lp, sizeof lp, "%s.target", path);
+            if (!tg)
+                return FAIL(e, s, lp, "required key is missing (the column the windows predict, e.g. \"target\": \"temp\")");
+            lb = tg;
+        } else {
+            static const char *const wkeys[] = {"target", "horizon", "stride"};
+            for (int i = 0; i < 3; i++)
+                if (cJSON_GetObjectItemCaseSensitive(sj, wkeys[i])) {
+                    snprintf(lp, sizeof lp, "%s.%s", path, wkeys[i]);
+                    return FAIL(e, s, lp, "only for time series: add \"window\" (rows per sample)%s",
+                                i == 0 ? ", or name the column with \"label\" for one sample per row" : "");
+                }
+            snprintf(lp, sizeof lp, "%s.label", path);
+            if (!lb)
+                return FAIL(e, s, lp, "required key is missing (the label column's name or index)");
+        }
+        if ((r = parse_columns(lb, lp, s, 16, src->label_name, src->label_index, &src->nlabels, e)))
+            return r;
+        const cJSON *fj = cJSON_GetObjectItemCaseSensitive(sj, "features");
+        if (fj) {
+            char fp[128];
+            snprintf(fp, sizeof fp, "%s.features", path);
+            int nf = cJSON_IsArray(fj) ? cJSON_GetArraySize(fj) : 1;
+            if (nf < 1 || nf > 4096)
+                return FAIL(e, s, fp, "expected 1 to 4096 feature columns");
+            src->feat_name = calloc((size_t)nf, sizeof *src->feat_name);
+            src->feat_index = calloc((size_t)nf, sizeof *src->feat_index);
+            if (!src->feat_name || !src->feat_index)
+                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            if ((r = parse_columns(fj, fp, s, nf, src->feat_name, src->feat_index, &src->nfeat_cols, e)))
+                return r;
         }
     }
     const cJSON *aug = cJSON_GetObjectItemCaseSensitive(sj, "augment");

@@ -76,12 +76,15 @@ static int setup_classes(nn_model *m, nn_data *data, nn_err *e)
     return 0;
 }
 
-/* Mean/std per channel (images) or per feature (CSV) over the training rows. */
+/* Mean/std per channel (images) or per feature (CSV) over the training rows.
+ * Time-series windows ([T, F]) get one mean/std per feature F over all time
+ * steps, stored repeated for each step (dim values). */
 static int auto_norm(nn_model *m, const nn_dataset *ds, const int *rows, size_t n, nn_err *e)
 {
     size_t hw = (size_t)ds->h * (size_t)ds->w;
     int k = hw > 1 ? ds->c : (int)ds->dim;
     size_t per = hw > 1 ? hw : 1;
+    size_t F = ds->seq_f > 0 ? (size_t)ds->seq_f : 0;
     double *sum = calloc((size_t)k, sizeof(double)), *sq = calloc((size_t)k, sizeof(double));
     m->mean = malloc(sizeof(float) * (size_t)k);
     m->std = malloc(sizeof(float) * (size_t)k);
@@ -93,13 +96,20 @@ static int auto_norm(nn_model *m, const nn_dataset *ds, const int *rows, size_t 
     for (size_t i = 0; i < n; i++) {
         const float *x = ds->x + (size_t)rows[i] * ds->dim;
         for (size_t j = 0; j < ds->dim; j++) {
-            size_t c = j / per;
+            size_t c = F ? j % F : j / per;
             sum[c] += x[j];
             sq[c] += (double)x[j] * x[j];
         }
     }
     double cnt = (double)n * (double)per;
+    if (F)
+        cnt = (double)n * (double)(ds->dim / F); /* every step of every window */
     for (int c = 0; c < k; c++) {
+        if (F && (size_t)c >= F) {
+            m->mean[c] = m->mean[(size_t)c % F];
+            m->std[c] = m->std[(size_t)c % F];
+            continue;
+        }
         double mu = cnt > 0 ? sum[c] / cnt : 0, var = cnt > 0 ? sq[c] / cnt - mu * mu : 1;
         double sd = var > 1e-12 ? sqrt(var) : 1.0;
         m->mean[c] = (float)mu;
@@ -332,8 +342,11 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     /* the input shape: given, or the data's */
     if (!s->has_input_shape) {
         const nn_dataset *ds = &train.ds;
-        s->input.nd = (ds->h * ds->w > 1) ? 3 : 1;
-        if (s->input.nd == 3) {
+        s->input.nd = ds->seq_f > 0 ? 2 : (ds->h * ds->w > 1) ? 3 : 1;
+        if (s->input.nd == 2) { /* time-series windows: [steps, features] */
+            s->input.d[0] = (int)(ds->dim / (size_t)ds->seq_f);
+            s->input.d[1] = ds->seq_f;
+        } else if (s->input.nd == 3) {
             s->input.d[0] = ds->c;
             s->input.d[1] = ds->h;
             s->input.d[2] = ds->w;
@@ -354,7 +367,9 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     if (s->has_test && (r = nn_model_open_data(&m, &s->test_src, &test, e)))
         goto done;
 
-    /* validation split: a seeded random subset */
+    /* validation split: a seeded random subset; by position (the last
+     * samples) for text and time series, whose neighbours overlap */
+    const int by_position = is_text || s->train_src.window > 0;
     size_t n = train.n, nval = is_text ? text_nval : (size_t)((double)n * s->train.validation_split);
     if (!is_text && s->train.validation_split > 0 && nval == 0)
         nval = 1;
@@ -373,7 +388,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         perm[i] = (int)i;
     nn_rng rng;
     nn_rng_seed(&rng, s->train.seed ^ 0x5eed5eedULL);
-    if (nval && !is_text)
+    if (nval && !by_position)
         nn_shuffle(&rng, perm, n);
     if (s->norm == NN_NORM_AUTO && !is_text) { /* token ids are not normalised */
         if (!train.streamed)

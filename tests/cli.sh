@@ -774,6 +774,75 @@ variant three_units 'm["loss"] = "mse"; m["input"] = {"shape": [2]}; m["layers"]
 m["data"] = {"train": {"format": "csv", "path": "two_targets.csv", "label": ["sum", "diff"]}}'
 bad regression_units_mismatch 65 're:three_units\.json: layers\[0\].*output shape is \[3\] but the data has 2 target' train "$T/three_units.json"
 
+# --- time series: windows of a CSV predict the next value (LSTM)
+py 'import math,random,sys
+r = random.Random(5)
+for name, t0, n in (("series", 0, 600), ("series_test", 600, 200)):
+    with open(sys.argv[1] + "/" + name + ".csv", "w") as f:
+        f.write("date,x,y\n")
+        for t in range(t0, t0 + n):
+            f.write("2024-%04d,%.5f,%.5f\n" % (t, math.sin(0.1 * t) + r.gauss(0, 0.05), math.cos(0.1 * t)))' "$T"
+cat >"$T/series.json" <<'EOF'
+{"name": "series", "input": {"normalize": "auto"},
+ "layers": [{"type": "lstm", "units": 24}, {"type": "dense", "units": 1}], "loss": "mse",
+ "optimizer": {"type": "adam", "lr": 0.01}, "train": {"epochs": 6, "batch_size": 32, "seed": 2, "validation_split": 0.2},
+ "data": {"train": {"format": "csv", "path": "series.csv", "features": ["x", "y"], "target": "x", "window": 16},
+          "test": {"format": "csv", "path": "series_test.csv", "features": ["x", "y"], "target": "x", "window": 16}}}
+EOF
+nn train "$T/series.json" --output "$T/series.bin" --json
+printf '%s\n' "$OUT" >"$T/series_train.jsonl"
+WHY="exit $RC; expected 584 windows split 468/116 by position and a test mse below the persistence forecast's"
+DETAIL="$(tail -n 2 "$T/series_train.jsonl")$ERR"
+check series/train eval '[ "$RC" = 0 ] && py "import csv,json,sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+st = [e for e in ev if e.get(\"event\") == \"start\"][0]
+assert st[\"train_samples\"] == 468 and st[\"validation_samples\"] == 116, st
+test = [e for e in ev if e.get(\"event\") == \"test\"][-1]
+x = [float(r[\"x\"]) for r in csv.DictReader(open(sys.argv[2]))]
+persist = sum((x[t] - x[t - 1]) ** 2 for t in range(16, len(x))) / (len(x) - 16)
+assert test[\"loss\"] < persist, (test, persist)" "$T/series_train.jsonl" "$T/series_test.csv"'
+nn summary "$T/series.bin"
+WHY="exit $RC; the input shape taken from the windows should be [16, 2]"
+DETAIL="$OUT$ERR"
+check series/input_shape eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "\[16, 2\]"'
+nn infer "$T/series.bin" "$T/series_test.csv"
+printf '%s\n' "$OUT" >"$T/series_infer.txt"
+WHY="exit $RC; expected 185 forecasts (every window, the last included), each within 0.25 of the next value"
+DETAIL="$(head -n 2 "$T/series_infer.txt")$ERR"
+check series/infer_forecasts eval '[ "$RC" = 0 ] && py "import csv,sys
+x = [float(r[\"x\"]) for r in csv.DictReader(open(sys.argv[1]))]
+out = [l.split() for l in open(sys.argv[2]) if l.strip()]
+assert len(out) == 185, len(out)
+err = [abs(float(o[1]) - x[k + 16]) for k, o in enumerate(out[:-1])]
+assert max(err) < 0.25 and sum(err) / len(err) < 0.08, (max(err), sum(err) / len(err))" "$T/series_test.csv" "$T/series_infer.txt"'
+nn eval "$T/series.bin" --data "$T/series_test.csv" --max-loss 0.05 --json
+WHY="exit $RC; eval --data on the test series (184 windows)"
+DETAIL="$OUT$ERR"
+check series/eval_data eval '[ "$RC" = 0 ] && py "import json,sys; d = json.loads(sys.argv[1]); assert d[\"samples\"] == 184" "$OUT"'
+series='m["loss"] = "mse"; m["input"] = {"shape": [16, 2]}; m["layers"] = [{"type": "lstm", "units": 4}, {"type": "dense", "units": 1}]
+del D["test"]; D["train"] = {"format": "csv", "path": "series.csv", "features": ["x", "y"], "target": "x", "window": 16}'
+variant ts_target_no_window "$series"'
+del D["train"]["window"]'
+variant ts_label_window "$series"'
+D["train"]["label"] = "x"; del D["train"]["target"]'
+variant ts_no_target "$series"'
+del D["train"]["target"]'
+variant ts_classify "$series"'
+m["loss"] = "cross_entropy"'
+variant ts_too_long "$series"'
+D["train"]["window"] = 600; m["input"]["shape"] = [600, 2]'
+variant ts_feature_typo "$series"'
+D["train"]["features"] = ["x", "why"]'
+variant ts_stride_zero "$series"'
+D["train"]["stride"] = 0'
+bad series_target_no_window 65 'ts_target_no_window.json: data.train.target: only for time series: add "window"' train "$T/ts_target_no_window.json"
+bad series_label_window  65 'ts_label_window.json: data.train.label: a time series (window) names its predicted column(s) with "target"' train "$T/ts_label_window.json"
+bad series_no_target     65 'ts_no_target.json: data.train.target: required key is missing'         train "$T/ts_no_target.json"
+bad series_classify      65 'data.train: time-series windows predict numbers (regression): use "loss": "mse"' train "$T/ts_classify.json"
+bad series_too_long      65 'series.csv: 600 data rows, too few for one window of 600 rows and a target 1 row later' train "$T/ts_too_long.json"
+bad series_feature_typo  65 "series.csv: feature column 'why' not found in the header (columns: date, x, y); did you mean 'y'?" train "$T/ts_feature_typo.json"
+bad series_stride_zero   65 'ts_stride_zero.json: data.train.stride: 0 is out of range [1, 65536]'  train "$T/ts_stride_zero.json"
+
 # --- Fashion-MNIST subset and images
 if [ -r "$FASHION/train-images-idx3-ubyte.gz" ] && [ -r "$FASHION/t10k-labels-idx1-ubyte.gz" ]; then
     py 'import json,sys

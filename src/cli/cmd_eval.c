@@ -40,15 +40,13 @@ static int pick_source(nn_model *m, nn_opt *opts, nn_source *src, int *owned, nn
     } else {
         snprintf(src->format, sizeof src->format, "csv");
         src->path = nn_strdup(data);
-        src->header = tr && !strcmp(tr->format, "csv") ? tr->header : -1;
-        if (tr && !strcmp(tr->format, "csv")) {
-            src->nlabels = tr->nlabels;
-            for (int i = 0; i < tr->nlabels; i++) {
-                src->label_name[i] = nn_strdup(tr->label_name[i]);
-                src->label_index[i] = tr->label_index[i];
-            }
-        } else
+        src->header = -1;
+        *owned = 1;
+        if (!tr || strcmp(tr->format, "csv"))
             return nn_fail(e, NN_EUSAGE, "nnrun eval: the model was not trained on CSV; give --data IMAGES --labels LABELS");
+        int r = nn_source_copy_csv(src, tr, e);
+        if (r)
+            return r;
     }
     src->json_path = "--data";
     *owned = 1;

@@ -224,19 +224,16 @@ int nn_cmd_infer(int argc, char **argv, nn_err *e)
             src.header = -1;
             src.json_path = "input";
             const nn_source *tr = m.spec.has_train ? &m.spec.train_src : NULL;
-            if (tr && !strcmp(tr->format, "csv")) {
-                src.header = tr->header;
-                src.nlabels = tr->nlabels;
-                for (int k = 0; k < tr->nlabels; k++) {
-                    src.label_name[k] = tr->label_name[k];
-                    src.label_index[k] = tr->label_index[k];
-                }
-            }
-            nn_dataset ds;
-            r = nn_model_load_source(&m, &src, 1, &ds, e);
+            nn_dataset ds = {0};
+            if (tr && !strcmp(tr->format, "csv"))
+                r = nn_source_copy_csv(&src, tr, e);
+            if (!r)
+                r = nn_model_load_source(&m, &src, 1, &ds, e);
             if (!r)
                 r = run_dataset(&c, &ds, NULL, inputs[i], e);
             nn_dataset_free(&ds);
+            src.path = NULL; /* inputs[i] */
+            nn_source_free(&src);
             i++;
             continue;
         }

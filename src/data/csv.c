@@ -351,8 +351,8 @@ static int num_error(nn_err *e, int pr, const char *path, size_t line, size_t co
  * whole row fit; returns 0 without touching r otherwise (blank line, end of
  * input, anything unusual), and the general path re-reads the row. Relies on
  * the NUL that nn_read_file puts after the data. */
-static int fast_row(rdr *r, size_t ncols, const unsigned char *role, float *xr, float *tr,
-                    fspan *lab, size_t *lab_col)
+static int fast_row(rdr *r, size_t ncols, const unsigned char *role, const int *fslot, float *xr,
+                    float *tr, fspan *lab, size_t *lab_col)
 {
     const char *p = r->p, *end = r->end;
     for (size_t j = 0; j < ncols; j++) {
@@ -374,6 +374,11 @@ static int fast_row(rdr *r, size_t ncols, const unsigned char *role, float *xr, 
             lab->len = (size_t)(t - p);
             lab->esc = 0;
             *lab_col = j;
+        } else if (!role[j] && fslot[j] < 0) { /* an unused column: any text, never parsed */
+            while (q < end && *q != ',' && *q != '\n' && *q != '"')
+                q++;
+            if (q < end && *q == '"')
+                return 0;
         } else {
             int neg = 0;
             if (*q == '-') {
@@ -400,8 +405,8 @@ static int fast_row(rdr *r, size_t ncols, const unsigned char *role, float *xr, 
                 v = -v;
             if (role[j])
                 tr[role[j] - 1] = (float)v;
-            else
-                *xr++ = (float)v;
+            if (fslot[j] >= 0)
+                xr[fslot[j]] = (float)v;
         }
         if (!last) {
             if (q >= end || *q != ',')
@@ -474,7 +479,8 @@ typedef struct {
     size_t nrow1;
     char **names;   /* fields of the first row (header names when has_header) */
     char *namebuf;
-    unsigned char *role; /* per column: 0 feature, k = label slot k-1 */
+    unsigned char *role; /* per column: 0 none, k = label slot k-1 */
+    int *fslot;          /* per column: its place in the feature vector, or -1 (unused) */
     float *x, *t;
     int *y;
     size_t cap; /* rows allocated */
@@ -495,6 +501,7 @@ static void state_free(csv_state *s)
     free(s->names);
     free(s->namebuf);
     free(s->role);
+    free(s->fslot);
     free(s->x);
     free(s->t);
     free(s->y);
@@ -707,6 +714,51 @@ static int map_label(const csv_state *s, const nn_label_opts *lo, const char *pa
     return rc;
 }
 
+/* Replaces the n rows in s->x / s->t by windows of src->window rows:
+ * window k holds rows k*stride .. k*stride+window-1 and, when there are
+ * targets, the target of row k*stride+window-1+horizon. */
+static int make_windows(csv_state *s, const nn_source *src, const char *path, size_t n, size_t nfeat, int tdim,
+                        size_t *nout, nn_err *e)
+{
+    size_t T = (size_t)src->window, H = tdim ? (size_t)src->horizon : 0, S = (size_t)src->stride;
+    if (n < T + H) {
+        char hb[64] = "";
+        if (H)
+            snprintf(hb, sizeof hb, " and a target %zu row%s later", H, H == 1 ? "" : "s");
+        return nn_fail(e, NN_EDATA, "%s: %zu data row%s, too few for one window of %zu rows%s", path, n,
+                       n == 1 ? "" : "s", T, hb);
+    }
+    size_t nw = (n - T - H) / S + 1;
+    if (src->limit > 0 && (size_t)src->limit < nw)
+        nw = (size_t)src->limit;
+    size_t dim, bytes;
+    if (nn_mul_size(T, nfeat, &dim) || dim > (size_t)NN_MAX_FEATURES)
+        return nn_fail(e, NN_EDATA, "%s: a window of %zu rows x %zu features exceeds the limit of %ld features",
+                       path, T, nfeat, (long)NN_MAX_FEATURES);
+    if (nn_mul_size(nw, dim, &bytes) || nn_mul_size(bytes, sizeof(float), &bytes) || bytes > (size_t)NN_MAX_BYTES)
+        return nn_fail(e, NN_EDATA, "%s: %zu windows of %zu values exceed %ld bytes; use a larger stride or a limit",
+                       path, nw, dim, (long)NN_MAX_BYTES);
+    float *wx = malloc(bytes ? bytes : 1), *wt = NULL;
+    if (wx && tdim)
+        wt = malloc(nw * (size_t)tdim * sizeof *wt);
+    if (!wx || (tdim && !wt)) {
+        free(wx);
+        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory (%zu windows)", path, nw);
+    }
+    for (size_t k = 0; k < nw; k++) {
+        size_t start = k * S;
+        memcpy(wx + k * dim, s->x + start * nfeat, dim * sizeof *wx);
+        if (tdim)
+            memcpy(wt + k * (size_t)tdim, s->t + (start + T - 1 + H) * (size_t)tdim, (size_t)tdim * sizeof *wt);
+    }
+    free(s->x);
+    free(s->t);
+    s->x = wx;
+    s->t = wt;
+    *nout = nw;
+    return 0;
+}
+
 int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *out, nn_err *e)
 {
     static const nn_label_opts defaults = {NN_TASK_CLASSIFY, NULL, 0, 0, 0};
@@ -725,6 +777,15 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
             return nn_fail(e, NN_EDATA, "%s: label column %d has neither a name nor an index", where,
                            i + 1);
     int classify = lo->task == NN_TASK_CLASSIFY;
+    const int windowed = src->window > 0;
+    if (windowed && classify)
+        return nn_fail(e, NN_EDATA,
+                       "%s: time-series windows predict numbers (regression): use \"loss\": \"mse\"", where);
+    if (windowed && (src->stride < 1 || src->horizon < 0))
+        return nn_fail(e, NN_EDATA, "%s: bad window settings (stride %d, horizon %d)", where, src->stride,
+                       src->horizon);
+    if (src->nfeat_cols < 0 || (src->nfeat_cols > 0 && (!src->feat_name || !src->feat_index)))
+        return nn_fail(e, NN_EDATA, "%s: bad feature column list", where);
     if (classify && nlab > 1)
         return nn_fail(e, NN_EDATA,
                        "%s: classification takes exactly one label column, %d are given", where,
@@ -837,7 +898,9 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
             first_missing = i;
     }
     int labels_absent = 0;
-    if (missing && lo->labels_optional && missing == nlab) {
+    if (windowed && lo->labels_optional) {
+        labels_absent = 1; /* forecasting: every window, targets unused */
+    } else if (missing && lo->labels_optional && missing == nlab) {
         labels_absent = 1;
     } else if (missing) {
         int i = first_missing;
@@ -869,7 +932,63 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
         }
         s.role[col_of[i]] = (unsigned char)(i + 1);
     }
-    size_t nfeat = ncols - (size_t)nl;
+
+    /* Feature columns. */
+    s.fslot = malloc(ncols * sizeof *s.fslot);
+    if (!s.fslot) {
+        rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        goto fail;
+    }
+    for (size_t j = 0; j < ncols; j++)
+        s.fslot[j] = -1;
+    size_t nfeat = 0;
+    if (src->nfeat_cols > 0) {
+        for (int i = 0; i < src->nfeat_cols; i++) {
+            const char *fname = src->feat_name[i];
+            long col = -1;
+            char lb[1024], vb[64];
+            if (fname && has_header) {
+                for (size_t j = 0; j < ncols && col < 0; j++)
+                    if (strcmp(s.names[j], fname) == 0)
+                        col = (long)j;
+                if (col < 0) {
+                    const char *sug = nn_suggest(fname, (const char *const *)s.names, ncols);
+                    char hint[300] = "";
+                    if (sug)
+                        snprintf(hint, sizeof hint, "; did you mean '%s'?", sug);
+                    rc = nn_fail(e, NN_EDATA, "%s: feature column '%s' not found in the header (columns: %s)%s",
+                                 path, show_str(fname, strlen(fname), vb, sizeof vb),
+                                 list_names(s.names, ncols, lb, sizeof lb), hint);
+                    goto fail;
+                }
+            } else if (fname) {
+                rc = nn_fail(e, NN_EDATA,
+                             "%s: feature column '%s' is given by name but the file has no header row "
+                             "(line %zu holds data); add a header or give the column index",
+                             path, show_str(fname, strlen(fname), vb, sizeof vb), row1_line);
+                goto fail;
+            } else if (src->feat_index[i] < 0 || (size_t)src->feat_index[i] >= ncols) {
+                rc = nn_fail(e, NN_EDATA, "%s: feature column index %d is out of range: the file has %zu column%s",
+                             path, src->feat_index[i], ncols, ncols == 1 ? "" : "s");
+                goto fail;
+            } else {
+                col = src->feat_index[i];
+            }
+            if (s.fslot[col] >= 0) {
+                rc = nn_fail(e, NN_EDATA, "%s: column %ld is listed twice in the features", path, col + 1);
+                goto fail;
+            }
+            if (s.role[col] && !windowed) {
+                rc = nn_fail(e, NN_EDATA, "%s: column %ld is the label; it cannot also be a feature", path, col + 1);
+                goto fail;
+            }
+            s.fslot[col] = (int)nfeat++;
+        }
+    } else {
+        for (size_t j = 0; j < ncols; j++) /* a series' own past values are features too */
+            if (!s.role[j] || windowed)
+                s.fslot[j] = (int)nfeat++;
+    }
     if (nfeat == 0) {
         rc = nn_fail(e, NN_EDATA, "%s: no feature columns (the file has %zu column%s, all labels)",
                      path, ncols, ncols == 1 ? "" : "s");
@@ -898,8 +1017,8 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
 
     /* Rows. */
     size_t maxrows = (size_t)NN_MAX_SAMPLES;
-    if (src->limit > 0 && (size_t)src->limit < maxrows)
-        maxrows = (size_t)src->limit;
+    if (src->limit > 0 && !windowed && (size_t)src->limit < maxrows)
+        maxrows = (size_t)src->limit; /* windowed: the limit counts windows (below) */
     size_t rowbytes = (size_t)(after1 - start);
     size_t est = (size_t)(end - s.r.p) / (rowbytes ? rowbytes : 1) + 16;
     if (est > maxrows)
@@ -911,7 +1030,7 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
              row1_line);
     for (;;) {
         if (n == maxrows) {
-            if (src->limit > 0 && n == (size_t)src->limit)
+            if (src->limit > 0 && !windowed && n == (size_t)src->limit)
                 break;
             rc = read_record(&s.r, e);
             if (rc > 0)
@@ -930,7 +1049,7 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
         float *tr = tdim ? s.t + n * (size_t)tdim : NULL;
         fspan lab = {NULL, 0, 0};
         size_t lab_col = 0;
-        if (!fast_row(&s.r, ncols, s.role, xr, tr, &lab, &lab_col)) {
+        if (!fast_row(&s.r, ncols, s.role, s.fslot, xr, tr, &lab, &lab_col)) {
             rc = read_record(&s.r, e);
             if (rc > 0)
                 goto fail;
@@ -951,6 +1070,8 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
                     lab_col = j;
                     continue;
                 }
+                if (!role && s.fslot[j] < 0)
+                    continue; /* unused column */
                 float v;
                 int pr = parse_num(f[j].s, f[j].len, &v);
                 if (pr != NUM_OK) {
@@ -960,8 +1081,8 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
                 }
                 if (role)
                     tr[role - 1] = v;
-                else
-                    *xr++ = v;
+                if (s.fslot[j] >= 0)
+                    xr[s.fslot[j]] = v;
             }
         }
         size_t line = s.r.rec_line;
@@ -1002,8 +1123,13 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
             }
     }
 
-    /* Shrink to fit and hand over. */
-    if (n < s.cap) {
+    size_t seq_f = 0;
+    if (windowed) {
+        if ((rc = make_windows(&s, src, path, n, nfeat, tdim, &n, e)))
+            goto fail;
+        seq_f = nfeat;
+        nfeat *= (size_t)src->window;
+    } else if (n < s.cap) { /* shrink to fit */
         float *nx = realloc(s.x, n * nfeat * sizeof *nx);
         if (nx)
             s.x = nx;
@@ -1029,6 +1155,7 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     out->tdim = tdim;
     out->nclasses = s.ncnames;
     out->class_names = s.cnames;
+    out->seq_f = (int)seq_f;
     s.x = NULL;
     s.y = NULL;
     s.t = NULL;

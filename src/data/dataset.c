@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../util.h"
+
 void nn_dataset_free(nn_dataset *d)
 {
     if (!d)
@@ -31,7 +33,39 @@ void nn_source_free(nn_source *s)
     free(s->labels);
     for (size_t i = 0; i < sizeof s->label_name / sizeof s->label_name[0]; i++)
         free(s->label_name[i]);
+    if (s->feat_name)
+        for (int i = 0; i < s->nfeat_cols; i++)
+            free(s->feat_name[i]);
+    free(s->feat_name);
+    free(s->feat_index);
     memset(s, 0, sizeof *s);
+}
+
+int nn_source_copy_csv(nn_source *to, const nn_source *from, nn_err *e)
+{
+    to->header = from->header;
+    to->nlabels = from->nlabels;
+    for (int i = 0; i < from->nlabels; i++) {
+        to->label_index[i] = from->label_index[i];
+        if (from->label_name[i] && !(to->label_name[i] = nn_strdup(from->label_name[i])))
+            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+    }
+    to->window = from->window;
+    to->horizon = from->horizon;
+    to->stride = from->stride;
+    if (from->nfeat_cols > 0) {
+        to->feat_name = calloc((size_t)from->nfeat_cols, sizeof *to->feat_name);
+        to->feat_index = calloc((size_t)from->nfeat_cols, sizeof *to->feat_index);
+        if (!to->feat_name || !to->feat_index)
+            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        to->nfeat_cols = from->nfeat_cols;
+        for (int i = 0; i < from->nfeat_cols; i++) {
+            to->feat_index[i] = from->feat_index[i];
+            if (from->feat_name[i] && !(to->feat_name[i] = nn_strdup(from->feat_name[i])))
+                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        }
+    }
+    return 0;
 }
 
 int nn_is_image_path(const char *path)

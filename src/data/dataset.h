@@ -36,6 +36,7 @@ typedef struct nn_dataset {
     int tdim;
     int nclasses;      /* classification: number of classes (== nclass_names if named) */
     char **class_names;/* NULL or nclasses malloc'd strings */
+    int seq_f;         /* csv windows: features per time step (x is [n, dim/seq_f, seq_f]); else 0 */
 } nn_dataset;
 
 void nn_dataset_free(nn_dataset *d);
@@ -56,10 +57,26 @@ typedef struct nn_source {
     int aug_crop;      /* pad by this many pixels and crop at random */
     int aug_translate; /* random shifts of up to this many pixels */
     int seq_len;       /* text: characters per training sequence */
+    /* csv: the feature columns, by name (feat_name[i]) or 0-based index
+     * (feat_index[i] when feat_name[i] is NULL), in this order; nfeat_cols == 0
+     * means every column that is not a label (with a window: every column) */
+    int nfeat_cols;
+    char **feat_name;
+    int *feat_index;
+    /* csv time series: window > 0 turns the rows (time steps) into samples of
+     * `window` consecutive rows ([window, features]); the label ("target")
+     * columns' value `horizon` rows after a window's last row is its target;
+     * windows start every `stride` rows. */
+    int window, horizon, stride;
     const char *json_path; /* "data.train" etc., for messages */
 } nn_source;
 
 void nn_source_free(nn_source *s);
+
+/* Copies a CSV source's settings (header, label/target and feature columns,
+ * window) from `from` into `to` (paths and format untouched), so that eval and
+ * infer read a new CSV file the way training read its own. */
+int nn_source_copy_csv(nn_source *to, const nn_source *from, nn_err *e);
 
 /* What the model expects of the labels, so that train and test sources agree. */
 typedef struct nn_label_opts {
@@ -76,7 +93,10 @@ typedef struct nn_label_opts {
     int labels_optional;
 } nn_label_opts;
 
-/* CSV: see docs/FORMATS.md. Errors name the file and line:column. */
+/* CSV: see docs/FORMATS.md. Errors name the file and line:column.
+ * With src->window > 0 (time series, regression only): samples are windows
+ * of consecutive rows; when lo->labels_optional the targets are ignored and
+ * every window is returned, the last one included (forecasting). */
 int nn_csv_load(const nn_source *src, const nn_label_opts *lo, nn_dataset *out, nn_err *e);
 
 /* IDX (MNIST style), gzip or raw, type ubyte (scaled to [0,1]) or float32.

@@ -82,6 +82,8 @@ typedef struct {
     const char *name2;/* second label (regression) */
     int index;        /* ... or by index (when name is NULL); -1: no label */
     long limit;
+    int window, horizon, stride; /* time-series windows (window 0: one sample per row) */
+    const char *features;        /* comma-separated feature columns: names, or #N for index N */
 } csv_opts;
 
 static int load_csv(const char *text, csv_opts o, const nn_label_opts *lo, nn_dataset *d,
@@ -103,6 +105,23 @@ static int load_csv(const char *text, csv_opts o, const nn_label_opts *lo, nn_da
             s.label_name[s.nlabels++] = nn_strdup(o.name2);
     } else if (o.index >= 0) {
         s.label_index[s.nlabels++] = o.index;
+    }
+    s.window = o.window;
+    s.horizon = o.horizon;
+    s.stride = o.stride ? o.stride : 1;
+    if (o.features) {
+        s.feat_name = calloc(16, sizeof *s.feat_name);
+        s.feat_index = calloc(16, sizeof *s.feat_index);
+        for (const char *f = o.features; *f && s.nfeat_cols < 16;) {
+            size_t l = strcspn(f, ",");
+            char b[64];
+            snprintf(b, sizeof b, "%.*s", (int)l, f);
+            if (b[0] == '#')
+                s.feat_index[s.nfeat_cols++] = atoi(b + 1);
+            else
+                s.feat_name[s.nfeat_cols++] = nn_strdup(b);
+            f += l + (f[l] == ',');
+        }
     }
     s.json_path = "data.train";
     e->code = 0;
@@ -223,6 +242,79 @@ TEST(data_csv_regression_two_targets)
     nn_dataset_free(&d);
     rc = load_csv("a,y\n1,2\n3,big\n", (csv_opts){1, "y", NULL, -1, 0}, &REG, &d, &e);
     EXPECT_ERR(rc, e, NN_EDATA, "t.csv:3:2: column 'y': 'big' is not a number");
+    return 0;
+}
+
+TEST(data_csv_feature_columns)
+{
+    nn_dataset d;
+    nn_err e;
+    /* a date column that is not a number is skipped, never parsed; order as listed */
+    int rc = load_csv("date,a,b,y\n2020-01-01,1,2,0\n\"2020-01-02\",3,4,1\n2020-01-03,5,6,0\n",
+                      (csv_opts){-1, "y", NULL, -1, 0, .features = "b,a"}, &CLS, &d, &e);
+    CHECK(rc == 0, "rc %d: %s", rc, e.msg);
+    CHECK(d.n == 3 && d.dim == 2 && d.seq_f == 0, "n %zu dim %zu", d.n, d.dim);
+    CHECK(d.x[0] == 2 && d.x[1] == 1 && d.x[2] == 4 && d.x[5] == 5, "x follows the listed order");
+    CHECK(d.y[1] == 1, "labels");
+    nn_dataset_free(&d);
+    rc = load_csv("1,2,3\n4,5,6\n", (csv_opts){0, NULL, NULL, 2, 0, .features = "#1"}, &REG, &d, &e);
+    CHECK(rc == 0 && d.dim == 1 && d.x[0] == 2 && d.x[1] == 5 && d.t[1] == 6, "by index: rc %d %s", rc, e.msg);
+    nn_dataset_free(&d);
+    rc = load_csv("date,a,y\n1,2,3\n", (csv_opts){-1, "y", NULL, -1, 0, .features = "aa"}, &REG, &d, &e);
+    EXPECT_ERR(rc, e, NN_EDATA, "t.csv: feature column 'aa' not found in the header (columns: date, a, y); did you mean 'a'?");
+    rc = load_csv("a,y\n1,2\n", (csv_opts){-1, "y", NULL, -1, 0, .features = "a,y"}, &REG, &d, &e);
+    EXPECT_ERR(rc, e, NN_EDATA, "t.csv: column 2 is the label; it cannot also be a feature");
+    rc = load_csv("a,y\n1,2\n", (csv_opts){-1, "y", NULL, -1, 0, .features = "a,#0"}, &REG, &d, &e);
+    EXPECT_ERR(rc, e, NN_EDATA, "t.csv: column 1 is listed twice in the features");
+    rc = load_csv("a,y\n1,2\n", (csv_opts){-1, "y", NULL, -1, 0, .features = "#5"}, &REG, &d, &e);
+    EXPECT_ERR(rc, e, NN_EDATA, "t.csv: feature column index 5 is out of range: the file has 2 columns");
+    rc = load_csv("1,2\n3,4\n", (csv_opts){0, NULL, NULL, 1, 0, .features = "a"}, &REG, &d, &e);
+    EXPECT_ERR(rc, e, NN_EDATA, "feature column 'a' is given by name but the file has no header row");
+    return 0;
+}
+
+TEST(data_csv_time_series_windows)
+{
+    nn_dataset d;
+    nn_err e;
+    /* rows t = 0..9: x = t, y = 10 t */
+    char text[512] = "date,x,y\n";
+    for (int t = 0; t < 10; t++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "d%d,%d,%d\n", t, t, 10 * t);
+    int rc = load_csv(text, (csv_opts){-1, "y", NULL, -1, 0, 3, 1, 1, "x,y"}, &REG, &d, &e);
+    CHECK(rc == 0, "rc %d: %s", rc, e.msg);
+    /* windows start at 0..6 (the target 1 row after the window: rows 3..9) */
+    CHECK(d.n == 7 && d.dim == 6 && d.seq_f == 2 && d.tdim == 1, "n %zu dim %zu seq_f %d", d.n, d.dim, d.seq_f);
+    for (size_t k = 0; k < d.n; k++) {
+        for (int s = 0; s < 3; s++) {
+            CHECK(d.x[k * 6 + (size_t)s * 2] == (float)(k + (size_t)s), "x of window %zu step %d", k, s);
+            CHECK(d.x[k * 6 + (size_t)s * 2 + 1] == (float)(10 * (k + (size_t)s)), "y feature of window %zu", k);
+        }
+        CHECK(d.t[k] == (float)(10 * (k + 3)), "target of window %zu is %g", k, d.t[k]);
+    }
+    nn_dataset_free(&d);
+    /* stride 2, horizon 2, limit 2: windows at rows 0 and 2, targets rows 3+1 and 5+1 */
+    rc = load_csv(text, (csv_opts){-1, "y", NULL, -1, 2, 3, 2, 2, "x"}, &REG, &d, &e);
+    CHECK(rc == 0 && d.n == 2 && d.dim == 3 && d.seq_f == 1, "rc %d n %zu: %s", rc, d.n, e.msg);
+    CHECK(d.x[3] == 2 && d.t[0] == 40 && d.t[1] == 60, "stride/horizon: x %g t %g %g", d.x[3], d.t[0], d.t[1]);
+    nn_dataset_free(&d);
+    /* horizon 0 (predict the window's last row), default features: every column (date is not a number) */
+    rc = load_csv("x,y\n1,2\n3,4\n5,6\n", (csv_opts){-1, "y", NULL, -1, 0, 2, 0, 1, NULL}, &REG, &d, &e);
+    CHECK(rc == 0 && d.n == 2 && d.dim == 4 && d.t[0] == 4 && d.t[1] == 6 && d.x[3] == 4, "horizon 0: rc %d %s",
+          rc, e.msg);
+    nn_dataset_free(&d);
+    /* forecasting (labels optional): every window, the last one included; no targets */
+    nn_label_opts fo = REG;
+    fo.labels_optional = 1;
+    rc = load_csv(text, (csv_opts){-1, "y", NULL, -1, 0, 3, 1, 1, "x,y"}, &fo, &d, &e);
+    CHECK(rc == 0 && d.n == 8 && !d.t && d.x[7 * 6 + 4] == 9, "forecast: rc %d n %zu: %s", rc, d.n, e.msg);
+    nn_dataset_free(&d);
+    rc = load_csv("x,y\n1,2\n3,4\n", (csv_opts){-1, "y", NULL, -1, 0, 2, 1, 1, NULL}, &REG, &d, &e);
+    EXPECT_ERR(rc, e, NN_EDATA, "t.csv: 2 data rows, too few for one window of 2 rows and a target 1 row later");
+    rc = load_csv(text, (csv_opts){-1, "y", NULL, -1, 0, 3, 1, 1, NULL}, &CLS, &d, &e);
+    EXPECT_ERR(rc, e, NN_EDATA, "data.train: time-series windows predict numbers (regression)");
+    rc = load_csv(text, (csv_opts){-1, "y", NULL, -1, 0, 3, 1, 1, NULL}, &REG, &d, &e);
+    EXPECT_ERR(rc, e, NN_EDATA, "t.csv:2:1: column 'date': 'd0' is not a number");
     return 0;
 }
 
