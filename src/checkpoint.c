@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -825,6 +827,37 @@ static int write_body(wbuf *w, const char *hdr, size_t hlen, const nn_ckpt *c, c
     return w->err ? -1 : 0;
 }
 
+/* Removes ".BASE.tmp.PID.XXXXXX" files in dir whose process no longer exists:
+ * what a writer killed between creating its temporary file and renaming it
+ * (kill -9, power loss) left behind. A live writer's file is kept (a reused
+ * PID at worst keeps a stale file; it never deletes a live one's unless the
+ * PID was reused, and then that writer's rename fails cleanly). Best effort:
+ * errors are ignored. */
+static void sweep_stale_temps(const char *dir, const char *base)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t bl = strlen(base);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (n[0] != '.' || strncmp(n + 1, base, bl) || strncmp(n + 1 + bl, ".tmp.", 5))
+            continue;
+        char *endp;
+        errno = 0;
+        long pid = strtol(n + 1 + bl + 5, &endp, 10);
+        if (errno || endp == n + 1 + bl + 5 || *endp != '.' || strlen(endp) != 7 || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to judge) */
+        char p[4096];
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, n) < sizeof p)
+            unlink(p);
+    }
+    closedir(d);
+}
+
 int nn_ckpt_write(const char *path, const nn_ckpt *c, nn_err *e)
 {
     if (!path || !path[0])
@@ -845,7 +878,7 @@ int nn_ckpt_write(const char *path, const nn_ckpt *c, nn_err *e)
         goto done;
 
     size_t dirlen = slash ? (size_t)(slash - path) : 0, blen = strlen(base);
-    tmp = malloc(dirlen + blen + 16);
+    tmp = malloc(dirlen + blen + 48);
     dir = malloc(dirlen + 2);
     w = malloc(sizeof *w);
     if (!tmp || !dir || !w) {
@@ -858,10 +891,10 @@ int nn_ckpt_write(const char *path, const nn_ckpt *c, nn_err *e)
         if (dirlen == 0)
             strcpy(dir, "/");
         memcpy(tmp, path, dirlen + 1); /* includes the slash */
-        sprintf(tmp + dirlen + 1, ".%s.tmp.XXXXXX", base);
+        sprintf(tmp + dirlen + 1, ".%s.tmp.%ld.XXXXXX", base, (long)getpid());
     } else {
         strcpy(dir, ".");
-        sprintf(tmp, ".%s.tmp.XXXXXX", base);
+        sprintf(tmp, ".%s.tmp.%ld.XXXXXX", base, (long)getpid());
     }
     mode_t mode = new_file_mode(path);
     fd = mkostemp(tmp, O_CLOEXEC);
@@ -897,6 +930,7 @@ int nn_ckpt_write(const char *path, const nn_ckpt *c, nn_err *e)
         goto done;
     }
     tmp[0] = 0; /* renamed: nothing left to clean up */
+    sweep_stale_temps(dir, base);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         rc = nn_fail(e, NN_EIO, "%s: written, but opening its folder %s to sync it failed: %s", path, dir,

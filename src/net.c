@@ -168,6 +168,9 @@ int nn_net_init_params(nn_net *net, uint64_t seed, nn_err *e)
                 case NN_INIT_HE: h[k] = (float)(nn_rng_normal(&rng) * sd); break;
                 case NN_INIT_GLOROT: h[k] = (float)((nn_rng_uniform(&rng) * 2 - 1) * lim); break;
                 case NN_INIT_LSTM_BIAS: h[k] = (k >= P->n / 4 && k < P->n / 2) ? 1.0f : 0.0f; break;
+                case NN_INIT_FAN_IN_UNIFORM:
+                    h[k] = (float)((nn_rng_uniform(&rng) * 2 - 1) / sqrt(P->fan_in > 0 ? P->fan_in : 1));
+                    break;
                 }
             }
             int r = nn_buf_write(net->dev, P->w, 0, P->n * sizeof(float), h, 1, e);

@@ -268,6 +268,10 @@ static int diverged(nn_model *m, const nn_run *run, int ep, double loss, const n
                 }
         free(h);
     }
+    if (!where[0] && !isnan(loss))
+        snprintf(where, sizeof where,
+                 "; every layer's parameters and outputs are finite, so the loss itself overflowed the float "
+                 "range: the outputs are far from the targets (scale large targets down)");
     return nn_fail(e, NN_ENONFINITE,
                    "training diverged in epoch %d: the loss is %s%s (try a lower learning rate, e.g. --lr %g, "
                    "or normalised inputs: \"normalize\": \"auto\")",
@@ -422,6 +426,8 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         memcpy(m.std, s->std, sizeof(float) * (size_t)s->nnorm);
     }
 
+    if ((size_t)s->train.batch_size > ntr) /* one batch of everything; never allocate for samples that do not exist */
+        s->train.batch_size = (int)ntr;
     int B = s->train.batch_size;
     if ((r = nn_model_open_device(&m, o->device, B, 1, e)))
         goto done;

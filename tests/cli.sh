@@ -593,6 +593,12 @@ ev = [json.loads(l) for l in sys.stdin]
 assert ev[0][\"train_samples\"] == 84 and ev[0][\"validation_samples\"] == 21
 ep = [e for e in ev if e[\"event\"] == \"epoch\"]
 assert len(ep) == 3 and all(0 <= e[\"val_accuracy\"] <= 1 and e[\"val_loss\"] >= 0 for e in ep)"'
+nn train "$T/valsplit2.json" --output "$T/bigbatch.bin" --batch-size 100000 --epochs 1 --json
+WHY="exit $RC; a --batch-size larger than the 84 training samples should become one batch of 84"
+DETAIL="$OUT$ERR"
+check train/batch_size_clamped eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | py "import json,sys
+ev = [json.loads(l) for l in sys.stdin]
+assert ev[0][\"batch_size\"] == 84, ev[0]"'
 nn train "$T/base.json" --output "$T/quiet.bin" --quiet
 WHY="--quiet: exit $RC, stdout '$OUT', stderr '$ERR'"
 check train/quiet test "$RC" = 0 -a -z "$OUT" -a -z "$ERR" -a -s "$T/quiet.bin"

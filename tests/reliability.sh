@@ -277,6 +277,22 @@ else
     fail nan/diverged-names-layer "expected exit 75, 'diverged' and 'layers[' in the message and no model.bin; got $(rc_text "$RC")" "$ERR"
 fi
 
+# Features around 1e5: the loss overflows on the first step while every layer
+# output is still finite; the message must say so instead of naming no place.
+python3 -c 'import random,sys
+r = random.Random(1)
+with open(sys.argv[1], "w") as f:
+    f.write("a,b,c,y\n")
+    for i in range(64):
+        f.write("%g,%g,%g,%d\n" % (r.uniform(1e5, 1e6), r.uniform(1e5, 1e6), r.uniform(1e5, 1e6), i % 3))' "$T/big5.csv"
+sed 's/big\.csv/big5.csv/' "$T/nan.json" >"$T/overflow.json"
+nn train "$T/overflow.json" --output "$T/overflow.bin"
+if [ "$RC" = 75 ] && printf '%s' "$ERR" | grep -q 'the loss itself overflowed' && [ ! -f "$T/overflow.bin" ]; then
+    pass nan/loss-overflow-explained
+else
+    fail nan/loss-overflow-explained "expected exit 75 and 'the loss itself overflowed'; got $(rc_text "$RC")" "$ERR"
+fi
+
 # ===================================================== corrupt model.bin
 nn train "$T/iris.json" --quiet --epochs 1 --output "$T/small.bin"
 if [ "$RC" != 0 ]; then
@@ -350,20 +366,20 @@ offset $((10#$(basename "$f"))): nnrun eval: $(rc_text "$RC"): $(printf '%s' "$E
 fi
 
 # ========================================================= device memory
-# A batch no device holds: the fashion MLP with a 1x1 conv (64 filters) and
-# global average pooling in front of it in place of the flatten keeps 64*784
-# floats a sample, ~200 GiB of activations at batch 2^20; the parameters are
+# A batch no device holds: the fashion MLP with a 1x1 conv (1024 filters) and
+# global average pooling in front of it in place of the flatten keeps 1024*784
+# floats a sample, ~180 GiB of activations for the batch of all 60,000
+# training images that --batch-size 1048576 is clamped to; the parameters are
 # small, so nothing big is allocated before the failure.
 python3 -c 'import json,sys
 m = json.load(open(sys.argv[1]))
-m["layers"][0:1] = [{"type": "conv2d", "filters": 64, "kernel": 1}, {"type": "global_avgpool"}]
-m["data"]["train"]["limit"] = 100
+m["layers"][0:1] = [{"type": "conv2d", "filters": 1024, "kernel": 1}, {"type": "global_avgpool"}]
 del m["data"]["test"]
 del m["train"]["validation_split"]
 json.dump(m, open(sys.argv[2], "w"), indent=1)' "$ROOT/models/fashion_mlp.json" "$T/wide.json"
 if [ -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
     nn train "$T/wide.json" --batch-size 1048576 --epochs 1 --output "$T/wide.bin"
-    if [ "$RC" = 69 ] && printf '%s' "$ERR" | grep -q 'batch 1048576' && printf '%s' "$ERR" | grep -q 'MiB' &&
+    if [ "$RC" = 69 ] && printf '%s' "$ERR" | grep -q 'batch 60000' && printf '%s' "$ERR" | grep -q 'MiB' &&
         printf '%s' "$ERR" | grep -q 'smaller --batch-size'; then
         pass memory/huge-batch-exit-69
     else

@@ -117,17 +117,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
     if (p->filters % p->groups)
         return nn_fail(e, NN_EDATA, "%s.groups: %d filters cannot be split into %d groups (filters must be a multiple "
                        "of groups)", path, p->filters, p->groups);
-    p->init = -1;
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(j, "init");
-    if (in) {
-        if (cJSON_IsString(in) && !strcmp(in->valuestring, "he"))
-            p->init = NN_INIT_HE;
-        else if (cJSON_IsString(in) && !strcmp(in->valuestring, "glorot"))
-            p->init = NN_INIT_GLOROT;
-        else
-            return nn_fail(e, NN_EDATA, "%s.init: expected \"he\" or \"glorot\"", path);
-    }
-    return 0;
+    return nn_layer_get_init(j, path, &p->init, e);
 }
 
 static int shape(nn_layer *L, const char *path, nn_err *e)
@@ -184,12 +174,13 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
     L->out_shape.d[0] = F;
     L->out_shape.d[1] = p->OH;
     L->out_shape.d[2] = p->OW;
-    int init = p->init >= 0 ? p->init : (L->act == NN_ACT_RELU ? NN_INIT_HE : NN_INIT_GLOROT);
+    nn_init wi, bi;
+    nn_layer_pick_init(p->init, L->act, &wi, &bi);
     int fan_in = Cg * kk, fan_out = F / p->groups * kk;
     int wd[4] = {F, Cg, p->k[0], p->k[1]};
-    nn_layer_add_param(L, "weight", 4, wd, (nn_init)init, fan_in, fan_out);
+    nn_layer_add_param(L, "weight", 4, wd, wi, fan_in, fan_out);
     if (p->use_bias)
-        nn_layer_add_param(L, "bias", 1, &F, NN_INIT_ZERO, fan_in, fan_out);
+        nn_layer_add_param(L, "bias", 1, &F, bi, fan_in, fan_out);
     size_t ohw = (size_t)p->OH * p->OW;
     L->flops = 2.0 * (double)ohw * F * Cg * kk;
     L->scratch = (size_t)p->C * kk * ohw + (size_t)F * ohw;

@@ -27,17 +27,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
         r = nn_layer_get_bool(j, "use_bias", path, 1, &p->use_bias, e);
     if (r)
         return r;
-    p->init = -1;
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(j, "init");
-    if (in) {
-        if (cJSON_IsString(in) && !strcmp(in->valuestring, "he"))
-            p->init = NN_INIT_HE;
-        else if (cJSON_IsString(in) && !strcmp(in->valuestring, "glorot"))
-            p->init = NN_INIT_GLOROT;
-        else
-            return nn_fail(e, NN_EDATA, "%s.init: expected \"he\" or \"glorot\"", path);
-    }
-    return 0;
+    return nn_layer_get_init(j, path, &p->init, e);
 }
 
 static int shape(nn_layer *L, const char *path, nn_err *e)
@@ -50,11 +40,12 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
         return r;
     L->out_shape = *s;
     L->out_shape.d[s->nd - 1] = p->units;
-    int init = p->init >= 0 ? p->init : (L->act == NN_ACT_RELU ? NN_INIT_HE : NN_INIT_GLOROT);
+    nn_init wi, bi;
+    nn_layer_pick_init(p->init, L->act, &wi, &bi);
     int wd[2] = {in, p->units};
-    nn_layer_add_param(L, "weight", 2, wd, (nn_init)init, in, p->units);
+    nn_layer_add_param(L, "weight", 2, wd, wi, in, p->units);
     if (p->use_bias)
-        nn_layer_add_param(L, "bias", 1, &p->units, NN_INIT_ZERO, in, p->units);
+        nn_layer_add_param(L, "bias", 1, &p->units, bi, in, p->units);
     size_t rows = nn_shape_size(s) / (size_t)in;
     L->flops = 2.0 * (double)rows * in * p->units;
     return 0;

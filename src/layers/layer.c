@@ -93,6 +93,28 @@ int nn_layer_get_int(const cJSON *j, const char *key, const char *path, int min,
     return 0;
 }
 
+int nn_layer_get_init(const cJSON *j, const char *path, int *out, nn_err *e)
+{
+    *out = -1;
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(j, "init");
+    if (!in)
+        return 0;
+    static const char *const names[] = {"he", "glorot", "torch"};
+    static const int vals[] = {NN_INIT_HE, NN_INIT_GLOROT, NN_INIT_FAN_IN_UNIFORM};
+    for (int i = 0; i < 3; i++)
+        if (cJSON_IsString(in) && !strcmp(in->valuestring, names[i])) {
+            *out = vals[i];
+            return 0;
+        }
+    return nn_fail(e, NN_EDATA, "%s.init: expected \"he\", \"glorot\" or \"torch\"", path);
+}
+
+void nn_layer_pick_init(int init, int act, nn_init *weight, nn_init *bias)
+{
+    *weight = init >= 0 ? (nn_init)init : act == NN_ACT_RELU ? NN_INIT_HE : NN_INIT_GLOROT;
+    *bias = *weight == NN_INIT_FAN_IN_UNIFORM ? NN_INIT_FAN_IN_UNIFORM : NN_INIT_ZERO;
+}
+
 int nn_layer_get_bool(const cJSON *j, const char *key, const char *path, int dflt, int *out, nn_err *e)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);

@@ -56,6 +56,7 @@ typedef enum {
     NN_INIT_HE,      /* normal, std sqrt(2 / fan_in) */
     NN_INIT_GLOROT,  /* uniform, limit sqrt(6 / (fan_in + fan_out)) */
     NN_INIT_LSTM_BIAS, /* zeros, except 1 for the forget gate: block [n/4, n/2) of [i, f, g, o] */
+    NN_INIT_FAN_IN_UNIFORM, /* uniform, limit 1 / sqrt(fan_in): PyTorch's Linear/Conv default, weights and bias */
 } nn_init;
 
 typedef struct nn_param {
@@ -118,6 +119,11 @@ int nn_layer_get_int(const cJSON *j, const char *key, const char *path, int min,
 int nn_layer_get_num(const cJSON *j, const char *key, const char *path, double min, double max,
                      double dflt, double *out, nn_err *e);
 int nn_layer_get_bool(const cJSON *j, const char *key, const char *path, int dflt, int *out, nn_err *e);
+/* "init": "he" | "glorot" | "torch" -> *out (NN_INIT_*), or -1 when absent. */
+int nn_layer_get_init(const cJSON *j, const char *path, int *out, nn_err *e);
+/* The weight and bias initialisations of a dense/conv layer: `init` from
+ * nn_layer_get_init (-1: He for relu, else Glorot; bias zero, or uniform for "torch"). */
+void nn_layer_pick_init(int init, int act, nn_init *weight, nn_init *bias);
 int nn_layer_get_act(const cJSON *j, const char *key, const char *path, int *out, nn_err *e);
 /* An integer key that may also be the string "vocab" (stored as NN_VOCAB);
  * resolve it in shape() with nn_layer_vocab(). */

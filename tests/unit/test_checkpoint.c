@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -866,5 +867,51 @@ TEST(ckpt_free_safe)
     c.classes = calloc(2, sizeof *c.classes);
     nn_ckpt_free(&c);
     CHECK(is_zeroed(&c), "zeroed after partial");
+    return 0;
+}
+
+static int write_bytes_file(const char *path, const char *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, n, f);
+    return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+/* A writer killed between creating its temporary file and renaming it leaves
+ * ".model.bin.tmp.PID.XXXXXX"; the next successful write removes those of dead
+ * processes and keeps a live writer's (and unrelated files). */
+TEST(ckpt_write_sweeps_stale_temps)
+{
+    char dir[64], path[128], p[256];
+    sample s;
+    make_sample(&s);
+    nn_err e = {0};
+    CHECK(mk_tmpdir(dir, sizeof dir) == 0, "mkdtemp");
+    snprintf(path, sizeof path, "%s/model.bin", dir);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    CHECK(child > 0 && waitpid(child, NULL, 0) == child, "fork");
+    /* the reaped child's PID is dead (unless reused within microseconds) */
+    const char *names[4] = {"stale", "live", "other", "model2"};
+    snprintf(p, sizeof p, "%s/.model.bin.tmp.%ld.Ab12Cd", dir, (long)child);
+    CHECK(write_bytes_file(p, "x", 1) == 0, "write %s", names[0]);
+    snprintf(p, sizeof p, "%s/.model.bin.tmp.%ld.Xy34Zw", dir, (long)getppid());
+    CHECK(write_bytes_file(p, "x", 1) == 0, "write %s", names[1]);
+    snprintf(p, sizeof p, "%s/.model.bin.tmp.notapid", dir);
+    CHECK(write_bytes_file(p, "x", 1) == 0, "write %s", names[2]);
+    snprintf(p, sizeof p, "%s/.model2.bin.tmp.%ld.Ab12Cd", dir, (long)child);
+    CHECK(write_bytes_file(p, "x", 1) == 0, "write %s", names[3]);
+    CHECK(count_temps(dir) == 4, "setup");
+    int rc = nn_ckpt_write(path, &s.c, &e);
+    CHECK(rc == 0, "write: %d %s", rc, e.msg);
+    snprintf(p, sizeof p, "%s/.model.bin.tmp.%ld.Ab12Cd", dir, (long)child);
+    CHECK(access(p, F_OK) != 0, "the dead writer's temp file is still there");
+    snprintf(p, sizeof p, "%s/.model.bin.tmp.%ld.Xy34Zw", dir, (long)getppid());
+    CHECK(access(p, F_OK) == 0, "a live process's temp file was removed");
+    CHECK(count_temps(dir) == 3, "expected 3 temp files left, found %d", count_temps(dir));
+    rm_tree(dir);
     return 0;
 }

@@ -1506,3 +1506,79 @@ TEST(gather_rows)
            gather_case(s3d, 3, 3, 1, 20, 1, 4) ||    /* per channel of [c, h, w] */
            gather_case(s3d, 3, 30, 0, 49, 1, 1);     /* per feature of a 3-D input, last sample */
 }
+
+/* ------------------------------------------------------------ initialisation */
+
+typedef struct {
+    double lo, hi, sum, sq;
+    size_t n;
+} init_stats;
+
+static int param_stats(nn_net *net, int layer, int param, init_stats *st, nn_err *e)
+{
+    nn_param *P = &net->L[layer].param[param];
+    double *v = malloc(P->n * sizeof *v);
+    if (!v)
+        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+    int r = download(P->w, 0, v, P->n, e);
+    memset(st, 0, sizeof *st);
+    st->lo = st->hi = v[0];
+    for (size_t i = 0; !r && i < P->n; i++) {
+        st->lo = fmin(st->lo, v[i]);
+        st->hi = fmax(st->hi, v[i]);
+        st->sum += v[i];
+        st->sq += v[i] * v[i];
+    }
+    st->n = P->n;
+    free(v);
+    return r;
+}
+
+/* Each "init" draws from the documented distribution (bounds and variance). */
+TEST(init_distributions)
+{
+    NEED_DEV(d);
+    (void)d;
+    const char *json = "{\"input\":{\"shape\":[4,20,20]},\"layers\":["
+                       "{\"type\":\"conv2d\",\"filters\":64,\"kernel\":5,\"init\":\"torch\"},"    /* fan_in 100 */
+                       "{\"type\":\"flatten\"},"
+                       "{\"type\":\"dense\",\"units\":200,\"activation\":\"relu\"},"              /* he, fan_in 16384 */
+                       "{\"type\":\"dense\",\"units\":300,\"init\":\"glorot\"},"                  /* 200 -> 300 */
+                       "{\"type\":\"dense\",\"units\":500,\"init\":\"torch\"}]}";                 /* fan_in 300 */
+    tnet t;
+    TRY(tnet_make(&t, json, 1, 0, &E));
+    nn_net *net = &t.net;
+    TRY(nn_net_init_params(net, 7, &E));
+    init_stats w, b;
+    /* torch conv: U(+-1/sqrt(100)) for weights and bias; variance lim^2/3 */
+    TRY(param_stats(net, 0, 0, &w, &E));
+    TRY(param_stats(net, 0, 1, &b, &E));
+    double lim = 0.1, var = w.sq / (double)w.n;
+    CHECK(w.lo >= -lim && w.hi <= lim && w.hi > 0.95 * lim && fabs(var - lim * lim / 3) < 0.05 * lim * lim / 3,
+          "torch conv weights: [%g, %g] var %g", w.lo, w.hi, var);
+    CHECK(b.lo >= -lim && b.hi <= lim && b.sq > 0, "torch conv bias [%g, %g]", b.lo, b.hi);
+    /* relu dense: He normal, std sqrt(2/16384); bias zero */
+    TRY(param_stats(net, 2, 0, &w, &E));
+    TRY(param_stats(net, 2, 1, &b, &E));
+    var = w.sq / (double)w.n;
+    CHECK(fabs(var / (2.0 / 16384) - 1) < 0.02 && fabs(w.sum / (double)w.n) < 0.01 * sqrt(2.0 / 16384),
+          "he: var %g want %g", var, 2.0 / 16384);
+    CHECK(b.lo == 0 && b.hi == 0, "he bias is not zero");
+    /* glorot uniform: limit sqrt(6/500) */
+    TRY(param_stats(net, 3, 0, &w, &E));
+    lim = sqrt(6.0 / 500);
+    var = w.sq / (double)w.n;
+    CHECK(w.lo >= -lim && w.hi <= lim && fabs(var - lim * lim / 3) < 0.05 * lim * lim / 3, "glorot: [%g, %g] var %g",
+          w.lo, w.hi, var);
+    /* torch dense: U(+-1/sqrt(300)) */
+    TRY(param_stats(net, 4, 0, &w, &E));
+    TRY(param_stats(net, 4, 1, &b, &E));
+    lim = 1 / sqrt(300.0);
+    var = w.sq / (double)w.n;
+    CHECK(w.lo >= -lim && w.hi <= lim && fabs(var - lim * lim / 3) < 0.05 * lim * lim / 3, "torch dense: var %g",
+          var);
+    CHECK(b.lo >= -lim && b.hi <= lim && b.lo < -0.5 * lim && b.hi > 0.5 * lim, "torch dense bias [%g, %g]", b.lo,
+          b.hi);
+    tnet_free(&t);
+    return 0;
+}
