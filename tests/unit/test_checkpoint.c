@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "checkpoint.h"
+#include "tutil.h"
 #include "util.h"
 
 #define RUN(x) do { if (x) return 1; } while (0)
@@ -870,15 +871,6 @@ TEST(ckpt_free_safe)
     return 0;
 }
 
-static int write_bytes_file(const char *path, const char *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = fwrite(data, 1, n, f);
-    return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
 /* A writer killed between creating its temporary file and renaming it leaves
  * ".model.bin.tmp.PID.XXXXXX"; the next successful write removes those of dead
  * processes and keeps a live writer's (and unrelated files). */
@@ -897,13 +889,13 @@ TEST(ckpt_write_sweeps_stale_temps)
     /* the reaped child's PID is dead (unless reused within microseconds) */
     const char *names[4] = {"stale", "live", "other", "model2"};
     snprintf(p, sizeof p, "%s/.model.bin.tmp.%ld.Ab12Cd", dir, (long)child);
-    CHECK(write_bytes_file(p, "x", 1) == 0, "write %s", names[0]);
+    CHECK(tu_write_file(p, "x", 1) == 0, "write %s", names[0]);
     snprintf(p, sizeof p, "%s/.model.bin.tmp.%ld.Xy34Zw", dir, (long)getppid());
-    CHECK(write_bytes_file(p, "x", 1) == 0, "write %s", names[1]);
+    CHECK(tu_write_file(p, "x", 1) == 0, "write %s", names[1]);
     snprintf(p, sizeof p, "%s/.model.bin.tmp.notapid", dir);
-    CHECK(write_bytes_file(p, "x", 1) == 0, "write %s", names[2]);
+    CHECK(tu_write_file(p, "x", 1) == 0, "write %s", names[2]);
     snprintf(p, sizeof p, "%s/.model2.bin.tmp.%ld.Ab12Cd", dir, (long)child);
-    CHECK(write_bytes_file(p, "x", 1) == 0, "write %s", names[3]);
+    CHECK(tu_write_file(p, "x", 1) == 0, "write %s", names[3]);
     CHECK(count_temps(dir) == 4, "setup");
     int rc = nn_ckpt_write(path, &s.c, &e);
     CHECK(rc == 0, "write: %d %s", rc, e.msg);

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "data/dataset.h"
+#include "tutil.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ temp files */
@@ -56,15 +57,6 @@ static const char *tpath(const char *name, char *buf)
     return buf;
 }
 
-static int write_bytes(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = fwrite(data, 1, len, f);
-    return (fclose(f) == 0 && w == len) ? 0 : -1;
-}
-
 static int write_gz(const char *path, const void *data, size_t len)
 {
     gzFile g = gzopen(path, "wb");
@@ -91,7 +83,7 @@ static int load_csv(const char *text, csv_opts o, const nn_label_opts *lo, nn_da
 {
     char p[1024];
     tpath("t.csv", p);
-    if (write_bytes(p, text, strlen(text)))
+    if (tu_write_file(p, text, strlen(text)))
         return -1;
     nn_source s;
     memset(&s, 0, sizeof s);
@@ -552,7 +544,7 @@ static int idx_write(const char *name, int gz, int type, int ndim, const uint32_
     if (!b)
         return -1;
     tpath(name, path);
-    int rc = gz ? write_gz(path, b, len) : write_bytes(path, b, len);
+    int rc = gz ? write_gz(path, b, len) : tu_write_file(path, b, len);
     free(b);
     return rc;
 }
@@ -680,7 +672,7 @@ TEST(data_idx_errors)
         nn_dataset_free(&d);
     }
     /* bad magic, bad type, bad ndim */
-    CHECK(write_bytes(tpath("m.idx", ip), "\x1f\x00\x08\x03zzzz", 8) == 0, "write");
+    CHECK(tu_write_file(tpath("m.idx", ip), "\x1f\x00\x08\x03zzzz", 8) == 0, "write");
     rc = idx_load(ip, NULL, 0, &d, &e);
     EXPECT_ERR(rc, e, NN_EDATA, "bad magic 1f 00 08 03: not an IDX file");
     CHECK(idx_write("m.idx", 0, 0x0C, 3, di, px, 12, 0, ip) == 0, "write");
@@ -689,7 +681,7 @@ TEST(data_idx_errors)
     CHECK(idx_write("m.idx", 0, 0x08, 1, di, px, 3, 0, ip) == 0, "write");
     rc = idx_load(ip, NULL, 0, &d, &e);
     EXPECT_ERR(rc, e, NN_EDATA, "images file has 1 dimensions, expected 2 to 4");
-    CHECK(write_bytes(ip, "\0\0", 2) == 0, "write");
+    CHECK(tu_write_file(ip, "\0\0", 2) == 0, "write");
     rc = idx_load(ip, NULL, 0, &d, &e);
     EXPECT_ERR(rc, e, NN_EDATA, "too short for an IDX header");
     /* label count mismatch names both files */
@@ -710,7 +702,7 @@ TEST(data_idx_errors)
         CHECK(nn_read_file(ip, 1 << 20, &buf, &len, &e) == 0, "read");
         for (size_t i = 10; i < len - 8; i++)
             buf[i] ^= 0xA5;
-        CHECK(write_bytes(ip, buf, len) == 0, "write");
+        CHECK(tu_write_file(ip, buf, len) == 0, "write");
         free(buf);
     }
     rc = idx_load(ip, NULL, 0, &d, &e);

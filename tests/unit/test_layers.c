@@ -28,132 +28,23 @@
 #include "optim.h"
 #include "ref.h"
 #include "spec.h"
+#include "tutil.h"
 #include "util.h"
 
-#define SENT 12345.0f
-#define TOL 1e-4     /* device (fp32) vs reference, relative to the reference's largest value */
-#define FD_TOL 1e-6  /* reference backward vs central differences (double) */
+#define TOL 1e-4      /* device (fp32) vs reference, relative to the reference's largest value */
+#define FD_TOL 1e-6   /* reference backward vs central differences (double) */
+#define FD_FLOOR 1e-8 /* the smallest largest |gradient| those differences are relative to */
 
 /* ------------------------------------------------------------- plumbing */
 
 static nn_err E;
 
-/* Runs an nnrun call that fills E; fails the test with its message. */
-#define TRY(expr)                                                                          \
-    do {                                                                                   \
-        memset(&E, 0, sizeof E);                                                           \
-        int rc_ = (expr);                                                                  \
-        CHECK(rc_ == 0, "%s -> %d: %s", #expr, rc_, E.msg[0] ? E.msg : "(no message)");    \
-    } while (0)
-
-#define NEED_DEV(d)                                                        \
-    nn_dev *d = nn_test_dev();                                                 \
-    CHECK(d, "cannot open an OpenCL device: %s", nn_test_dev_msg())
-
-/* Largest error seen per op, printed at exit with NN_TEST_VERBOSE=1. */
-static struct {
-    char op[48];
-    double err;
-} g_errs[64];
-static int g_nerrs;
-
-static void print_errs(void)
-{
-    for (int i = 0; i < g_nerrs; i++)
-        fprintf(stderr, "  max error %-28s %.3g\n", g_errs[i].op, g_errs[i].err);
-}
-
-static void note_err(const char *op, double err)
-{
-    int i;
-    for (i = 0; i < g_nerrs; i++)
-        if (!strcmp(g_errs[i].op, op))
-            break;
-    if (i == g_nerrs) {
-        if (g_nerrs == 64)
-            return;
-        if (!g_nerrs && getenv("NN_TEST_VERBOSE"))
-            atexit(print_errs);
-        snprintf(g_errs[i].op, sizeof g_errs[i].op, "%s", op);
-        g_errs[i].err = 0;
-        g_nerrs++;
-    }
-    if (err > g_errs[i].err || err != err)
-        g_errs[i].err = err;
-}
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-/* n values uniform in [lo, hi), rounded to float so that the reference sees
- * exactly what the device sees. */
-static double *rnd_vec(ref_rng *r, size_t n, double lo, double hi)
-{
-    double *v = xmalloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)ref_rng_range(r, lo, hi);
-    return v;
-}
-
-static double *dup_vec(const double *v, size_t n)
-{
-    double *c = xmalloc(n * sizeof *c);
-    if (v)
-        memcpy(c, v, n * sizeof *c);
-    return c;
-}
-
-/* Host doubles -> device floats at float offset `off`. */
-static int upload(cl_mem m, size_t off, const double *v, size_t n, nn_err *e)
-{
-    float *f = xmalloc(n * sizeof *f);
-    for (size_t i = 0; i < n; i++)
-        f[i] = (float)v[i];
-    int r = nn_buf_write(nn_test_dev(), m, off * sizeof(float), n * sizeof(float), f, 1, e);
-    free(f);
-    return r;
-}
-
-static int download(cl_mem m, size_t off, double *v, size_t n, nn_err *e)
-{
-    float *f = xmalloc(n * sizeof *f);
-    int r = nn_buf_read(nn_test_dev(), m, off * sizeof(float), n * sizeof(float), f, e);
-    for (size_t i = 0; i < n; i++)
-        v[i] = f[i];
-    free(f);
-    return r;
-}
-
 static double *f2d(const float *f, size_t n)
 {
-    double *v = xmalloc(n * sizeof *v);
+    double *v = tu_xmalloc(n * sizeof *v);
     for (size_t i = 0; i < n; i++)
         v[i] = f[i];
     return v;
-}
-
-/* Float offset of a sub-buffer in its parent. */
-static size_t sub_off(cl_mem m)
-{
-    size_t o = 0;
-    clGetMemObjectInfo(m, CL_MEM_OFFSET, sizeof o, &o, NULL);
-    return o / sizeof(float);
-}
-
-/* Whole device buffer (nf floats) into a malloc'd host array. */
-static float *read_all(cl_mem m, size_t nf, nn_err *e)
-{
-    float *f = xmalloc(nf * sizeof *f);
-    if (nn_buf_read(nn_test_dev(), m, 0, nf * sizeof(float), f, e)) {
-        free(f);
-        return NULL;
-    }
-    return f;
 }
 
 typedef struct span {
@@ -173,79 +64,7 @@ static long clobbered(const float *buf, size_t nf, const span *ok, int nok)
     return -1;
 }
 
-/* A net built from JSON through the real path. */
-typedef struct tnet {
-    nn_spec spec;
-    nn_net net;
-} tnet;
-
-static int tnet_make(tnet *t, const char *json, int max_batch, int training, nn_err *e)
-{
-    memset(t, 0, sizeof *t);
-    int r = nn_spec_parse(json, strlen(json), "test.json", &t->spec, e);
-    if (!r)
-        r = nn_net_build(&t->net, &t->spec, e);
-    if (!r)
-        r = nn_net_alloc(&t->net, nn_test_dev(), max_batch, training, e);
-    return r;
-}
-
-static void tnet_free(tnet *t)
-{
-    nn_net_free(&t->net);
-    nn_spec_free(&t->spec);
-}
-
-static void shape_json(char *buf, size_t n, const int *shape, int nd)
-{
-    size_t o = 0;
-    for (int i = 0; i < nd && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%d", i ? "," : "", shape[i]);
-}
-
-static size_t prod(const int *shape, int nd)
-{
-    size_t p = 1;
-    for (int i = 0; i < nd; i++)
-        p *= (size_t)shape[i];
-    return p;
-}
-
-static const char *act_str(int a)
-{
-    static const char *const s[] = {"linear", "relu", "sigmoid", "tanh"};
-    return a >= 0 && a < 4 ? s[a] : "?";
-}
-
-/* The first layer of most nets below is a placeholder (dropout of rate 0)
- * whose output buffer we write directly: it gives the layer under test a
- * real x and a real dx (the network input has no gradient buffer). */
-#define PLACEHOLDER "{\"type\":\"dropout\",\"rate\":0},"
-
 /* ------------------------------------------------- finite differences */
-
-typedef double (*fd_fn)(void *ctx);
-
-/* max |numerical - analytic| / max |analytic| for d f / d v[0..n). */
-static double fd_rel_err(fd_fn f, void *ctx, double *v, size_t n, const double *ana)
-{
-    const double h = 1e-5;
-    double md = 0, ma = 0;
-    for (size_t i = 0; i < n; i++) {
-        double s = v[i];
-        v[i] = s + h;
-        double fp = f(ctx);
-        v[i] = s - h;
-        double fm = f(ctx);
-        v[i] = s;
-        double num = (fp - fm) / (2 * h), d = fabs(num - ana[i]);
-        if (d > md || d != d)
-            md = d;
-        if (fabs(ana[i]) > ma)
-            ma = fabs(ana[i]);
-    }
-    return md / (ma > 1e-8 ? ma : 1e-8);
-}
 
 typedef struct dense_fd {
     size_t rows, in, units;
@@ -272,21 +91,21 @@ TEST(ref_dense_fd)
         for (int act = 0; act < 4; act++) {
             dense_fd c = {shapes[si][0], shapes[si][1], shapes[si][2], act, NULL, NULL, NULL, NULL, NULL};
             size_t R = c.rows, I = c.in, U = c.units;
-            c.x = rnd_vec(&rng, R * I, -1, 1);
-            c.W = rnd_vec(&rng, I * U, -1, 1);
-            c.b = rnd_vec(&rng, U, -1, 1);
-            c.r = rnd_vec(&rng, R * U, -1, 1);
-            c.y = xmalloc(R * U * sizeof(double));
-            double *dx = xmalloc(R * I * sizeof(double)), *dW = xmalloc(I * U * sizeof(double)),
-                   *db = xmalloc(U * sizeof(double));
+            c.x = tu_rnd_vec(&rng, R * I, -1, 1);
+            c.W = tu_rnd_vec(&rng, I * U, -1, 1);
+            c.b = tu_rnd_vec(&rng, U, -1, 1);
+            c.r = tu_rnd_vec(&rng, R * U, -1, 1);
+            c.y = tu_xmalloc(R * U * sizeof(double));
+            double *dx = tu_xmalloc(R * I * sizeof(double)), *dW = tu_xmalloc(I * U * sizeof(double)),
+                   *db = tu_xmalloc(U * sizeof(double));
             dense_fd_f(&c);
             ref_dense_backward(c.x, c.W, c.y, c.r, R, I, U, act, dx, dW, db);
-            double ex = fd_rel_err(dense_fd_f, &c, c.x, R * I, dx);
-            double ew = fd_rel_err(dense_fd_f, &c, c.W, I * U, dW);
-            double eb = fd_rel_err(dense_fd_f, &c, c.b, U, db);
-            note_err("fd.dense", fmax(ex, fmax(ew, eb)));
-            CHECK(ex < FD_TOL && ew < FD_TOL && eb < FD_TOL, "dense %zux%zu->%zu %s: fd rel err dx %.3g dW %.3g db %.3g",
-                  R, I, U, act_str(act), ex, ew, eb);
+            double ex = tu_fd_rel_err(dense_fd_f, &c, c.x, R * I, dx, FD_FLOOR);
+            double ew = tu_fd_rel_err(dense_fd_f, &c, c.W, I * U, dW, FD_FLOOR);
+            double eb = tu_fd_rel_err(dense_fd_f, &c, c.b, U, db, FD_FLOOR);
+            tu_note_err("fd.dense", fmax(ex, fmax(ew, eb)));
+            CHECK(ex < FD_TOL && ew < FD_TOL && eb < FD_TOL,
+                  "dense %zux%zu->%zu %s: fd rel err dx %.3g dW %.3g db %.3g", R, I, U, tu_act_str(act), ex, ew, eb);
             free(c.x), free(c.W), free(c.b), free(c.r), free(c.y), free(dx), free(dW), free(db);
         }
     return 0;
@@ -320,19 +139,19 @@ TEST(ref_act_softmax_fd)
         for (size_t k = 1; k <= 9; k += 4) {
             unary_fd c = {4, k, act, NULL, NULL, NULL};
             size_t n = c.rows * k;
-            c.x = rnd_vec(&rng, n, -3, 3);
-            c.r = rnd_vec(&rng, n, -1, 1);
-            c.y = xmalloc(n * sizeof(double));
-            double *dx = xmalloc(n * sizeof(double));
+            c.x = tu_rnd_vec(&rng, n, -3, 3);
+            c.r = tu_rnd_vec(&rng, n, -1, 1);
+            c.y = tu_xmalloc(n * sizeof(double));
+            double *dx = tu_xmalloc(n * sizeof(double));
             unary_fd_f(&c);
             if (act < 0)
                 ref_softmax_backward(c.y, c.r, dx, c.rows, k);
             else
                 ref_act_backward(c.y, c.r, dx, n, act);
-            double err = fd_rel_err(unary_fd_f, &c, c.x, n, dx);
-            note_err(act < 0 ? "fd.softmax" : "fd.activation", err);
+            double err = tu_fd_rel_err(unary_fd_f, &c, c.x, n, dx, FD_FLOOR);
+            tu_note_err(act < 0 ? "fd.softmax" : "fd.activation", err);
             /* softmax of one class is constant: its gradient is exactly 0 */
-            CHECK(err < FD_TOL, "%s k=%zu: fd rel err %.3g", act < 0 ? "softmax" : act_str(act), k, err);
+            CHECK(err < FD_TOL, "%s k=%zu: fd rel err %.3g", act < 0 ? "softmax" : tu_act_str(act), k, err);
             free(c.x), free(c.r), free(c.y), free(dx);
         }
     return 0;
@@ -377,21 +196,21 @@ TEST(ref_loss_fd)
         loss_fd c = {kind, 6, (kind == L_BCE_PROBS || kind == L_BCE_LOGITS) ? 1 : 5, NULL, NULL, NULL, NULL, NULL};
         size_t nk = c.n * c.k;
         if (kind == L_BCE_PROBS)
-            c.v = rnd_vec(&rng, nk, 0.05, 0.95);
+            c.v = tu_rnd_vec(&rng, nk, 0.05, 0.95);
         else
-            c.v = rnd_vec(&rng, nk, -3, 3);
-        c.t = rnd_vec(&rng, nk, -1, 1);
-        c.p = xmalloc(nk * sizeof(double));
-        c.m = xmalloc(2 * c.n * sizeof(double));
-        c.lab = xmalloc(c.n * sizeof(int));
+            c.v = tu_rnd_vec(&rng, nk, -3, 3);
+        c.t = tu_rnd_vec(&rng, nk, -1, 1);
+        c.p = tu_xmalloc(nk * sizeof(double));
+        c.m = tu_xmalloc(2 * c.n * sizeof(double));
+        c.lab = tu_xmalloc(c.n * sizeof(int));
         for (size_t i = 0; i < c.n; i++)
             c.lab[i] = (int)(ref_rng_next(&rng) % (c.k > 1 ? c.k : 2));
-        double *g = xmalloc(nk * sizeof(double));
+        double *g = tu_xmalloc(nk * sizeof(double));
         loss_eval(&c, g);
-        double err = fd_rel_err(loss_fd_f, &c, c.v, nk, g);
+        double err = tu_fd_rel_err(loss_fd_f, &c, c.v, nk, g, FD_FLOOR);
         char op[48];
         snprintf(op, sizeof op, "fd.%s", loss_names[kind]);
-        note_err(op, err);
+        tu_note_err(op, err);
         CHECK(err < FD_TOL, "%s: fd rel err %.3g", loss_names[kind], err);
         free(c.v), free(c.t), free(c.p), free(c.m), free(c.lab), free(g);
     }
@@ -405,9 +224,9 @@ TEST(ref_loss_consistency)
     ref_rng rng;
     ref_rng_seed(&rng, 14);
     size_t n = 7, k = 4;
-    double *z = rnd_vec(&rng, n * k, -4, 4), *p = xmalloc(n * k * sizeof(double));
-    double *m1 = xmalloc(2 * n * sizeof(double)), *m2 = xmalloc(2 * n * sizeof(double));
-    double *g1 = xmalloc(n * k * sizeof(double)), *g2 = xmalloc(n * k * sizeof(double));
+    double *z = tu_rnd_vec(&rng, n * k, -4, 4), *p = tu_xmalloc(n * k * sizeof(double));
+    double *m1 = tu_xmalloc(2 * n * sizeof(double)), *m2 = tu_xmalloc(2 * n * sizeof(double));
+    double *g1 = tu_xmalloc(n * k * sizeof(double)), *g2 = tu_xmalloc(n * k * sizeof(double));
     int lab[7];
     for (size_t i = 0; i < n; i++)
         lab[i] = (int)(ref_rng_next(&rng) % k);
@@ -434,18 +253,18 @@ static int dense_case(const dcase *c)
 {
     NEED_DEV(d);
     char sh[64], desc[200], json[1024];
-    shape_json(sh, sizeof sh, c->shape, c->nd);
+    tu_shape_json(sh, sizeof sh, c->shape, c->nd);
     snprintf(desc, sizeof desc, "dense n=%d/%d in=[%s] units=%d %s bias=%d%s", c->n, c->maxb, sh, c->units,
-             act_str(c->act), c->bias, c->first ? " (first layer)" : "");
+             tu_act_str(c->act), c->bias, c->first ? " (first layer)" : "");
     snprintf(json, sizeof json,
              "{\"input\":{\"shape\":[%s]},\"layers\":[%s{\"type\":\"dense\",\"units\":%d,\"activation\":\"%s\","
              "\"use_bias\":%s}],\"loss\":\"mse\"}",
-             sh, c->first ? "" : PLACEHOLDER, c->units, act_str(c->act), c->bias ? "true" : "false");
-    tnet t;
-    TRY(tnet_make(&t, json, c->maxb, 1, &E));
+             sh, c->first ? "" : PLACEHOLDER, c->units, tu_act_str(c->act), c->bias ? "true" : "false");
+    tu_net t;
+    TRY(tu_net_make(&t, json, c->maxb, 1, &E));
     nn_net *net = &t.net;
     nn_layer *D = nn_net_out(net);
-    size_t in = (size_t)c->shape[c->nd - 1], u = (size_t)c->units, per = prod(c->shape, c->nd) / in;
+    size_t in = (size_t)c->shape[c->nd - 1], u = (size_t)c->units, per = tu_prod(c->shape, c->nd) / in;
     size_t rows = (size_t)c->n * per, maxrows = (size_t)c->maxb * per;
     CHECK(D->nparam == 1 + c->bias, "%s: %d params", desc, D->nparam);
     CHECK(D->out_shape.nd == c->nd && (size_t)D->out_shape.d[c->nd - 1] == u, "%s: output shape", desc);
@@ -453,27 +272,27 @@ static int dense_case(const dcase *c)
 
     ref_rng rng;
     ref_rng_seed(&rng, 1000003u * (unsigned)c->n + 101u * in + u * 7u + (unsigned)c->act);
-    double *W = rnd_vec(&rng, in * u, -1, 1), *b = c->bias ? rnd_vec(&rng, u, -1, 1) : NULL;
-    double *x = rnd_vec(&rng, maxrows * in, -1, 1);
-    TRY(upload(D->param[0].w, 0, W, in * u, &E));
+    double *W = tu_rnd_vec(&rng, in * u, -1, 1), *b = c->bias ? tu_rnd_vec(&rng, u, -1, 1) : NULL;
+    double *x = tu_rnd_vec(&rng, maxrows * in, -1, 1);
+    TRY(tu_upload(D->param[0].w, 0, W, in * u, &E));
     if (b)
-        TRY(upload(D->param[1].w, 0, b, u, &E));
+        TRY(tu_upload(D->param[1].w, 0, b, u, &E));
 
     /* forward: only y[0:rows] may change in the activation arena */
     size_t na = net->arena_bytes / sizeof(float);
     TRY(nn_buf_fill(d, net->arena, 0, na, SENT, &E));
-    TRY(upload(D->x[0], 0, x, maxrows * in, &E));
+    TRY(tu_upload(D->x[0], 0, x, maxrows * in, &E));
     nn_run run = {d, c->n, 1, 7, 3};
     TRY(D->type->forward(D, &run, &E));
-    float *ar = read_all(net->arena, na, &E);
+    float *ar = tu_read_all(net->arena, na, &E);
     CHECK(ar, "%s: %s", desc, E.msg);
-    size_t yo = sub_off(D->y);
-    double *y = f2d(ar + yo, rows * u), *yr = xmalloc(rows * u * sizeof(double));
+    size_t yo = tu_sub_off(D->y);
+    double *y = f2d(ar + yo, rows * u), *yr = tu_xmalloc(rows * u * sizeof(double));
     ref_dense_forward(x, W, b, rows, in, u, c->act, yr);
     double ef = ref_rel_err(y, yr, rows * u, 1e-6);
-    note_err("dense.forward", ef);
+    tu_note_err("dense.forward", ef);
     CHECK(ef < TOL, "%s: forward rel err %.3g", desc, ef);
-    span ok[2] = {{yo, rows * u}, {c->first ? 0 : sub_off(D->x[0]), c->first ? 0 : maxrows * in}};
+    span ok[2] = {{yo, rows * u}, {c->first ? 0 : tu_sub_off(D->x[0]), c->first ? 0 : maxrows * in}};
     long bad = clobbered(ar, na, ok, 2);
     CHECK(bad < 0, "%s: forward changed activation arena[%ld] (y at %zu, rows*units %zu, max %zu) to %g", desc, bad,
           yo, rows * u, maxrows * u, bad < 0 ? 0.0 : ar[bad]);
@@ -483,23 +302,23 @@ static int dense_case(const dcase *c)
     size_t ng = net->garena_bytes / sizeof(float);
     TRY(nn_buf_fill(d, net->garena, 0, ng, SENT, &E));
     TRY(nn_buf_fill(d, net->grads, 0, net->nparams, SENT, &E));
-    double *dy = rnd_vec(&rng, rows * u, -1, 1);
-    double *dx0 = c->first ? NULL : rnd_vec(&rng, rows * in, -1, 1);
-    TRY(upload(D->dy, 0, dy, rows * u, &E));
+    double *dy = tu_rnd_vec(&rng, rows * u, -1, 1);
+    double *dx0 = c->first ? NULL : tu_rnd_vec(&rng, rows * in, -1, 1);
+    TRY(tu_upload(D->dy, 0, dy, rows * u, &E));
     if (dx0)
-        TRY(upload(D->dx[0], 0, dx0, rows * in, &E));
+        TRY(tu_upload(D->dx[0], 0, dx0, rows * in, &E));
     TRY(D->type->backward(D, &run, &E));
-    double *dxr = c->first ? NULL : dup_vec(dx0, rows * in);
-    double *dWr = xmalloc(in * u * sizeof(double)), *dbr = xmalloc(u * sizeof(double));
+    double *dxr = c->first ? NULL : tu_dup_vec(dx0, rows * in);
+    double *dWr = tu_xmalloc(in * u * sizeof(double)), *dbr = tu_xmalloc(u * sizeof(double));
     ref_dense_backward(x, W, y, dy, rows, in, u, c->act, dxr, dWr, c->bias ? dbr : NULL);
-    float *ga = read_all(net->garena, ng, &E), *gr = read_all(net->grads, net->nparams, &E);
+    float *ga = tu_read_all(net->garena, ng, &E), *gr = tu_read_all(net->grads, net->nparams, &E);
     CHECK(ga && gr, "%s: %s", desc, E.msg);
-    span gok[2] = {{sub_off(D->dy), rows * u}, {0, 0}};
+    span gok[2] = {{tu_sub_off(D->dy), rows * u}, {0, 0}};
     if (dxr) {
-        size_t xo = sub_off(D->dx[0]);
+        size_t xo = tu_sub_off(D->dx[0]);
         double *dx = f2d(ga + xo, rows * in);
         double ex = ref_rel_err(dx, dxr, rows * in, 1e-6);
-        note_err("dense.backward.dx", ex);
+        tu_note_err("dense.backward.dx", ex);
         CHECK(ex < TOL, "%s: dx (accumulated) rel err %.3g", desc, ex);
         gok[1] = (span){xo, rows * in};
         free(dx);
@@ -507,17 +326,17 @@ static int dense_case(const dcase *c)
     bad = clobbered(ga, ng, gok, 2);
     CHECK(bad < 0, "%s: backward changed gradient arena[%ld] to %g (outside dy/dx rows < n)", desc, bad,
           bad < 0 ? 0.0 : ga[bad]);
-    size_t wo = sub_off(D->param[0].g);
+    size_t wo = tu_sub_off(D->param[0].g);
     double *dW = f2d(gr + wo, in * u);
     double ew = ref_rel_err(dW, dWr, in * u, 1e-6);
-    note_err("dense.backward.dW", ew);
+    tu_note_err("dense.backward.dW", ew);
     CHECK(ew < TOL, "%s: dW rel err %.3g", desc, ew);
     span pok[2] = {{wo, in * u}, {0, 0}};
     if (c->bias) {
-        size_t bo = sub_off(D->param[1].g);
+        size_t bo = tu_sub_off(D->param[1].g);
         double *db = f2d(gr + bo, u);
         double eb = ref_rel_err(db, dbr, u, 1e-6);
-        note_err("dense.backward.db", eb);
+        tu_note_err("dense.backward.db", eb);
         CHECK(eb < TOL, "%s: db rel err %.3g", desc, eb);
         pok[1] = (span){bo, u};
         free(db);
@@ -527,7 +346,7 @@ static int dense_case(const dcase *c)
 
     free(ga), free(gr), free(dW), free(dWr), free(dbr), free(dxr), free(dx0), free(dy), free(y), free(yr);
     free(W), free(b), free(x);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -580,37 +399,37 @@ static int unary_case(int act, int n, int maxb, const int *shape, int nd, double
 {
     NEED_DEV(d);
     char sh[64], desc[200], json[1024];
-    const char *type = act < 0 ? "softmax" : act_str(act);
-    shape_json(sh, sizeof sh, shape, nd);
+    const char *type = act < 0 ? "softmax" : tu_act_str(act);
+    tu_shape_json(sh, sizeof sh, shape, nd);
     snprintf(desc, sizeof desc, "%s n=%d/%d shape=[%s] scale=%g", type, n, maxb, sh, scale);
     snprintf(json, sizeof json, "{\"input\":{\"shape\":[%s]},\"layers\":[" PLACEHOLDER "{\"type\":\"%s\"}]}", sh,
              type);
-    tnet t;
-    TRY(tnet_make(&t, json, maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, maxb, 1, &E));
     nn_net *net = &t.net;
     nn_layer *A = nn_net_out(net);
-    size_t per = prod(shape, nd), k = (size_t)shape[nd - 1], cnt = (size_t)n * per, maxcnt = (size_t)maxb * per;
+    size_t per = tu_prod(shape, nd), k = (size_t)shape[nd - 1], cnt = (size_t)n * per, maxcnt = (size_t)maxb * per;
     ref_rng rng;
     ref_rng_seed(&rng, 77u + 13u * (unsigned)(act + 1) + 1009u * (unsigned)n + per);
-    double *x = rnd_vec(&rng, maxcnt, -scale, scale);
+    double *x = tu_rnd_vec(&rng, maxcnt, -scale, scale);
 
     size_t na = net->arena_bytes / sizeof(float);
     TRY(nn_buf_fill(d, net->arena, 0, na, SENT, &E));
-    TRY(upload(A->x[0], 0, x, maxcnt, &E));
+    TRY(tu_upload(A->x[0], 0, x, maxcnt, &E));
     nn_run run = {d, n, 1, 5, 9};
     TRY(A->type->forward(A, &run, &E));
-    float *ar = read_all(net->arena, na, &E);
+    float *ar = tu_read_all(net->arena, na, &E);
     CHECK(ar, "%s: %s", desc, E.msg);
-    size_t yo = sub_off(A->y);
-    double *y = f2d(ar + yo, cnt), *yr = xmalloc(cnt * sizeof(double));
+    size_t yo = tu_sub_off(A->y);
+    double *y = f2d(ar + yo, cnt), *yr = tu_xmalloc(cnt * sizeof(double));
     if (act < 0)
         ref_softmax_forward(x, yr, cnt / k, k);
     else
         ref_act_forward(x, yr, cnt, act);
     double ef = ref_rel_err(y, yr, cnt, 1e-6);
-    note_err(act < 0 ? "softmax.forward" : "activation.forward", ef);
+    tu_note_err(act < 0 ? "softmax.forward" : "activation.forward", ef);
     CHECK(ef < TOL, "%s: forward rel err %.3g", desc, ef);
-    span ok[2] = {{yo, cnt}, {sub_off(A->x[0]), maxcnt}};
+    span ok[2] = {{yo, cnt}, {tu_sub_off(A->x[0]), maxcnt}};
     long bad = clobbered(ar, na, ok, 2);
     CHECK(bad < 0, "%s: forward changed activation arena[%ld] to %g (y at %zu, %zu valid)", desc, bad,
           bad < 0 ? 0.0 : ar[bad], yo, cnt);
@@ -618,28 +437,28 @@ static int unary_case(int act, int n, int maxb, const int *shape, int nd, double
 
     size_t ng = net->garena_bytes / sizeof(float);
     TRY(nn_buf_fill(d, net->garena, 0, ng, SENT, &E));
-    double *dy = rnd_vec(&rng, cnt, -1, 1), *dx0 = rnd_vec(&rng, cnt, -1, 1);
-    TRY(upload(A->dy, 0, dy, cnt, &E));
-    TRY(upload(A->dx[0], 0, dx0, cnt, &E));
+    double *dy = tu_rnd_vec(&rng, cnt, -1, 1), *dx0 = tu_rnd_vec(&rng, cnt, -1, 1);
+    TRY(tu_upload(A->dy, 0, dy, cnt, &E));
+    TRY(tu_upload(A->dx[0], 0, dx0, cnt, &E));
     TRY(A->type->backward(A, &run, &E));
-    double *dxr = dup_vec(dx0, cnt);
+    double *dxr = tu_dup_vec(dx0, cnt);
     if (act < 0)
         ref_softmax_backward(y, dy, dxr, cnt / k, k);
     else
         ref_act_backward(y, dy, dxr, cnt, act);
-    float *ga = read_all(net->garena, ng, &E);
+    float *ga = tu_read_all(net->garena, ng, &E);
     CHECK(ga, "%s: %s", desc, E.msg);
-    size_t xo = sub_off(A->dx[0]), dyo = sub_off(A->dy);
+    size_t xo = tu_sub_off(A->dx[0]), dyo = tu_sub_off(A->dy);
     double *dx = f2d(ga + xo, cnt), *dy_after = f2d(ga + dyo, cnt);
     double eb = ref_rel_err(dx, dxr, cnt, 1e-6);
-    note_err(act < 0 ? "softmax.backward" : "activation.backward", eb);
+    tu_note_err(act < 0 ? "softmax.backward" : "activation.backward", eb);
     CHECK(eb < TOL, "%s: dx (accumulated) rel err %.3g", desc, eb);
     CHECK(ref_max_abs_diff(dy_after, dy, cnt) == 0, "%s: backward modified dy", desc);
     span gok[2] = {{xo, cnt}, {dyo, cnt}};
     bad = clobbered(ga, ng, gok, 2);
     CHECK(bad < 0, "%s: backward changed gradient arena[%ld] to %g", desc, bad, bad < 0 ? 0.0 : ga[bad]);
     free(ga), free(dx), free(dy_after), free(dxr), free(dy), free(dx0), free(y), free(yr), free(x);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -669,17 +488,17 @@ TEST(layer_softmax)
 TEST(layer_softmax_rows_sum_to_one)
 {
     NEED_DEV(d);
-    tnet t;
+    tu_net t;
     const char *json = "{\"input\":{\"shape\":[2,9]},\"layers\":[" PLACEHOLDER "{\"type\":\"softmax\"}]}";
-    TRY(tnet_make(&t, json, 6, 0, &E));
+    TRY(tu_net_make(&t, json, 6, 0, &E));
     nn_layer *S = nn_net_out(&t.net);
     ref_rng rng;
     ref_rng_seed(&rng, 5);
-    double *x = rnd_vec(&rng, 6 * 18, -1000, 1000), *y = xmalloc(6 * 18 * sizeof(double));
-    TRY(upload(S->x[0], 0, x, 6 * 18, &E));
+    double *x = tu_rnd_vec(&rng, 6 * 18, -1000, 1000), *y = tu_xmalloc(6 * 18 * sizeof(double));
+    TRY(tu_upload(S->x[0], 0, x, 6 * 18, &E));
     nn_run run = {d, 6, 0, 0, 0};
     TRY(S->type->forward(S, &run, &E));
-    TRY(download(S->y, 0, y, 6 * 18, &E));
+    TRY(tu_download(S->y, 0, y, 6 * 18, &E));
     for (int r = 0; r < 12; r++) {
         double s = 0;
         for (int j = 0; j < 9; j++) {
@@ -689,7 +508,7 @@ TEST(layer_softmax_rows_sum_to_one)
         CHECK(fabs(s - 1) < 1e-5, "row %d sums to %.8f", r, s);
     }
     free(x), free(y);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -706,11 +525,11 @@ static int near_p(double frac, double p, size_t m)
 static int dropout_fwd(nn_layer *L, const nn_run *run, const double *x, size_t maxcnt, double *y, size_t cnt,
                        nn_err *e)
 {
-    int r = upload(L->x[0], 0, x, maxcnt, e);
+    int r = tu_upload(L->x[0], 0, x, maxcnt, e);
     if (!r)
         r = L->type->forward(L, run, e);
     if (!r)
-        r = download(L->y, 0, y, cnt, e);
+        r = tu_download(L->y, 0, y, cnt, e);
     return r;
 }
 
@@ -723,8 +542,8 @@ static int dropout_case(double rate, int n, int maxb, int dim)
              "{\"input\":{\"shape\":[%d]},\"layers\":[" PLACEHOLDER
              "{\"type\":\"dropout\",\"rate\":%g},{\"type\":\"dropout\",\"rate\":%g,\"inputs\":[\"dropout_1\"]}]}",
              dim, rate, rate);
-    tnet t;
-    TRY(tnet_make(&t, json, maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, maxb, 1, &E));
     nn_net *net = &t.net;
     nn_layer *D = &net->L[1], *D2 = &net->L[2];
     CHECK(D->x[0] == D2->x[0], "%s: both dropouts read the placeholder", desc);
@@ -732,19 +551,19 @@ static int dropout_case(double rate, int n, int maxb, int dim)
     ref_rng rng;
     ref_rng_seed(&rng, (unsigned long long)(rate * 1000) + (unsigned)n);
     /* |x| in [0.5, 1.5]: a zero in y is a dropped unit, never a zero input */
-    double *x = xmalloc(maxcnt * sizeof(double));
+    double *x = tu_xmalloc(maxcnt * sizeof(double));
     for (size_t i = 0; i < maxcnt; i++)
         x[i] = (float)(ref_rng_range(&rng, 0.5, 1.5) * (ref_rng_next(&rng) & 1 ? 1 : -1));
-    double *y = xmalloc(cnt * sizeof(double)), *y2 = xmalloc(cnt * sizeof(double));
+    double *y = tu_xmalloc(cnt * sizeof(double)), *y2 = tu_xmalloc(cnt * sizeof(double));
     double scale = 1.0 / (1.0 - (double)(float)rate);
 
     size_t na = net->arena_bytes / sizeof(float);
     TRY(nn_buf_fill(d, net->arena, 0, na, SENT, &E));
     nn_run run = {d, n, 1, 0x123456789abcdefULL, 17};
     TRY(dropout_fwd(D, &run, x, maxcnt, y, cnt, &E));
-    float *ar = read_all(net->arena, na, &E);
+    float *ar = tu_read_all(net->arena, na, &E);
     CHECK(ar, "%s: %s", desc, E.msg);
-    span ok[2] = {{sub_off(D->y), cnt}, {sub_off(D->x[0]), maxcnt}};
+    span ok[2] = {{tu_sub_off(D->y), cnt}, {tu_sub_off(D->x[0]), maxcnt}};
     long bad = clobbered(ar, na, ok, 2);
     CHECK(bad < 0, "%s: forward changed activation arena[%ld] to %g", desc, bad, bad < 0 ? 0.0 : ar[bad]);
     free(ar);
@@ -765,7 +584,7 @@ static int dropout_case(double rate, int n, int maxb, int dim)
         ysum += y[i] * (x[i] > 0 ? 1 : -1);
         xsum += fabs(x[i]);
     }
-    note_err("dropout.forward", maxe);
+    tu_note_err("dropout.forward", maxe);
     CHECK(maxe < 1e-6, "%s: kept values differ from x/(1-rate) by %.3g", desc, maxe);
     double frac = (double)dropped / (double)cnt;
     CHECK(near_p(frac, rate, cnt), "%s: dropped fraction %.4f", desc, frac);
@@ -783,11 +602,12 @@ static int dropout_case(double rate, int n, int maxb, int dim)
     /* backward: the same mask: dx += dy * keep / (1 - rate) */
     size_t ng = net->garena_bytes / sizeof(float);
     TRY(nn_buf_fill(d, net->garena, 0, ng, SENT, &E));
-    double *dy = rnd_vec(&rng, cnt, -1, 1), *dx0 = rnd_vec(&rng, cnt, -1, 1), *dx = xmalloc(cnt * sizeof(double));
-    TRY(upload(D->dy, 0, dy, cnt, &E));
-    TRY(upload(D->dx[0], 0, dx0, cnt, &E));
+    double *dy = tu_rnd_vec(&rng, cnt, -1, 1), *dx0 = tu_rnd_vec(&rng, cnt, -1, 1),
+           *dx = tu_xmalloc(cnt * sizeof(double));
+    TRY(tu_upload(D->dy, 0, dy, cnt, &E));
+    TRY(tu_upload(D->dx[0], 0, dx0, cnt, &E));
     TRY(D->type->backward(D, &run, &E));
-    TRY(download(D->dx[0], 0, dx, cnt, &E));
+    TRY(tu_download(D->dx[0], 0, dx, cnt, &E));
     maxe = 0;
     for (size_t i = 0; i < cnt; i++) {
         if (y[i] == 0)
@@ -796,11 +616,11 @@ static int dropout_case(double rate, int n, int maxb, int dim)
         else
             maxe = fmax(maxe, fabs(dx[i] - (dx0[i] + dy[i] * scale)));
     }
-    note_err("dropout.backward", maxe);
+    tu_note_err("dropout.backward", maxe);
     CHECK(maxe < 1e-5, "%s: kept positions: dx differs from dx0 + dy/(1-rate) by %.3g", desc, maxe);
-    float *ga = read_all(net->garena, ng, &E);
+    float *ga = tu_read_all(net->garena, ng, &E);
     CHECK(ga, "%s: %s", desc, E.msg);
-    span gok[2] = {{sub_off(D->dx[0]), cnt}, {sub_off(D->dy), cnt}};
+    span gok[2] = {{tu_sub_off(D->dx[0]), cnt}, {tu_sub_off(D->dy), cnt}};
     bad = clobbered(ga, ng, gok, 2);
     CHECK(bad < 0, "%s: backward changed gradient arena[%ld] to %g", desc, bad, bad < 0 ? 0.0 : ga[bad]);
     free(ga);
@@ -836,13 +656,13 @@ static int dropout_case(double rate, int n, int maxb, int dim)
     TRY(nn_buf_fill(d, net->arena, 0, na, SENT, &E));
     TRY(dropout_fwd(D, &ev, x, maxcnt, y2, cnt, &E));
     CHECK(ref_max_abs_diff(y2, x, cnt) == 0, "%s: eval mode is not the identity", desc);
-    ar = read_all(net->arena, na, &E);
+    ar = tu_read_all(net->arena, na, &E);
     CHECK(ar, "%s: %s", desc, E.msg);
     bad = clobbered(ar, na, ok, 2);
     CHECK(bad < 0, "%s: eval forward changed activation arena[%ld] to %g", desc, bad, bad < 0 ? 0.0 : ar[bad]);
     free(ar);
     free(x), free(y), free(y2), free(dy), free(dx0), free(dx);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -858,27 +678,28 @@ TEST(layer_dropout)
 TEST(layer_dropout_rate0)
 {
     NEED_DEV(d);
-    tnet t;
+    tu_net t;
     const char *json = "{\"input\":{\"shape\":[37]},\"layers\":[" PLACEHOLDER "{\"type\":\"dropout\",\"rate\":0}]}";
-    TRY(tnet_make(&t, json, 5, 1, &E));
+    TRY(tu_net_make(&t, json, 5, 1, &E));
     nn_layer *D = nn_net_out(&t.net);
     ref_rng rng;
     ref_rng_seed(&rng, 3);
     size_t cnt = 3 * 37;
-    double *x = rnd_vec(&rng, 5 * 37, -1, 1), *y = xmalloc(cnt * sizeof(double));
-    double *dy = rnd_vec(&rng, cnt, -1, 1), *dx0 = rnd_vec(&rng, cnt, -1, 1), *dx = xmalloc(cnt * sizeof(double));
+    double *x = tu_rnd_vec(&rng, 5 * 37, -1, 1), *y = tu_xmalloc(cnt * sizeof(double));
+    double *dy = tu_rnd_vec(&rng, cnt, -1, 1), *dx0 = tu_rnd_vec(&rng, cnt, -1, 1),
+           *dx = tu_xmalloc(cnt * sizeof(double));
     nn_run run = {d, 3, 1, 99, 4};
     TRY(dropout_fwd(D, &run, x, 5 * 37, y, cnt, &E));
     CHECK(ref_max_abs_diff(y, x, cnt) == 0, "rate 0: y != x");
-    TRY(upload(D->dy, 0, dy, cnt, &E));
-    TRY(upload(D->dx[0], 0, dx0, cnt, &E));
+    TRY(tu_upload(D->dy, 0, dy, cnt, &E));
+    TRY(tu_upload(D->dx[0], 0, dx0, cnt, &E));
     TRY(D->type->backward(D, &run, &E));
-    TRY(download(D->dx[0], 0, dx, cnt, &E));
+    TRY(tu_download(D->dx[0], 0, dx, cnt, &E));
     for (size_t i = 0; i < cnt; i++)
         dx0[i] += dy[i];
     CHECK(ref_max_abs_diff(dx, dx0, cnt) < 1e-6, "rate 0: dx != dx0 + dy (%.3g)", ref_max_abs_diff(dx, dx0, cnt));
     free(x), free(y), free(dy), free(dx0), free(dx);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -887,8 +708,8 @@ TEST(layer_dropout_rate0)
 static int write_params(nn_layer *L, ref_rng *rng, double **out, nn_err *e)
 {
     for (int p = 0; p < L->nparam; p++) {
-        out[p] = rnd_vec(rng, L->param[p].n, -1, 1);
-        int r = upload(L->param[p].w, 0, out[p], L->param[p].n, e);
+        out[p] = tu_rnd_vec(rng, L->param[p].n, -1, 1);
+        int r = tu_upload(L->param[p].w, 0, out[p], L->param[p].n, e);
         if (r)
             return r;
     }
@@ -904,8 +725,8 @@ TEST(layer_net_mlp)
                        "{\"type\":\"dense\",\"units\":5,\"activation\":\"tanh\"},"
                        "{\"type\":\"dense\",\"units\":4,\"activation\":\"relu\"},"
                        "{\"type\":\"dense\",\"units\":3}],\"loss\":\"mse\"}";
-    tnet t;
-    TRY(tnet_make(&t, json, 9, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, 9, 1, &E));
     nn_net *net = &t.net;
     CHECK(net->nl == 3 && net->out_dim == 6, "out_dim %zu", net->out_dim);
     ref_rng rng;
@@ -916,19 +737,19 @@ TEST(layer_net_mlp)
     const int n = 7, per = 2;
     size_t rows = (size_t)n * per, dims[4] = {7, 5, 4, 3};
     int acts[3] = {NN_ACT_TANH, NN_ACT_RELU, NN_ACT_NONE};
-    double *x = rnd_vec(&rng, 9 * 14, -1, 1);
-    TRY(upload(net->x_in, 0, x, 9 * 14, &E));
+    double *x = tu_rnd_vec(&rng, 9 * 14, -1, 1);
+    TRY(tu_upload(net->x_in, 0, x, 9 * 14, &E));
     nn_run run = {d, n, 1, 1, 1};
     TRY(nn_net_forward(net, &run, &E));
     double *h[4] = {x, NULL, NULL, NULL}, *hd[4] = {x, NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
-        h[i + 1] = xmalloc(rows * dims[i + 1] * sizeof(double));
-        hd[i + 1] = xmalloc(rows * dims[i + 1] * sizeof(double));
-        TRY(download(net->L[i].y, 0, hd[i + 1], rows * dims[i + 1], &E));
+        h[i + 1] = tu_xmalloc(rows * dims[i + 1] * sizeof(double));
+        hd[i + 1] = tu_xmalloc(rows * dims[i + 1] * sizeof(double));
+        TRY(tu_download(net->L[i].y, 0, hd[i + 1], rows * dims[i + 1], &E));
         /* each layer's reference from the device's own input, so errors do not compound */
         ref_dense_forward(hd[i], P[i][0], P[i][1], rows, dims[i], dims[i + 1], acts[i], h[i + 1]);
         double err = ref_rel_err(hd[i + 1], h[i + 1], rows * dims[i + 1], 1e-6);
-        note_err("net.forward", err);
+        tu_note_err("net.forward", err);
         CHECK(err < TOL, "layer %d forward rel err %.3g", i, err);
     }
     /* backward from a random output gradient, after zeroing (the sentinel
@@ -936,19 +757,19 @@ TEST(layer_net_mlp)
      * activation gradients are consumed in place by the layers' backward) */
     TRY(nn_buf_fill(d, net->garena, 0, net->garena_bytes / sizeof(float), SENT, &E));
     TRY(nn_net_zero_grads(net, &E));
-    double *g = rnd_vec(&rng, rows * 3, -1, 1);
-    TRY(upload(nn_net_out(net)->dy, 0, g, rows * 3, &E));
+    double *g = tu_rnd_vec(&rng, rows * 3, -1, 1);
+    TRY(tu_upload(nn_net_out(net)->dy, 0, g, rows * 3, &E));
     TRY(nn_net_backward(net, &run, &E));
     for (int i = 2; i >= 0; i--) {
         size_t in = dims[i], u = dims[i + 1];
-        double *dW = xmalloc(in * u * sizeof(double)), *db = xmalloc(u * sizeof(double));
-        double *dx = i ? xmalloc(rows * in * sizeof(double)) : NULL, *dWd = xmalloc(in * u * sizeof(double)),
-               *dbd = xmalloc(u * sizeof(double));
+        double *dW = tu_xmalloc(in * u * sizeof(double)), *db = tu_xmalloc(u * sizeof(double));
+        double *dx = i ? tu_xmalloc(rows * in * sizeof(double)) : NULL, *dWd = tu_xmalloc(in * u * sizeof(double)),
+               *dbd = tu_xmalloc(u * sizeof(double));
         ref_dense_backward(hd[i], P[i][0], hd[i + 1], g, rows, in, u, acts[i], dx, dW, db);
-        TRY(download(net->L[i].param[0].g, 0, dWd, in * u, &E));
-        TRY(download(net->L[i].param[1].g, 0, dbd, u, &E));
+        TRY(tu_download(net->L[i].param[0].g, 0, dWd, in * u, &E));
+        TRY(tu_download(net->L[i].param[1].g, 0, dbd, u, &E));
         double ew = ref_rel_err(dWd, dW, in * u, 1e-6), eb = ref_rel_err(dbd, db, u, 1e-6);
-        note_err("net.backward", fmax(ew, eb));
+        tu_note_err("net.backward", fmax(ew, eb));
         CHECK(ew < TOL && eb < TOL, "layer %d: dW rel err %.3g, db %.3g", i, ew, eb);
         free(g);
         g = dx; /* starts from zero: the layer below's dy */
@@ -957,7 +778,7 @@ TEST(layer_net_mlp)
     for (int i = 0; i < 3; i++)
         free(P[i][0]), free(P[i][1]), free(h[i + 1]), free(hd[i + 1]);
     free(x);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -986,8 +807,8 @@ static int loss_case(int kind, int n, int maxb, int k, const double *values)
     default: snprintf(lb, sizeof lb, "{\"type\":\"dense\",\"units\":%d}", k); break;
     }
     snprintf(json, sizeof json, "{\"input\":{\"shape\":[3]},\"layers\":[%s],\"loss\":\"%s\"}", lb, loss);
-    tnet t;
-    TRY(tnet_make(&t, json, maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, maxb, 1, &E));
     nn_net *net = &t.net;
     nn_layer *out = nn_net_out(net);
     int want_logits = kind == K_CE_LOGITS || kind == K_BCE_LOGITS;
@@ -998,43 +819,43 @@ static int loss_case(int kind, int n, int maxb, int k, const double *values)
     size_t nk = (size_t)n * (size_t)k, maxnk = (size_t)maxb * (size_t)k;
     ref_rng rng;
     ref_rng_seed(&rng, 500u + 31u * (unsigned)kind + 7u * (unsigned)n + (unsigned)k);
-    int *lab = xmalloc((size_t)maxb * sizeof(int));
+    int *lab = tu_xmalloc((size_t)maxb * sizeof(int));
     for (int i = 0; i < maxb; i++)
         lab[i] = (int)(ref_rng_next(&rng) % (unsigned)(bce ? 2 : k));
-    double *tgt = rnd_vec(&rng, maxnk, -2, 2);
+    double *tgt = tu_rnd_vec(&rng, maxnk, -2, 2);
     double *o; /* what the loss reads: the output layer's y */
     if (values)
-        o = dup_vec(values, maxnk);
+        o = tu_dup_vec(values, maxnk);
     else if (kind == K_BCE_DENSE_SIGMOID || kind == K_BCE_SIGMOID_LAYER)
-        o = rnd_vec(&rng, maxnk, 0.01, 0.99);
+        o = tu_rnd_vec(&rng, maxnk, 0.01, 0.99);
     else
-        o = rnd_vec(&rng, maxnk, -4, 4);
+        o = tu_rnd_vec(&rng, maxnk, -4, 4);
     if (kind == K_CE_FUSED) {
         /* logits into the dense output, then the real softmax forward */
-        TRY(upload(out->x[0], 0, o, maxnk, &E));
+        TRY(tu_upload(out->x[0], 0, o, maxnk, &E));
         nn_run rs = {d, maxb, 1, 0, 0};
         TRY(out->type->forward(out, &rs, &E));
-        double *pr = xmalloc(maxnk * sizeof(double));
+        double *pr = tu_xmalloc(maxnk * sizeof(double));
         ref_softmax_forward(o, pr, (size_t)maxb, (size_t)k);
-        TRY(download(out->y, 0, o, maxnk, &E));
+        TRY(tu_download(out->y, 0, o, maxnk, &E));
         double es = ref_rel_err(o, pr, maxnk, 1e-6);
         CHECK(es < TOL, "%s: softmax rel err %.3g", desc, es);
         free(pr);
     } else {
-        TRY(upload(out->y, 0, o, maxnk, &E));
+        TRY(tu_upload(out->y, 0, o, maxnk, &E));
     }
     cl_mem target, metrics;
     size_t nm = 2 * (size_t)maxb + 16;
     if (kind == K_MSE) {
         TRY(nn_buf_alloc(d, maxnk * sizeof(float), "targets", &target, &E));
-        TRY(upload(target, 0, tgt, maxnk, &E));
+        TRY(tu_upload(target, 0, tgt, maxnk, &E));
     } else {
         TRY(nn_buf_alloc(d, (size_t)maxb * sizeof(int), "labels", &target, &E));
         TRY(nn_buf_write(d, target, 0, (size_t)maxb * sizeof(int), lab, 1, &E));
     }
     TRY(nn_buf_alloc(d, nm * sizeof(float), "metrics", &metrics, &E));
 
-    double *gr = xmalloc(nk * sizeof(double)), *mr = xmalloc(2 * (size_t)n * sizeof(double));
+    double *gr = tu_xmalloc(nk * sizeof(double)), *mr = tu_xmalloc(2 * (size_t)n * sizeof(double));
     switch (kind) {
     case K_CE_FUSED: ref_ce_probs(o, lab, (size_t)n, (size_t)k, gr, mr); break;
     case K_CE_LOGITS: ref_ce_logits(o, lab, (size_t)n, (size_t)k, gr, mr); break;
@@ -1043,14 +864,14 @@ static int loss_case(int kind, int n, int maxb, int k, const double *values)
     default: ref_bce_probs(o, lab, (size_t)n, gr, mr); break;
     }
     cl_mem gbuf = kind == K_CE_FUSED ? out->dx[0] : out->dy;
-    size_t go = sub_off(gbuf), ng = net->garena_bytes / sizeof(float);
+    size_t go = tu_sub_off(gbuf), ng = net->garena_bytes / sizeof(float);
     nn_run run = {d, n, 1, 0, 0};
-    double *lm = xmalloc(2 * (size_t)n * sizeof(double));
+    double *lm = tu_xmalloc(2 * (size_t)n * sizeof(double));
     for (int want = 0; want < 2; want++) {
         TRY(nn_buf_fill(d, net->garena, 0, ng, SENT, &E));
         TRY(nn_buf_fill(d, metrics, 0, nm, SENT, &E));
         TRY(nn_loss_run(net, &run, target, metrics, want, &E));
-        float *mf = read_all(metrics, nm, &E), *ga = read_all(net->garena, ng, &E);
+        float *mf = tu_read_all(metrics, nm, &E), *ga = tu_read_all(net->garena, ng, &E);
         CHECK(mf && ga, "%s: %s", desc, E.msg);
         span mok = {0, 2 * (size_t)n};
         long bad = clobbered(mf, nm, &mok, 1);
@@ -1065,7 +886,7 @@ static int loss_case(int kind, int n, int maxb, int k, const double *values)
             double a = mf[2 * r + 1], b = mr[2 * r + 1];
             em = fmax(em, fabs(a - b) / (kind == K_MSE ? fmax(fabs(b), 1e-6) : 1.0));
         }
-        note_err("loss.value", el);
+        tu_note_err("loss.value", el);
         CHECK(el < TOL, "%s: per-sample loss rel err %.3g", desc, el);
         CHECK(em < (kind == K_MSE ? TOL : 0.5), "%s: metric err %.3g", desc, em);
         span gok = {go, want ? nk : 0};
@@ -1075,7 +896,7 @@ static int loss_case(int kind, int n, int maxb, int k, const double *values)
         if (want) {
             double *g = f2d(ga + go, nk);
             double eg = ref_rel_err(g, gr, nk, 1e-6);
-            note_err("loss.grad", eg);
+            tu_note_err("loss.grad", eg);
             CHECK(eg < TOL, "%s: gradient rel err %.3g", desc, eg);
             free(g);
         }
@@ -1084,7 +905,7 @@ static int loss_case(int kind, int n, int maxb, int k, const double *values)
     nn_buf_free(&target);
     nn_buf_free(&metrics);
     free(lab), free(tgt), free(o), free(gr), free(mr), free(lm);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -1133,8 +954,8 @@ TEST(loss_ce_fused_chain)
     const char *json = "{\"input\":{\"shape\":[6]},\"layers\":["
                        "{\"type\":\"dense\",\"units\":5,\"activation\":\"sigmoid\"},"
                        "{\"type\":\"dense\",\"units\":4},{\"type\":\"softmax\"}],\"loss\":\"cross_entropy\"}";
-    tnet t;
-    TRY(tnet_make(&t, json, 12, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, 12, 1, &E));
     nn_net *net = &t.net;
     ref_rng rng;
     ref_rng_seed(&rng, 31);
@@ -1142,7 +963,7 @@ TEST(loss_ce_fused_chain)
     for (int i = 0; i < 2; i++)
         TRY(write_params(&net->L[i], &rng, P[i], &E));
     const int n = 11;
-    double *x = rnd_vec(&rng, 12 * 6, -1, 1);
+    double *x = tu_rnd_vec(&rng, 12 * 6, -1, 1);
     int lab[12];
     for (int i = 0; i < 12; i++)
         lab[i] = (int)(ref_rng_next(&rng) % 4);
@@ -1150,7 +971,7 @@ TEST(loss_ce_fused_chain)
     TRY(nn_buf_alloc(d, sizeof lab, "labels", &lb, &E));
     TRY(nn_buf_write(d, lb, 0, sizeof lab, lab, 1, &E));
     TRY(nn_buf_alloc(d, 2 * 12 * sizeof(float), "metrics", &metrics, &E));
-    TRY(upload(net->x_in, 0, x, 12 * 6, &E));
+    TRY(tu_upload(net->x_in, 0, x, 12 * 6, &E));
     nn_run run = {d, n, 1, 1, 1};
     TRY(nn_net_forward(net, &run, &E));
     TRY(nn_net_zero_grads(net, &E));
@@ -1165,28 +986,28 @@ TEST(loss_ce_fused_chain)
     ref_ce_probs(p, lab, n, 4, g, m);
     ref_dense_backward(h1, P[1][0], h2, g, n, 5, 4, NN_ACT_NONE, dh1, dW2, db2);
     ref_dense_backward(x, P[0][0], h1, dh1, n, 6, 5, NN_ACT_SIGMOID, NULL, dW1, db1);
-    TRY(download(metrics, 0, dm, 22, &E));
+    TRY(tu_download(metrics, 0, dm, 22, &E));
     double el = 0;
     for (int r = 0; r < n; r++) {
         el = fmax(el, fabs(dm[2 * r] - m[2 * r]) / fmax(fabs(m[2 * r]), 1e-3));
         CHECK(dm[2 * r + 1] == m[2 * r + 1], "sample %d: correct %g vs %g", r, dm[2 * r + 1], m[2 * r + 1]);
     }
-    note_err("loss.chain", el);
+    tu_note_err("loss.chain", el);
     CHECK(el < TOL, "loss rel err %.3g", el);
-    TRY(download(net->L[1].param[0].g, 0, dev_w, 20, &E));
-    TRY(download(net->L[1].param[1].g, 0, dev_b, 4, &E));
+    TRY(tu_download(net->L[1].param[0].g, 0, dev_w, 20, &E));
+    TRY(tu_download(net->L[1].param[1].g, 0, dev_b, 4, &E));
     double e2 = fmax(ref_rel_err(dev_w, dW2, 20, 1e-6), ref_rel_err(dev_b, db2, 4, 1e-6));
-    TRY(download(net->L[0].param[0].g, 0, dev_w, 30, &E));
-    TRY(download(net->L[0].param[1].g, 0, dev_b, 5, &E));
+    TRY(tu_download(net->L[0].param[0].g, 0, dev_w, 30, &E));
+    TRY(tu_download(net->L[0].param[1].g, 0, dev_b, 5, &E));
     double e1 = fmax(ref_rel_err(dev_w, dW1, 30, 1e-6), ref_rel_err(dev_b, db1, 5, 1e-6));
-    note_err("loss.chain", fmax(e1, e2));
+    tu_note_err("loss.chain", fmax(e1, e2));
     CHECK(e2 < TOL && e1 < TOL, "param grads rel err: layer 1 %.3g, layer 0 %.3g", e2, e1);
     nn_buf_free(&lb);
     nn_buf_free(&metrics);
     for (int i = 0; i < 2; i++)
         free(P[i][0]), free(P[i][1]);
     free(x);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -1201,17 +1022,17 @@ TEST(loss_metrics_accum)
     TRY(nn_buf_alloc(d, 3 * sizeof(float), "acc", &acc, &E));
     for (size_t c = 0; c < sizeof ns / sizeof *ns; c++) {
         size_t n = (size_t)ns[c];
-        double *v = rnd_vec(&rng, 2 * 1000, 0, 3);
+        double *v = tu_rnd_vec(&rng, 2 * 1000, 0, 3);
         double a0[3] = {1.5, 2.5, 7}, ar[3] = {1.5, 2.5, 7}, ad[3];
-        TRY(upload(m, 0, v, 2 * 1000, &E));
-        TRY(upload(acc, 0, a0, 3, &E));
+        TRY(tu_upload(m, 0, v, 2 * 1000, &E));
+        TRY(tu_upload(acc, 0, a0, 3, &E));
         TRY(nn_metrics_accum(d, m, (int)n, acc, &E));
         TRY(nn_metrics_accum(d, m, (int)n, acc, &E));
         ref_metrics_accum(v, n, ar);
         ref_metrics_accum(v, n, ar);
-        TRY(download(acc, 0, ad, 3, &E));
+        TRY(tu_download(acc, 0, ad, 3, &E));
         double err = fmax(fabs(ad[0] - ar[0]) / ar[0], fabs(ad[1] - ar[1]) / ar[1]);
-        note_err("loss.metrics_accum", err);
+        tu_note_err("loss.metrics_accum", err);
         CHECK(err < TOL, "n=%zu: acc (%g, %g) vs (%g, %g): rel err %.3g", n, ad[0], ad[1], ar[0], ar[1], err);
         CHECK(ad[2] == ar[2], "n=%zu: count %g vs %g", n, ad[2], ar[2]);
         free(v);
@@ -1245,50 +1066,51 @@ static int optim_case(const ocase *c)
     }
     ref_rng rng;
     ref_rng_seed(&rng, 61u + (unsigned)c->type * 5u + (unsigned)(c->mu * 10) + (unsigned)c->nesterov);
-    double *w = rnd_vec(&rng, n, -1, 1), *w0 = dup_vec(w, n);
-    double *m1 = xmalloc(n * sizeof(double)), *m2 = xmalloc(n * sizeof(double));
-    double *got = xmalloc(n * sizeof(double)), *dref = xmalloc(n * sizeof(double)), *ddev = xmalloc(n * sizeof(double));
+    double *w = tu_rnd_vec(&rng, n, -1, 1), *w0 = tu_dup_vec(w, n);
+    double *m1 = tu_xmalloc(n * sizeof(double)), *m2 = tu_xmalloc(n * sizeof(double));
+    double *got = tu_xmalloc(n * sizeof(double)), *dref = tu_xmalloc(n * sizeof(double)),
+           *ddev = tu_xmalloc(n * sizeof(double));
     cl_mem wb, gb;
     TRY(nn_buf_alloc(d, n * sizeof(float), "w", &wb, &E));
     TRY(nn_buf_alloc(d, n * sizeof(float), "g", &gb, &E));
-    TRY(upload(wb, 0, w, n, &E));
+    TRY(tu_upload(wb, 0, w, n, &E));
     nn_optim o;
     TRY(nn_optim_init(&o, d, &s, n, &E));
     for (int t = 1; t <= steps; t++) {
-        double *g = rnd_vec(&rng, n, -1, 1);
+        double *g = tu_rnd_vec(&rng, n, -1, 1);
         if (t == 3) /* small gradients too */
             for (size_t i = 0; i < n; i += 3)
                 g[i] = (float)(g[i] * 1e-3);
         float lr = c->lr * (1.0f - 0.1f * (float)(t - 1)); /* a schedule: the lr argument is honoured */
-        TRY(upload(gb, 0, g, n, &E));
+        TRY(tu_upload(gb, 0, g, n, &E));
         TRY(nn_optim_step(&o, d, wb, gb, lr, &E));
         if (c->type == NN_OPT_SGD)
             ref_sgd_step(w, g, m1, n, lr, s.momentum, s.weight_decay, s.nesterov);
         else
             ref_adam_step(w, g, m1, m2, n, lr, s.beta1, s.beta2, s.eps, s.weight_decay, c->type == NN_OPT_ADAMW, t);
-        TRY(download(gb, 0, got, n, &E));
+        TRY(tu_download(gb, 0, got, n, &E));
         CHECK(ref_max_abs_diff(got, g, n) == 0, "%s: step %d modified the gradient", desc, t);
         free(g);
     }
     CHECK(o.t == steps, "%s: t = %ld", desc, o.t);
-    TRY(download(wb, 0, got, n, &E));
+    TRY(tu_download(wb, 0, got, n, &E));
     /* compare the total update w - w0, which is small next to w */
     for (size_t i = 0; i < n; i++) {
         dref[i] = w[i] - w0[i];
         ddev[i] = got[i] - w0[i];
     }
     double ew = ref_rel_err(ddev, dref, n, 1e-6);
-    note_err(c->type == NN_OPT_SGD ? "optim.sgd" : "optim.adam", ew);
+    tu_note_err(c->type == NN_OPT_SGD ? "optim.sgd" : "optim.adam", ew);
     CHECK(ew < TOL, "%s: update w - w0 rel err %.3g", desc, ew);
     if (o.m1) {
-        TRY(download(o.m1, 0, got, n, &E));
+        TRY(tu_download(o.m1, 0, got, n, &E));
         double em = ref_rel_err(got, m1, n, 1e-6);
         CHECK(em < TOL, "%s: first moment / momentum rel err %.3g", desc, em);
     } else {
         CHECK(c->type == NN_OPT_SGD && c->mu == 0, "%s: no moment buffer", desc);
     }
     if (o.m2) {
-        TRY(download(o.m2, 0, got, n, &E));
+        TRY(tu_download(o.m2, 0, got, n, &E));
         double ev = ref_rel_err(got, m2, n, 1e-6);
         CHECK(ev < TOL, "%s: second moment rel err %.3g", desc, ev);
     }
@@ -1334,9 +1156,9 @@ TEST(optim_train_mlp)
                        "{\"type\":\"dense\",\"units\":2},{\"type\":\"softmax\"}],"
                        "\"loss\":\"cross_entropy\",\"optimizer\":{\"type\":\"adam\",\"lr\":0.02}}";
     double t0 = nn_now();
-    tnet t;
+    tu_net t;
     enum { N = 128, STEPS = 300 };
-    TRY(tnet_make(&t, json, N, 1, &E));
+    TRY(tu_net_make(&t, json, N, 1, &E));
     nn_net *net = &t.net;
     TRY(nn_net_init_params(net, 42, &E));
     ref_rng rng;
@@ -1354,43 +1176,15 @@ TEST(optim_train_mlp)
         x[2 * i + 1] = (float)b;
         lab[i] = s > 0;
     }
-    cl_mem lb, metrics, acc;
-    TRY(nn_buf_alloc(d, sizeof lab, "labels", &lb, &E));
-    TRY(nn_buf_write(d, lb, 0, sizeof lab, lab, 1, &E));
-    TRY(nn_buf_alloc(d, 2 * N * sizeof(float), "metrics", &metrics, &E));
-    TRY(nn_buf_alloc(d, 3 * sizeof(float), "acc", &acc, &E));
-    TRY(upload(net->x_in, 0, x, N * 2, &E));
-    nn_optim o;
-    TRY(nn_optim_init(&o, d, &t.spec.opt, net->nparams, &E));
-    double first[3] = {0}, last[3];
-    for (int s = 0; s <= STEPS; s++) {
-        nn_run run = {d, N, s < STEPS, 9, (uint64_t)s};
-        TRY(nn_net_forward(net, &run, &E));
-        if (s == 0 || s == STEPS) {
-            TRY(nn_loss_run(net, &run, lb, metrics, 0, &E));
-            TRY(nn_buf_zero(d, acc, 0, 3 * sizeof(float), &E));
-            TRY(nn_metrics_accum(d, metrics, N, acc, &E));
-            TRY(download(acc, 0, s ? last : first, 3, &E));
-            if (s == STEPS)
-                break;
-        }
-        TRY(nn_net_zero_grads(net, &E));
-        TRY(nn_loss_run(net, &run, lb, metrics, 1, &E));
-        TRY(nn_net_backward(net, &run, &E));
-        TRY(nn_optim_step(&o, d, net->params, net->grads, t.spec.opt.lr, &E));
-    }
-    double l0 = first[0] / first[2], l1 = last[0] / last[2], a1 = last[1] / last[2];
+    double l0, l1, a1;
+    TRY(tu_train(d, &t, x, N * 2, lab, N, STEPS, &l0, &l1, &a1, &E));
     double secs = nn_now() - t0;
     if (getenv("NN_TEST_VERBOSE"))
         fprintf(stderr, "  train_mlp: loss %.4f -> %.5f (x%.0f lower), accuracy %.3f, %d steps in %.2f s\n", l0, l1,
                 l0 / l1, a1, STEPS, secs);
     CHECK(isfinite(l1) && l1 < l0 / 20, "loss %.4f -> %.4f: not reduced 20x", l0, l1);
     CHECK(a1 >= 0.99, "accuracy %.3f after training", a1);
-    nn_optim_free(&o);
-    nn_buf_free(&lb);
-    nn_buf_free(&metrics);
-    nn_buf_free(&acc);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -1402,26 +1196,26 @@ static int gather_case(const int *shape, int nd, int nnorm, int tdim, size_t sta
 {
     NEED_DEV(d);
     char sh[64], json[256], desc[128];
-    shape_json(sh, sizeof sh, shape, nd);
+    tu_shape_json(sh, sizeof sh, shape, nd);
     snprintf(desc, sizeof desc, "gather shape=[%s] nnorm=%d tdim=%d start=%zu n=%d/%d", sh, nnorm, tdim, start, n,
              maxb);
     snprintf(json, sizeof json, "{\"input\":{\"shape\":[%s]},\"layers\":[{\"type\":\"relu\"}]}", sh);
-    tnet t;
-    TRY(tnet_make(&t, json, maxb, 0, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, maxb, 0, &E));
     nn_net *net = &t.net;
-    size_t dim = prod(shape, nd), N = 50;
+    size_t dim = tu_prod(shape, nd), N = 50;
     ref_rng rng;
     ref_rng_seed(&rng, 71u + dim + (unsigned)nnorm);
-    double *src = rnd_vec(&rng, N * dim, -5, 5);
+    double *src = tu_rnd_vec(&rng, N * dim, -5, 5);
     double *norm = NULL;
     if (nnorm) {
-        float *mean = xmalloc((size_t)nnorm * sizeof(float)), *sd = xmalloc((size_t)nnorm * sizeof(float));
+        float *mean = tu_xmalloc((size_t)nnorm * sizeof(float)), *sd = tu_xmalloc((size_t)nnorm * sizeof(float));
         for (int i = 0; i < nnorm; i++) {
             mean[i] = (float)ref_rng_range(&rng, -2, 2);
             sd[i] = i == 1 ? 0.0f : (float)ref_rng_range(&rng, 0.1, 3); /* std 0 means 1 */
         }
         TRY(nn_net_set_norm(net, mean, sd, nnorm, &E));
-        norm = xmalloc(2 * dim * sizeof(double));
+        norm = tu_xmalloc(2 * dim * sizeof(double));
         size_t per = dim / (size_t)nnorm;
         for (size_t j = 0; j < dim; j++) {
             norm[j] = mean[j / per];
@@ -1447,14 +1241,14 @@ static int gather_case(const int *shape, int nd, int nnorm, int tdim, size_t sta
     TRY(nn_buf_alloc(d, N * dim * sizeof(float), "x", &dd.x, &E));
     TRY(nn_buf_alloc(d, N * tsz, "y", &dd.y, &E));
     TRY(nn_buf_alloc(d, N * sizeof(int), "idx", &dd.idx, &E));
-    TRY(upload(dd.x, 0, src, N * dim, &E));
+    TRY(tu_upload(dd.x, 0, src, N * dim, &E));
     TRY(nn_devdata_order(d, &dd, order, &E));
     int labels[50];
-    double *tg = rnd_vec(&rng, N * (size_t)(tdim ? tdim : 1), -3, 3);
+    double *tg = tu_rnd_vec(&rng, N * (size_t)(tdim ? tdim : 1), -3, 3);
     for (int i = 0; i < 50; i++)
         labels[i] = (int)(ref_rng_next(&rng) % 1000);
     if (tdim)
-        TRY(upload(dd.y, 0, tg, N * (size_t)tdim, &E));
+        TRY(tu_upload(dd.y, 0, tg, N * (size_t)tdim, &E));
     else
         TRY(nn_buf_write(d, dd.y, 0, sizeof labels, labels, 1, &E));
     cl_mem target;
@@ -1464,18 +1258,18 @@ static int gather_case(const int *shape, int nd, int nnorm, int tdim, size_t sta
     TRY(nn_buf_fill(d, net->x_in, 0, (size_t)maxb * dim, SENT, &E));
     TRY(nn_devdata_batch(net, &dd, start, n, target, &E));
 
-    float *xf = read_all(net->x_in, (size_t)maxb * dim, &E), *tf = read_all(target, ntf, &E);
+    float *xf = tu_read_all(net->x_in, (size_t)maxb * dim, &E), *tf = tu_read_all(target, ntf, &E);
     CHECK(xf && tf, "%s: %s", desc, E.msg);
-    double *xr = xmalloc((size_t)n * dim * sizeof(double)), *xd = f2d(xf, (size_t)n * dim);
+    double *xr = tu_xmalloc((size_t)n * dim * sizeof(double)), *xd = f2d(xf, (size_t)n * dim);
     ref_gather_rows(src, order, start, (size_t)n, dim, norm, xr);
     double ex = ref_rel_err(xd, xr, (size_t)n * dim, 1e-6);
-    note_err("gather.rows", ex);
+    tu_note_err("gather.rows", ex);
     CHECK(ex < TOL, "%s: gathered rows rel err %.3g", desc, ex);
     span ok = {0, (size_t)n * dim};
     long bad = clobbered(xf, (size_t)maxb * dim, &ok, 1);
     CHECK(bad < 0, "%s: x_in[%ld] written beyond row n", desc, bad);
     if (tdim) {
-        double *tr = xmalloc((size_t)n * (size_t)tdim * sizeof(double)), *td = f2d(tf, (size_t)n * (size_t)tdim);
+        double *tr = tu_xmalloc((size_t)n * (size_t)tdim * sizeof(double)), *td = f2d(tf, (size_t)n * (size_t)tdim);
         ref_gather_rows(tg, order, start, (size_t)n, (size_t)tdim, NULL, tr);
         CHECK(ref_max_abs_diff(td, tr, (size_t)n * (size_t)tdim) == 0, "%s: gathered targets differ", desc);
         free(tr), free(td);
@@ -1493,7 +1287,7 @@ static int gather_case(const int *shape, int nd, int nnorm, int tdim, size_t sta
     nn_devdata_free(&dd);
     nn_buf_free(&target);
     free(xf), free(tf), free(xr), free(xd), free(src), free(norm), free(tg);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -1520,7 +1314,7 @@ static int param_stats(nn_net *net, int layer, int param, init_stats *st, nn_err
     double *v = malloc(P->n * sizeof *v);
     if (!v)
         return nn_fail(e, NN_ESOFTWARE, "out of memory");
-    int r = download(P->w, 0, v, P->n, e);
+    int r = tu_download(P->w, 0, v, P->n, e);
     memset(st, 0, sizeof *st);
     st->lo = st->hi = v[0];
     for (size_t i = 0; !r && i < P->n; i++) {
@@ -1545,8 +1339,8 @@ TEST(init_distributions)
                        "{\"type\":\"dense\",\"units\":200,\"activation\":\"relu\"},"              /* he, fan_in 16384 */
                        "{\"type\":\"dense\",\"units\":300,\"init\":\"glorot\"},"                  /* 200 -> 300 */
                        "{\"type\":\"dense\",\"units\":500,\"init\":\"torch\"}]}";                 /* fan_in 300 */
-    tnet t;
-    TRY(tnet_make(&t, json, 1, 0, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, 1, 0, &E));
     nn_net *net = &t.net;
     TRY(nn_net_init_params(net, 7, &E));
     init_stats w, b;
@@ -1579,6 +1373,6 @@ TEST(init_distributions)
           var);
     CHECK(b.lo >= -lim && b.hi <= lim && b.lo < -0.5 * lim && b.hi > 0.5 * lim, "torch dense bias [%g, %g]", b.lo,
           b.hi);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }

@@ -25,250 +25,13 @@
 #include "device.h"
 #include "net.h"
 #include "spec.h"
+#include "tutil.h"
 
-#define SENT 12345.0f
-#define TOL 1e-4    /* device (fp32) vs reference, relative to the reference's largest value */
-#define FD_TOL 1e-6 /* reference backward vs central differences (double) */
-
-/* ------------------------------------------------------------- plumbing */
+#define TOL 1e-4      /* device (fp32) vs reference, relative to the reference's largest value */
+#define FD_TOL 1e-6   /* reference backward vs central differences (double) */
+#define FD_FLOOR 1e-8 /* the smallest largest |gradient| those differences are relative to */
 
 static nn_err E;
-
-#define TRY(expr)                                                                       \
-    do {                                                                                \
-        memset(&E, 0, sizeof E);                                                        \
-        int rc_ = (expr);                                                               \
-        CHECK(rc_ == 0, "%s -> %d: %s", #expr, rc_, E.msg[0] ? E.msg : "(no message)"); \
-    } while (0)
-
-#define NEED_DEV(d)            \
-    nn_dev *d = nn_test_dev();     \
-    CHECK(d, "cannot open an OpenCL device: %s", nn_test_dev_msg())
-
-static struct {
-    char op[48];
-    double err;
-} g_errs[64];
-static int g_nerrs;
-
-static void print_errs(void)
-{
-    for (int i = 0; i < g_nerrs; i++)
-        fprintf(stderr, "  max error %-28s %.3g\n", g_errs[i].op, g_errs[i].err);
-}
-
-static void note_err(const char *op, double err)
-{
-    int i;
-    for (i = 0; i < g_nerrs; i++)
-        if (!strcmp(g_errs[i].op, op))
-            break;
-    if (i == g_nerrs) {
-        if (g_nerrs == 64)
-            return;
-        if (!g_nerrs && getenv("NN_TEST_VERBOSE"))
-            atexit(print_errs);
-        snprintf(g_errs[i].op, sizeof g_errs[i].op, "%s", op);
-        g_errs[i].err = 0;
-        g_nerrs++;
-    }
-    if (err > g_errs[i].err || err != err)
-        g_errs[i].err = err;
-}
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-/* splitmix64 */
-typedef struct trng {
-    uint64_t s;
-} trng;
-
-static uint64_t trng_next(trng *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double trng_range(trng *r, double lo, double hi)
-{
-    return lo + (hi - lo) * ((double)(trng_next(r) >> 11) * (1.0 / 9007199254740992.0));
-}
-
-/* n values uniform in [lo, hi), never within 1e-3 of 0, rounded to float so
- * that the reference sees exactly what the device sees. */
-static double *rnd_vec(trng *r, size_t n, double lo, double hi)
-{
-    double *v = xmalloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        double x;
-        do
-            x = (float)trng_range(r, lo, hi);
-        while (fabs(x) < 1e-3);
-        v[i] = x;
-    }
-    return v;
-}
-
-static double *dup_vec(const double *v, size_t n)
-{
-    double *c = xmalloc(n * sizeof *c);
-    memcpy(c, v, n * sizeof *c);
-    return c;
-}
-
-static int upload(cl_mem m, size_t off, const double *v, size_t n, nn_err *e)
-{
-    float *f = xmalloc(n * sizeof *f);
-    for (size_t i = 0; i < n; i++)
-        f[i] = (float)v[i];
-    int r = nn_buf_write(nn_test_dev(), m, off * sizeof(float), n * sizeof(float), f, 1, e);
-    free(f);
-    return r;
-}
-
-static int download(cl_mem m, size_t off, double *v, size_t n, nn_err *e)
-{
-    float *f = xmalloc(n * sizeof *f);
-    int r = nn_buf_read(nn_test_dev(), m, off * sizeof(float), n * sizeof(float), f, e);
-    for (size_t i = 0; i < n; i++)
-        v[i] = f[i];
-    free(f);
-    return r;
-}
-
-/* Floats [off, off + n) of m all still SENT? Returns the first bad index or -1. */
-static long sentinel_bad(cl_mem m, size_t off, size_t n, nn_err *e)
-{
-    if (!n)
-        return -1;
-    double *v = xmalloc(n * sizeof *v);
-    long bad = -1;
-    if (download(m, off, v, n, e))
-        bad = -2;
-    for (size_t i = 0; i < n && bad == -1; i++)
-        if (v[i] != SENT)
-            bad = (long)i;
-    free(v);
-    return bad;
-}
-
-static double max_abs(const double *v, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(v[i]) > m)
-            m = fabs(v[i]);
-    return m;
-}
-
-/* max |a - b| / max(1e-6, max |b|); b is the reference. NaN counts as infinite. */
-static double rel_err(const double *a, const double *b, size_t n)
-{
-    double d = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = fabs(a[i] - b[i]);
-        if (x != x)
-            return INFINITY;
-        if (x > d)
-            d = x;
-    }
-    double m = max_abs(b, n);
-    return d / (m > 1e-6 ? m : 1e-6);
-}
-
-typedef struct tnet {
-    nn_spec spec;
-    nn_net net;
-} tnet;
-
-static int tnet_make(tnet *t, const char *json, int max_batch, int training, nn_err *e)
-{
-    memset(t, 0, sizeof *t);
-    int r = nn_spec_parse(json, strlen(json), "test.json", &t->spec, e);
-    if (!r)
-        r = nn_net_build(&t->net, &t->spec, e);
-    if (!r)
-        r = nn_net_alloc(&t->net, nn_test_dev(), max_batch, training, e);
-    return r;
-}
-
-static void tnet_free(tnet *t)
-{
-    nn_net_free(&t->net);
-    nn_spec_free(&t->spec);
-}
-
-/* Parses and builds without a device; returns the error code (E holds the message). */
-static int build_only(const char *json)
-{
-    nn_spec s;
-    nn_net net;
-    memset(&s, 0, sizeof s);
-    memset(&E, 0, sizeof E);
-    int r = nn_spec_parse(json, strlen(json), "test.json", &s, &E);
-    if (!r)
-        r = nn_net_build(&net, &s, &E);
-    nn_spec_free(&s);
-    return r;
-}
-
-static void shape_json(char *buf, size_t n, const int *shape, int nd)
-{
-    size_t o = 0;
-    for (int i = 0; i < nd && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%d", i ? "," : "", shape[i]);
-}
-
-static size_t prod(const int *shape, int nd)
-{
-    size_t p = 1;
-    for (int i = 0; i < nd; i++)
-        p *= (size_t)shape[i];
-    return p;
-}
-
-/* The first layer of the single-input nets below is a placeholder whose output
- * we write directly: it gives the layer under test a real x and a real dx. */
-#define PLACEHOLDER "{\"type\":\"dropout\",\"rate\":0},"
-
-typedef double (*fd_fn)(void *ctx);
-
-/* max |numerical - analytic| / max |analytic| for d f / d v[0..n). */
-static double fd_rel_err(fd_fn f, void *ctx, double *v, size_t n, const double *ana)
-{
-    const double h = 1e-5;
-    double md = 0, ma = 0;
-    for (size_t i = 0; i < n; i++) {
-        double s = v[i];
-        v[i] = s + h;
-        double fp = f(ctx);
-        v[i] = s - h;
-        double fm = f(ctx);
-        v[i] = s;
-        double num = (fp - fm) / (2 * h), d = fabs(num - ana[i]);
-        if (d > md || d != d)
-            md = d;
-        if (fabs(ana[i]) > ma)
-            ma = fabs(ana[i]);
-    }
-    return md / (ma > 1e-8 ? ma : 1e-8);
-}
-
-static double dot(const double *a, const double *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
 
 /* ----------------------------------------------------- references: bn */
 
@@ -309,8 +72,9 @@ static void ref_bn_train_backward(const double *x, const double *dy, size_t n, s
                                   const double *gam, double eps, double *dx, double *dgam, double *dbet)
 {
     size_t m = n * HW;
-    double *mean = xmalloc(C * sizeof *mean), *inv = xmalloc(C * sizeof *inv);
-    double *y = xmalloc(n * C * HW * sizeof *y), *one = xmalloc(C * sizeof *one), *zero = xmalloc(C * sizeof *zero);
+    double *mean = tu_xmalloc(C * sizeof *mean), *inv = tu_xmalloc(C * sizeof *inv);
+    double *y = tu_xmalloc(n * C * HW * sizeof *y), *one = tu_xmalloc(C * sizeof *one),
+           *zero = tu_xmalloc(C * sizeof *zero);
     for (size_t c = 0; c < C; c++)
         one[c] = 1;
     ref_bn_train(x, n, C, HW, one, zero, eps, y, mean, inv, NULL); /* y = x_hat */
@@ -361,7 +125,7 @@ static void ref_bn_eval_backward(const double *x, const double *dy, size_t n, si
 
 /* ----------------------------------------------- references: activations */
 
-static double ref_act(double v, int act, double alpha)
+static double ref_act_alpha(double v, int act, double alpha)
 {
     switch (act) {
     case NN_ACT_LEAKY_RELU: return v > 0 ? v : alpha * v;
@@ -372,7 +136,7 @@ static double ref_act(double v, int act, double alpha)
 }
 
 /* d act / dx at x (analytically from the input). */
-static double ref_act_grad(double v, int act, double alpha)
+static double ref_act_alpha_grad(double v, int act, double alpha)
 {
     switch (act) {
     case NN_ACT_LEAKY_RELU: return v > 0 ? 1 : alpha;
@@ -432,34 +196,34 @@ static double bn_fd_f(void *ctx)
         ref_bn_train(c->x, c->n, c->C, c->HW, c->g, c->b, c->eps, c->y, NULL, NULL, NULL);
     else
         ref_bn_eval(c->x, c->n, c->C, c->HW, c->g, c->b, c->rm, c->rv, c->eps, c->y);
-    return dot(c->r, c->y, c->n * c->C * c->HW);
+    return tu_dot(c->r, c->y, c->n * c->C * c->HW);
 }
 
 TEST(bn_ref_fd)
 {
-    trng rng = {21};
+    ref_rng rng = {21};
     const size_t shapes[][3] = {{4, 3, 5}, {5, 13, 1}, {2, 1, 7}, {1, 2, 3}};
     for (int si = 0; si < 4; si++)
         for (int train = 0; train < 2; train++) {
             bn_fd c = {shapes[si][0], shapes[si][1], shapes[si][2], train, 1e-3, 0, 0, 0, 0, 0, 0, 0};
             size_t N = c.n * c.C * c.HW;
-            c.x = rnd_vec(&rng, N, -2, 3);
-            c.g = rnd_vec(&rng, c.C, 0.5, 1.5);
-            c.b = rnd_vec(&rng, c.C, -1, 1);
-            c.rm = rnd_vec(&rng, c.C, -1, 1);
-            c.rv = rnd_vec(&rng, c.C, 0.5, 2);
-            c.r = rnd_vec(&rng, N, -1, 1);
-            c.y = xmalloc(N * sizeof(double));
-            double *dx = xmalloc(N * sizeof(double)), *dg = xmalloc(c.C * sizeof(double)),
-                   *db = xmalloc(c.C * sizeof(double));
+            c.x = tu_rnd_vec_nz(&rng, N, -2, 3, 1e-3);
+            c.g = tu_rnd_vec_nz(&rng, c.C, 0.5, 1.5, 1e-3);
+            c.b = tu_rnd_vec_nz(&rng, c.C, -1, 1, 1e-3);
+            c.rm = tu_rnd_vec_nz(&rng, c.C, -1, 1, 1e-3);
+            c.rv = tu_rnd_vec_nz(&rng, c.C, 0.5, 2, 1e-3);
+            c.r = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3);
+            c.y = tu_xmalloc(N * sizeof(double));
+            double *dx = tu_xmalloc(N * sizeof(double)), *dg = tu_xmalloc(c.C * sizeof(double)),
+                   *db = tu_xmalloc(c.C * sizeof(double));
             if (train)
                 ref_bn_train_backward(c.x, c.r, c.n, c.C, c.HW, c.g, c.eps, dx, dg, db);
             else
                 ref_bn_eval_backward(c.x, c.r, c.n, c.C, c.HW, c.g, c.rm, c.rv, c.eps, dx, dg, db);
-            double ex = fd_rel_err(bn_fd_f, &c, c.x, N, dx);
-            double eg = fd_rel_err(bn_fd_f, &c, c.g, c.C, dg);
-            double eb = fd_rel_err(bn_fd_f, &c, c.b, c.C, db);
-            note_err("fd.batchnorm", fmax(ex, fmax(eg, eb)));
+            double ex = tu_fd_rel_err(bn_fd_f, &c, c.x, N, dx, FD_FLOOR);
+            double eg = tu_fd_rel_err(bn_fd_f, &c, c.g, c.C, dg, FD_FLOOR);
+            double eb = tu_fd_rel_err(bn_fd_f, &c, c.b, c.C, db, FD_FLOOR);
+            tu_note_err("fd.batchnorm", fmax(ex, fmax(eg, eb)));
             CHECK(ex < FD_TOL && eg < FD_TOL && eb < FD_TOL, "bn %zux%zux%zu %s: fd rel err dx %.3g dg %.3g db %.3g",
                   c.n, c.C, c.HW, train ? "train" : "eval", ex, eg, eb);
             free(c.x), free(c.g), free(c.b), free(c.rm), free(c.rv), free(c.r), free(c.y), free(dx), free(dg),
@@ -479,7 +243,7 @@ static int bn_case(const bcase *c)
 {
     NEED_DEV(d);
     char sh[64], keys[128] = "", desc[200], json[1024];
-    shape_json(sh, sizeof sh, c->shape, c->nd);
+    tu_shape_json(sh, sizeof sh, c->shape, c->nd);
     if (c->momentum >= 0)
         snprintf(keys + strlen(keys), sizeof keys - strlen(keys), ",\"momentum\":%g", c->momentum);
     if (c->eps >= 0)
@@ -489,11 +253,11 @@ static int bn_case(const bcase *c)
     snprintf(json, sizeof json,
              "{\"input\":{\"shape\":[%s]},\"layers\":[" PLACEHOLDER "{\"type\":\"batchnorm\"%s}],\"loss\":\"mse\"}",
              sh, keys);
-    tnet t;
-    TRY(tnet_make(&t, json, c->maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, c->maxb, 1, &E));
     nn_net *net = &t.net;
     nn_layer *L = nn_net_out(net);
-    size_t C = (size_t)c->shape[0], per = prod(c->shape, c->nd), HW = per / C;
+    size_t C = (size_t)c->shape[0], per = tu_prod(c->shape, c->nd), HW = per / C;
     size_t N = (size_t)c->n * per, maxN = (size_t)c->maxb * per;
     CHECK(L->nparam == 4, "%s: %d params", desc, L->nparam);
     CHECK(!strcmp(L->param[0].name, "weight") && !strcmp(L->param[1].name, "bias") &&
@@ -506,30 +270,31 @@ static int bn_case(const bcase *c)
     CHECK(net->nstate >= 2 * C && net->ntrainable == 2 * C, "%s: %zu state, %zu trainable floats", desc,
           net->nstate, net->ntrainable);
 
-    trng rng = {1000003ull * (uint64_t)c->n + 101ull * per + 7ull * C};
-    double *g = rnd_vec(&rng, C, 0.5, 1.5), *b = rnd_vec(&rng, C, -1, 1);
-    double *rm = rnd_vec(&rng, C, -1, 1), *rv = rnd_vec(&rng, C, 0.5, 2);
-    double *x = rnd_vec(&rng, maxN, -1, 1);
+    ref_rng rng = {1000003ull * (uint64_t)c->n + 101ull * per + 7ull * C};
+    double *g = tu_rnd_vec_nz(&rng, C, 0.5, 1.5, 1e-3), *b = tu_rnd_vec_nz(&rng, C, -1, 1, 1e-3);
+    double *rm = tu_rnd_vec_nz(&rng, C, -1, 1, 1e-3), *rv = tu_rnd_vec_nz(&rng, C, 0.5, 2, 1e-3);
+    double *x = tu_rnd_vec_nz(&rng, maxN, -1, 1, 1e-3);
     for (size_t i = 0; i < maxN; i++) /* per-channel offsets and scales */
         x[i] = (float)(x[i] * (1 + (double)((i / HW) % C)) + 2.0 - (double)((i / HW) % C));
-    TRY(upload(L->param[0].w, 0, g, C, &E));
-    TRY(upload(L->param[1].w, 0, b, C, &E));
-    TRY(upload(L->param[2].w, 0, rm, C, &E));
-    TRY(upload(L->param[3].w, 0, rv, C, &E));
+    TRY(tu_upload(L->param[0].w, 0, g, C, &E));
+    TRY(tu_upload(L->param[1].w, 0, b, C, &E));
+    TRY(tu_upload(L->param[2].w, 0, rm, C, &E));
+    TRY(tu_upload(L->param[3].w, 0, rv, C, &E));
     TRY(nn_buf_fill(d, L->y, 0, maxN, SENT, &E));
-    TRY(upload(L->x[0], 0, x, maxN, &E));
+    TRY(tu_upload(L->x[0], 0, x, maxN, &E));
 
     /* training forward */
     nn_run run = {d, c->n, 1, 7, 3};
     TRY(L->type->forward(L, &run, &E));
-    double *y = xmalloc(maxN * sizeof *y), *yr = xmalloc(maxN * sizeof *yr);
-    double *mean = xmalloc(C * sizeof *mean), *inv = xmalloc(C * sizeof *inv), *uvar = xmalloc(C * sizeof *uvar);
-    TRY(download(L->y, 0, y, N, &E));
+    double *y = tu_xmalloc(maxN * sizeof *y), *yr = tu_xmalloc(maxN * sizeof *yr);
+    double *mean = tu_xmalloc(C * sizeof *mean), *inv = tu_xmalloc(C * sizeof *inv),
+           *uvar = tu_xmalloc(C * sizeof *uvar);
+    TRY(tu_download(L->y, 0, y, N, &E));
     ref_bn_train(x, (size_t)c->n, C, HW, g, b, eps, yr, mean, inv, uvar);
-    double ef = rel_err(y, yr, N);
-    note_err("bn.forward.train", ef);
+    double ef = tu_rel_err(y, yr, N);
+    tu_note_err("bn.forward.train", ef);
     CHECK(ef < TOL, "%s: train forward rel err %.3g", desc, ef);
-    long bad = sentinel_bad(L->y, N, maxN - N, &E);
+    long bad = tu_sentinel_bad(L->y, N, maxN - N, &E);
     CHECK(bad < 0, "%s: train forward wrote y beyond row %d (float %ld)", desc, c->n, bad);
     /* normalised (before gamma/beta): per-channel mean 0, variance var/(var+eps) ~ 1 */
     for (size_t ch = 0; ch < C && (size_t)c->n * HW > 1; ch++) {
@@ -547,78 +312,78 @@ static int bn_case(const bcase *c)
               desc, ch, mu, var, want);
     }
     /* running statistics: one step of the recurrence */
-    double *rm2 = xmalloc(C * sizeof *rm2), *rv2 = xmalloc(C * sizeof *rv2);
-    double *rmr = xmalloc(C * sizeof *rmr), *rvr = xmalloc(C * sizeof *rvr);
+    double *rm2 = tu_xmalloc(C * sizeof *rm2), *rv2 = tu_xmalloc(C * sizeof *rv2);
+    double *rmr = tu_xmalloc(C * sizeof *rmr), *rvr = tu_xmalloc(C * sizeof *rvr);
     for (size_t ch = 0; ch < C; ch++) {
         rmr[ch] = (1 - mom) * rm[ch] + mom * mean[ch];
         rvr[ch] = (size_t)c->n * HW > 1 ? (1 - mom) * rv[ch] + mom * uvar[ch] : rv[ch];
     }
-    TRY(download(L->param[2].w, 0, rm2, C, &E));
-    TRY(download(L->param[3].w, 0, rv2, C, &E));
-    double erm = rel_err(rm2, rmr, C), erv = rel_err(rv2, rvr, C);
-    note_err("bn.running", fmax(erm, erv));
+    TRY(tu_download(L->param[2].w, 0, rm2, C, &E));
+    TRY(tu_download(L->param[3].w, 0, rv2, C, &E));
+    double erm = tu_rel_err(rm2, rmr, C), erv = tu_rel_err(rv2, rvr, C);
+    tu_note_err("bn.running", fmax(erm, erv));
     CHECK(erm < TOL && erv < TOL, "%s: running stats rel err mean %.3g var %.3g", desc, erm, erv);
 
     /* training backward: dx accumulates, dgamma/dbeta overwritten, rows >= n untouched */
     TRY(nn_buf_fill(d, net->garena, 0, net->garena_bytes / sizeof(float), SENT, &E));
     TRY(nn_buf_fill(d, net->grads, 0, net->nparams, SENT, &E));
-    double *dy = rnd_vec(&rng, N, -1, 1), *dx0 = rnd_vec(&rng, N, -1, 1);
-    TRY(upload(L->dy, 0, dy, N, &E));
-    TRY(upload(L->dx[0], 0, dx0, N, &E));
+    double *dy = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3), *dx0 = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3);
+    TRY(tu_upload(L->dy, 0, dy, N, &E));
+    TRY(tu_upload(L->dx[0], 0, dx0, N, &E));
     TRY(L->type->backward(L, &run, &E));
-    double *dx = xmalloc(N * sizeof *dx), *dxr = dup_vec(dx0, N);
-    double *dg = xmalloc(C * sizeof *dg), *db = xmalloc(C * sizeof *db);
-    double *dgr = xmalloc(C * sizeof *dgr), *dbr = xmalloc(C * sizeof *dbr);
+    double *dx = tu_xmalloc(N * sizeof *dx), *dxr = tu_dup_vec(dx0, N);
+    double *dg = tu_xmalloc(C * sizeof *dg), *db = tu_xmalloc(C * sizeof *db);
+    double *dgr = tu_xmalloc(C * sizeof *dgr), *dbr = tu_xmalloc(C * sizeof *dbr);
     ref_bn_train_backward(x, dy, (size_t)c->n, C, HW, g, eps, dxr, dgr, dbr);
-    TRY(download(L->dx[0], 0, dx, N, &E));
-    TRY(download(L->param[0].g, 0, dg, C, &E));
-    TRY(download(L->param[1].g, 0, db, C, &E));
+    TRY(tu_download(L->dx[0], 0, dx, N, &E));
+    TRY(tu_download(L->param[0].g, 0, dg, C, &E));
+    TRY(tu_download(L->param[1].g, 0, db, C, &E));
     for (size_t i = 0; i < N; i++) /* compare the deltas */
         dx[i] -= dx0[i], dxr[i] -= dx0[i];
-    double ex = rel_err(dx, dxr, N), eg = rel_err(dg, dgr, C), eb = rel_err(db, dbr, C);
-    note_err("bn.backward.train", fmax(ex, fmax(eg, eb)));
+    double ex = tu_rel_err(dx, dxr, N), eg = tu_rel_err(dg, dgr, C), eb = tu_rel_err(db, dbr, C);
+    tu_note_err("bn.backward.train", fmax(ex, fmax(eg, eb)));
     CHECK(ex < TOL && eg < TOL && eb < TOL, "%s: train backward rel err dx %.3g dgamma %.3g dbeta %.3g", desc, ex,
           eg, eb);
-    bad = sentinel_bad(L->dx[0], N, maxN - N, &E);
+    bad = tu_sentinel_bad(L->dx[0], N, maxN - N, &E);
     CHECK(bad < 0, "%s: backward wrote dx beyond row %d (float %ld)", desc, c->n, bad);
-    double *dyb = xmalloc(N * sizeof *dyb);
-    TRY(download(L->dy, 0, dyb, N, &E));
-    CHECK(rel_err(dyb, dy, N) == 0, "%s: backward changed dy", desc);
+    double *dyb = tu_xmalloc(N * sizeof *dyb);
+    TRY(tu_download(L->dy, 0, dyb, N, &E));
+    CHECK(tu_rel_err(dyb, dy, N) == 0, "%s: backward changed dy", desc);
 
     /* eval: running statistics, which it must not change */
     TRY(nn_buf_fill(d, L->y, 0, maxN, SENT, &E));
     run.train = 0;
     TRY(L->type->forward(L, &run, &E));
-    TRY(download(L->y, 0, y, N, &E));
+    TRY(tu_download(L->y, 0, y, N, &E));
     ref_bn_eval(x, (size_t)c->n, C, HW, g, b, rmr, rvr, eps, yr);
-    double ee = rel_err(y, yr, N);
-    note_err("bn.forward.eval", ee);
+    double ee = tu_rel_err(y, yr, N);
+    tu_note_err("bn.forward.eval", ee);
     CHECK(ee < TOL, "%s: eval forward rel err %.3g", desc, ee);
-    bad = sentinel_bad(L->y, N, maxN - N, &E);
+    bad = tu_sentinel_bad(L->y, N, maxN - N, &E);
     CHECK(bad < 0, "%s: eval forward wrote y beyond row %d (float %ld)", desc, c->n, bad);
-    TRY(download(L->param[2].w, 0, rm2, C, &E));
-    TRY(download(L->param[3].w, 0, rv2, C, &E));
-    CHECK(rel_err(rm2, rmr, C) < TOL && rel_err(rv2, rvr, C) < TOL, "%s: eval forward changed the running stats",
+    TRY(tu_download(L->param[2].w, 0, rm2, C, &E));
+    TRY(tu_download(L->param[3].w, 0, rv2, C, &E));
+    CHECK(tu_rel_err(rm2, rmr, C) < TOL && tu_rel_err(rv2, rvr, C) < TOL, "%s: eval forward changed the running stats",
           desc);
     /* eval-mode backward (running statistics as constants) */
-    TRY(upload(L->dx[0], 0, dx0, N, &E));
+    TRY(tu_upload(L->dx[0], 0, dx0, N, &E));
     TRY(L->type->backward(L, &run, &E));
     memcpy(dxr, dx0, N * sizeof *dxr);
     ref_bn_eval_backward(x, dy, (size_t)c->n, C, HW, g, rmr, rvr, eps, dxr, dgr, dbr);
-    TRY(download(L->dx[0], 0, dx, N, &E));
-    TRY(download(L->param[0].g, 0, dg, C, &E));
-    TRY(download(L->param[1].g, 0, db, C, &E));
+    TRY(tu_download(L->dx[0], 0, dx, N, &E));
+    TRY(tu_download(L->param[0].g, 0, dg, C, &E));
+    TRY(tu_download(L->param[1].g, 0, db, C, &E));
     for (size_t i = 0; i < N; i++)
         dx[i] -= dx0[i], dxr[i] -= dx0[i];
-    ex = rel_err(dx, dxr, N), eg = rel_err(dg, dgr, C), eb = rel_err(db, dbr, C);
-    note_err("bn.backward.eval", fmax(ex, fmax(eg, eb)));
+    ex = tu_rel_err(dx, dxr, N), eg = tu_rel_err(dg, dgr, C), eb = tu_rel_err(db, dbr, C);
+    tu_note_err("bn.backward.eval", fmax(ex, fmax(eg, eb)));
     CHECK(ex < TOL && eg < TOL && eb < TOL, "%s: eval backward rel err dx %.3g dgamma %.3g dbeta %.3g", desc, ex,
           eg, eb);
 
     free(g), free(b), free(rm), free(rv), free(x), free(y), free(yr), free(mean), free(inv), free(uvar);
     free(rm2), free(rv2), free(rmr), free(rvr), free(dy), free(dx0), free(dx), free(dxr), free(dg), free(db);
     free(dgr), free(dbr), free(dyb);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -656,30 +421,30 @@ TEST(bn_running_stats_steps)
     NEED_DEV(d);
     const int shape[3] = {3, 5, 7}, maxb = 6, steps = 5, ns[5] = {6, 4, 1, 5, 2};
     const double mom = 0.25, eps = 1e-5;
-    tnet t;
-    TRY(tnet_make(&t,
-                  "{\"input\":{\"shape\":[3,5,7]},\"layers\":[" PLACEHOLDER
-                  "{\"type\":\"batchnorm\",\"momentum\":0.25}],\"loss\":\"mse\"}",
-                  maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t,
+                    "{\"input\":{\"shape\":[3,5,7]},\"layers\":[" PLACEHOLDER
+                    "{\"type\":\"batchnorm\",\"momentum\":0.25}],\"loss\":\"mse\"}",
+                    maxb, 1, &E));
     nn_layer *L = nn_net_out(&t.net);
-    size_t C = 3, per = prod(shape, 3), HW = per / C, maxN = (size_t)maxb * per;
+    size_t C = 3, per = tu_prod(shape, 3), HW = per / C, maxN = (size_t)maxb * per;
     /* the initialisation: gamma 1, beta 0, running mean 0, running var 1 */
     TRY(nn_net_init_params(&t.net, 5, &E));
     double v[4][3];
     for (int p = 0; p < 4; p++)
-        TRY(download(L->param[p].w, 0, v[p], C, &E));
+        TRY(tu_download(L->param[p].w, 0, v[p], C, &E));
     for (size_t c = 0; c < C; c++)
         CHECK(v[0][c] == 1 && v[1][c] == 0 && v[2][c] == 0 && v[3][c] == 1, "initial values of channel %zu", c);
-    trng rng = {77};
-    double *g = rnd_vec(&rng, C, 0.5, 1.5), *b = rnd_vec(&rng, C, -1, 1);
-    TRY(upload(L->param[0].w, 0, g, C, &E));
-    TRY(upload(L->param[1].w, 0, b, C, &E));
+    ref_rng rng = {77};
+    double *g = tu_rnd_vec_nz(&rng, C, 0.5, 1.5, 1e-3), *b = tu_rnd_vec_nz(&rng, C, -1, 1, 1e-3);
+    TRY(tu_upload(L->param[0].w, 0, g, C, &E));
+    TRY(tu_upload(L->param[1].w, 0, b, C, &E));
     double rm[3] = {0, 0, 0}, rv[3] = {1, 1, 1}, mean[3], inv[3], uvar[3];
-    double *x = NULL, *yr = xmalloc(maxN * sizeof *yr), *y = xmalloc(maxN * sizeof *y);
+    double *x = NULL, *yr = tu_xmalloc(maxN * sizeof *yr), *y = tu_xmalloc(maxN * sizeof *y);
     for (int s = 0; s < steps; s++) {
         free(x);
-        x = rnd_vec(&rng, maxN, -2, 4);
-        TRY(upload(L->x[0], 0, x, maxN, &E));
+        x = tu_rnd_vec_nz(&rng, maxN, -2, 4, 1e-3);
+        TRY(tu_upload(L->x[0], 0, x, maxN, &E));
         nn_run run = {d, ns[s], 1, 7, (uint64_t)s};
         TRY(L->type->forward(L, &run, &E));
         ref_bn_train(x, (size_t)ns[s], C, HW, g, b, eps, yr, mean, inv, uvar);
@@ -689,25 +454,25 @@ TEST(bn_running_stats_steps)
         }
     }
     double got[2][3];
-    TRY(download(L->param[2].w, 0, got[0], C, &E));
-    TRY(download(L->param[3].w, 0, got[1], C, &E));
-    double erm = rel_err(got[0], rm, C), erv = rel_err(got[1], rv, C);
-    note_err("bn.running.steps", fmax(erm, erv));
+    TRY(tu_download(L->param[2].w, 0, got[0], C, &E));
+    TRY(tu_download(L->param[3].w, 0, got[1], C, &E));
+    double erm = tu_rel_err(got[0], rm, C), erv = tu_rel_err(got[1], rv, C);
+    tu_note_err("bn.running.steps", fmax(erm, erv));
     CHECK(erm < TOL && erv < TOL, "after %d steps: running mean rel err %.3g, var %.3g (var %g vs %g)", steps, erm,
           erv, got[1][0], rv[0]);
     /* eval on the last batch: the reference eval formula with those stats */
     nn_run run = {d, ns[steps - 1], 0, 7, 9};
     size_t N = (size_t)ns[steps - 1] * per;
     TRY(L->type->forward(L, &run, &E));
-    TRY(download(L->y, 0, y, N, &E));
+    TRY(tu_download(L->y, 0, y, N, &E));
     ref_bn_eval(x, (size_t)ns[steps - 1], C, HW, g, b, rm, rv, eps, yr);
-    double ee = rel_err(y, yr, N);
+    double ee = tu_rel_err(y, yr, N);
     CHECK(ee < TOL, "eval after %d steps: rel err %.3g", steps, ee);
     /* and it differs from the batch-statistics output */
     ref_bn_train(x, (size_t)ns[steps - 1], C, HW, g, b, eps, yr, NULL, NULL, NULL);
-    CHECK(rel_err(y, yr, N) > 1e-2, "eval output equals the training output: running stats unused?");
+    CHECK(tu_rel_err(y, yr, N) > 1e-2, "eval output equals the training output: running stats unused?");
     free(g), free(b), free(x), free(yr), free(y);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -748,7 +513,7 @@ TEST(bn_key_errors)
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         char json[512];
         snprintf(json, sizeof json, "{\"input\":{\"shape\":[3,4,4]},\"layers\":[%s],\"loss\":\"mse\"}", cs[i].layer);
-        int r = build_only(json);
+        int r = tu_build_only(json, 0, &E);
         CHECK(r == NN_EDATA && strstr(E.msg, cs[i].want), "%s: got %d '%s', want '%s'", cs[i].layer, r, E.msg,
               cs[i].want);
     }
@@ -777,26 +542,26 @@ static double merge_fd_f(void *ctx)
                 c->y[i] += c->x[k][i];
         }
     }
-    return dot(c->r, c->y, c->ny);
+    return tu_dot(c->r, c->y, c->ny);
 }
 
 TEST(merge_ref_fd)
 {
-    trng rng = {31};
+    ref_rng rng = {31};
     for (int concat = 0; concat < 2; concat++) {
         merge_fd c = {concat, 3, 3, 1, 2, {{3, 2, 5}, {3, concat ? 4 : 2, 5}, {3, concat ? 1 : 2, 5}}, {0}, 0, 0, 0};
         size_t sz[3];
         c.ny = 0;
         for (int k = 0; k < 3; k++) {
-            sz[k] = c.n * prod(c.sh[k], 3);
-            c.x[k] = rnd_vec(&rng, sz[k], -1, 1);
+            sz[k] = c.n * tu_prod(c.sh[k], 3);
+            c.x[k] = tu_rnd_vec_nz(&rng, sz[k], -1, 1, 1e-3);
             c.ny = concat ? c.ny + sz[k] : sz[k];
         }
-        c.r = rnd_vec(&rng, c.ny, -1, 1);
-        c.y = xmalloc(c.ny * sizeof(double));
+        c.r = tu_rnd_vec_nz(&rng, c.ny, -1, 1, 1e-3);
+        c.y = tu_xmalloc(c.ny * sizeof(double));
         double *dx[3];
         for (int k = 0; k < 3; k++)
-            dx[k] = xmalloc(sz[k] * sizeof(double));
+            dx[k] = tu_xmalloc(sz[k] * sizeof(double));
         if (concat)
             ref_concat(1, dx, c.r, NULL, 3, (const int (*)[4])c.sh, 3, c.ax, c.n);
         else
@@ -804,8 +569,8 @@ TEST(merge_ref_fd)
                 for (size_t i = 0; i < sz[k]; i++)
                     dx[k][i] += c.r[i];
         for (int k = 0; k < 3; k++) {
-            double err = fd_rel_err(merge_fd_f, &c, c.x[k], sz[k], dx[k]);
-            note_err("fd.merge", err);
+            double err = tu_fd_rel_err(merge_fd_f, &c, c.x[k], sz[k], dx[k], FD_FLOOR);
+            tu_note_err("fd.merge", err);
             CHECK(err < FD_TOL, "%s input %d: fd rel err %.3g", concat ? "concat" : "add", k, err);
         }
         for (int k = 0; k < 3; k++)
@@ -827,8 +592,8 @@ typedef struct mcase {
 static int merge_case(const mcase *c)
 {
     NEED_DEV(d);
-    tnet t;
-    TRY(tnet_make(&t, c->json, c->maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, c->json, c->maxb, 1, &E));
     nn_net *net = &t.net;
     nn_layer *L = nn_net_out(net);
     const char *desc = c->json;
@@ -837,7 +602,7 @@ static int merge_case(const mcase *c)
     int sh[NN_MAX_INPUTS][4];
     size_t per[NN_MAX_INPUTS], oper = nn_shape_size(&L->out_shape);
     double *x[NN_MAX_INPUTS], *dx0[NN_MAX_INPUTS], *dxr[NN_MAX_INPUTS];
-    trng rng = {(uint64_t)strlen(c->json) * 31u + (uint64_t)c->n};
+    ref_rng rng = {(uint64_t)strlen(c->json) * 31u + (uint64_t)c->n};
     /* one host array per distinct producer, shared by repeated inputs */
     for (int k = 0; k < nin; k++) {
         for (int i = 0; i < 4; i++)
@@ -851,19 +616,19 @@ static int merge_case(const mcase *c)
             x[k] = x[first], dx0[k] = dx0[first], dxr[k] = dxr[first];
             continue;
         }
-        x[k] = rnd_vec(&rng, B * per[k], -1, 1);
-        dx0[k] = rnd_vec(&rng, n * per[k], -1, 1);
-        dxr[k] = dup_vec(dx0[k], n * per[k]);
+        x[k] = tu_rnd_vec_nz(&rng, B * per[k], -1, 1, 1e-3);
+        dx0[k] = tu_rnd_vec_nz(&rng, n * per[k], -1, 1, 1e-3);
+        dxr[k] = tu_dup_vec(dx0[k], n * per[k]);
     }
     TRY(nn_buf_fill(d, net->arena, 0, net->arena_bytes / sizeof(float), SENT, &E));
     for (int k = 0; k < nin; k++)
-        TRY(upload(L->x[k], 0, x[k], B * per[k], &E));
+        TRY(tu_upload(L->x[k], 0, x[k], B * per[k], &E));
 
     /* forward */
     nn_run run = {d, c->n, 1, 7, 3};
     TRY(L->type->forward(L, &run, &E));
-    double *y = xmalloc(n * oper * sizeof *y), *yr = xmalloc(n * oper * sizeof *yr);
-    TRY(download(L->y, 0, y, n * oper, &E));
+    double *y = tu_xmalloc(n * oper * sizeof *y), *yr = tu_xmalloc(n * oper * sizeof *yr);
+    TRY(tu_download(L->y, 0, y, n * oper, &E));
     if (c->concat) {
         ref_concat(0, x, NULL, yr, nin, (const int (*)[4])sh, nd, c->ax, n);
     } else {
@@ -873,19 +638,19 @@ static int merge_case(const mcase *c)
                 yr[i] += (float)x[k][i];
         }
     }
-    double ef = rel_err(y, yr, n * oper);
-    note_err(c->concat ? "concat.forward" : "add.forward", ef);
+    double ef = tu_rel_err(y, yr, n * oper);
+    tu_note_err(c->concat ? "concat.forward" : "add.forward", ef);
     CHECK(ef < (c->concat ? 1e-12 : TOL), "%s n=%d: forward rel err %.3g", desc, c->n, ef);
-    long bad = sentinel_bad(L->y, n * oper, (B - n) * oper, &E);
+    long bad = tu_sentinel_bad(L->y, n * oper, (B - n) * oper, &E);
     CHECK(bad < 0, "%s n=%d: forward wrote y beyond row %d (float %ld)", desc, c->n, c->n, bad);
 
     /* backward: every input's dx += its part of dy; rows >= n untouched */
     TRY(nn_buf_fill(d, net->garena, 0, net->garena_bytes / sizeof(float), SENT, &E));
-    double *dy = rnd_vec(&rng, n * oper, -1, 1);
-    TRY(upload(L->dy, 0, dy, n * oper, &E));
+    double *dy = tu_rnd_vec_nz(&rng, n * oper, -1, 1, 1e-3);
+    TRY(tu_upload(L->dy, 0, dy, n * oper, &E));
     for (int k = 0; k < nin; k++)
         if (L->dx[k])
-            TRY(upload(L->dx[k], 0, dx0[k], n * per[k], &E));
+            TRY(tu_upload(L->dx[k], 0, dx0[k], n * per[k], &E));
     TRY(L->type->backward(L, &run, &E));
     if (c->concat) {
         ref_concat(1, dxr, dy, NULL, nin, (const int (*)[4])sh, nd, c->ax, n);
@@ -899,25 +664,25 @@ static int merge_case(const mcase *c)
             CHECK(L->in[k] < 0, "%s: input %d has no dx", desc, k);
             continue;
         }
-        double *dx = xmalloc(n * per[k] * sizeof *dx);
-        TRY(download(L->dx[k], 0, dx, n * per[k], &E));
+        double *dx = tu_xmalloc(n * per[k] * sizeof *dx);
+        TRY(tu_download(L->dx[k], 0, dx, n * per[k], &E));
         for (size_t i = 0; i < n * per[k]; i++)
             dx[i] -= dx0[k][i];
-        double *want = dup_vec(dxr[k], n * per[k]);
+        double *want = tu_dup_vec(dxr[k], n * per[k]);
         for (size_t i = 0; i < n * per[k]; i++)
             want[i] -= dx0[k][i];
-        double eb = rel_err(dx, want, n * per[k]);
-        note_err(c->concat ? "concat.backward" : "add.backward", eb);
+        double eb = tu_rel_err(dx, want, n * per[k]);
+        tu_note_err(c->concat ? "concat.backward" : "add.backward", eb);
         CHECK(eb < TOL, "%s n=%d: backward rel err of input %d (%s): %.3g", desc, c->n, k,
               net->L[L->in[k]].name, eb);
-        bad = sentinel_bad(L->dx[k], n * per[k], (B - n) * per[k], &E);
+        bad = tu_sentinel_bad(L->dx[k], n * per[k], (B - n) * per[k], &E);
         CHECK(bad < 0, "%s n=%d: backward wrote dx of input %d beyond row %d (float %ld)", desc, c->n, k, c->n,
               bad);
         free(dx), free(want);
     }
-    double *dyb = xmalloc(n * oper * sizeof *dyb);
-    TRY(download(L->dy, 0, dyb, n * oper, &E));
-    CHECK(rel_err(dyb, dy, n * oper) == 0, "%s: backward changed dy", desc);
+    double *dyb = tu_xmalloc(n * oper * sizeof *dyb);
+    TRY(tu_download(L->dy, 0, dyb, n * oper, &E));
+    CHECK(tu_rel_err(dyb, dy, n * oper) == 0, "%s: backward changed dy", desc);
 
     for (int k = 0; k < nin; k++) {
         int first = 1;
@@ -928,7 +693,7 @@ static int merge_case(const mcase *c)
             free(x[k]), free(dx0[k]), free(dxr[k]);
     }
     free(y), free(yr), free(dy), free(dyb);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -1032,26 +797,26 @@ TEST(merge_graph_add_dense)
                        "\"inputs\":[\"input\"]},{\"type\":\"dense\",\"units\":3,\"name\":\"b\",\"inputs\":[\"input\"]},"
                        "{\"type\":\"add\",\"inputs\":[\"a\",\"b\"]}],\"loss\":\"mse\"}";
     const int maxb = 7, n = 5;
-    tnet t;
-    TRY(tnet_make(&t, json, maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, maxb, 1, &E));
     nn_net *net = &t.net;
     CHECK(net->nl == 3 && !strcmp(net->L[2].name, "add_1") && net->L[2].nin == 2, "graph");
     TRY(nn_net_init_params(net, 3, &E));
-    trng rng = {5};
-    double *x = rnd_vec(&rng, (size_t)maxb * 4, -1, 1);
-    TRY(upload(net->x_in, 0, x, (size_t)maxb * 4, &E));
+    ref_rng rng = {5};
+    double *x = tu_rnd_vec_nz(&rng, (size_t)maxb * 4, -1, 1, 1e-3);
+    TRY(tu_upload(net->x_in, 0, x, (size_t)maxb * 4, &E));
     double W[2][12], bias[2][3];
     for (int l = 0; l < 2; l++) {
-        double *bb = rnd_vec(&rng, 3, -1, 1); /* non-zero biases */
-        TRY(upload(net->L[l].param[1].w, 0, bb, 3, &E));
+        double *bb = tu_rnd_vec_nz(&rng, 3, -1, 1, 1e-3); /* non-zero biases */
+        TRY(tu_upload(net->L[l].param[1].w, 0, bb, 3, &E));
         memcpy(bias[l], bb, sizeof bias[l]);
         free(bb);
-        TRY(download(net->L[l].param[0].w, 0, W[l], 12, &E));
+        TRY(tu_download(net->L[l].param[0].w, 0, W[l], 12, &E));
     }
     nn_run run = {d, n, 1, 1, 1};
     TRY(nn_net_forward(net, &run, &E));
     double y[15], yr[15];
-    TRY(download(nn_net_out(net)->y, 0, y, 15, &E));
+    TRY(tu_download(nn_net_out(net)->y, 0, y, 15, &E));
     for (int r = 0; r < n; r++)
         for (int j = 0; j < 3; j++) {
             double s = 0;
@@ -1062,11 +827,11 @@ TEST(merge_graph_add_dense)
             }
             yr[r * 3 + j] = s;
         }
-    double ef = rel_err(y, yr, 15);
+    double ef = tu_rel_err(y, yr, 15);
     CHECK(ef < TOL, "graph forward rel err %.3g", ef);
     TRY(nn_net_zero_grads(net, &E));
-    double *dy = rnd_vec(&rng, 15, -1, 1);
-    TRY(upload(nn_net_out(net)->dy, 0, dy, 15, &E));
+    double *dy = tu_rnd_vec_nz(&rng, 15, -1, 1, 1e-3);
+    TRY(tu_upload(nn_net_out(net)->dy, 0, dy, 15, &E));
     TRY(nn_net_backward(net, &run, &E));
     double dwr[12], dbr[3];
     for (int i = 0; i < 4; i++)
@@ -1082,13 +847,13 @@ TEST(merge_graph_add_dense)
     }
     for (int l = 0; l < 2; l++) {
         double dw[12], db[3];
-        TRY(download(net->L[l].param[0].g, 0, dw, 12, &E));
-        TRY(download(net->L[l].param[1].g, 0, db, 3, &E));
-        double ew = rel_err(dw, dwr, 12), eb = rel_err(db, dbr, 3);
+        TRY(tu_download(net->L[l].param[0].g, 0, dw, 12, &E));
+        TRY(tu_download(net->L[l].param[1].g, 0, db, 3, &E));
+        double ew = tu_rel_err(dw, dwr, 12), eb = tu_rel_err(db, dbr, 3);
         CHECK(ew < TOL && eb < TOL, "branch %s: dW rel err %.3g, db %.3g", net->L[l].name, ew, eb);
     }
     free(x), free(dy);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -1126,7 +891,7 @@ TEST(merge_errors)
          {"unknown key 'axis'", NULL, NULL}},
     };
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
-        int r = build_only(cs[i].json);
+        int r = tu_build_only(cs[i].json, 0, &E);
         CHECK(r == NN_EDATA, "case %zu: code %d (%s)", i, r, E.msg);
         for (int k = 0; k < 3 && cs[i].want[k]; k++)
             CHECK(strstr(E.msg, cs[i].want[k]), "case %zu: '%s' lacks '%s'", i, E.msg, cs[i].want[k]);
@@ -1146,13 +911,13 @@ static double act_fd_f(void *ctx)
 {
     act_fd *c = ctx;
     for (size_t i = 0; i < c->n; i++)
-        c->y[i] = ref_act(c->x[i], c->act, c->alpha);
-    return dot(c->r, c->y, c->n);
+        c->y[i] = ref_act_alpha(c->x[i], c->act, c->alpha);
+    return tu_dot(c->r, c->y, c->n);
 }
 
 TEST(act_ref_fd)
 {
-    trng rng = {41};
+    ref_rng rng = {41};
     const struct {
         int act;
         double alpha;
@@ -1160,21 +925,21 @@ TEST(act_ref_fd)
               {NN_ACT_ELU, 0.4},         {NN_ACT_GELU, 0}};
     for (size_t k = 0; k < sizeof cs / sizeof *cs; k++) {
         act_fd c = {cs[k].act, cs[k].alpha, NULL, NULL, NULL, 40};
-        c.x = rnd_vec(&rng, c.n, -4, 4);
-        c.r = rnd_vec(&rng, c.n, -1, 1);
-        c.y = xmalloc(c.n * sizeof(double));
-        double *dx = xmalloc(c.n * sizeof(double));
+        c.x = tu_rnd_vec_nz(&rng, c.n, -4, 4, 1e-3);
+        c.r = tu_rnd_vec_nz(&rng, c.n, -1, 1, 1e-3);
+        c.y = tu_xmalloc(c.n * sizeof(double));
+        double *dx = tu_xmalloc(c.n * sizeof(double));
         for (size_t i = 0; i < c.n; i++)
-            dx[i] = c.r[i] * ref_act_grad(c.x[i], c.act, c.alpha);
-        double err = fd_rel_err(act_fd_f, &c, c.x, c.n, dx);
-        note_err("fd.act", err);
+            dx[i] = c.r[i] * ref_act_alpha_grad(c.x[i], c.act, c.alpha);
+        double err = tu_fd_rel_err(act_fd_f, &c, c.x, c.n, dx, FD_FLOOR);
+        tu_note_err("fd.act", err);
         CHECK(err < FD_TOL, "%s alpha %g: fd rel err %.3g", act_type(c.act), c.alpha, err);
         /* gradient from the output (what the kernels of leaky_relu and elu do) */
         if (c.act != NN_ACT_GELU)
             for (size_t i = 0; i < c.n; i++) {
-                double yv = ref_act(c.x[i], c.act, c.alpha);
+                double yv = ref_act_alpha(c.x[i], c.act, c.alpha);
                 double gy = yv > 0 ? 1 : c.act == NN_ACT_ELU ? yv + c.alpha : c.alpha;
-                CHECK(fabs(gy - ref_act_grad(c.x[i], c.act, c.alpha)) < 1e-12, "%s: grad from y at x=%g",
+                CHECK(fabs(gy - ref_act_alpha_grad(c.x[i], c.act, c.alpha)) < 1e-12, "%s: grad from y at x=%g",
                       act_type(c.act), c.x[i]);
             }
         free(c.x), free(c.r), free(c.y), free(dx);
@@ -1192,7 +957,7 @@ static int act_case(const acase *c)
 {
     NEED_DEV(d);
     char sh[64], key[64] = "", desc[200], json[1024];
-    shape_json(sh, sizeof sh, c->shape, c->nd);
+    tu_shape_json(sh, sizeof sh, c->shape, c->nd);
     if (c->alpha >= 0)
         snprintf(key, sizeof key, ",\"alpha\":%g", c->alpha);
     double alpha = c->alpha >= 0 ? c->alpha : c->act == NN_ACT_ELU ? 1.0 : 0.01;
@@ -1200,45 +965,45 @@ static int act_case(const acase *c)
     snprintf(json, sizeof json,
              "{\"input\":{\"shape\":[%s]},\"layers\":[" PLACEHOLDER "{\"type\":\"%s\"%s}],\"loss\":\"mse\"}", sh,
              act_type(c->act), key);
-    tnet t;
-    TRY(tnet_make(&t, json, c->maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, c->maxb, 1, &E));
     nn_layer *L = nn_net_out(&t.net);
     CHECK(L->act == c->act && L->nparam == 0, "%s: act %d, %d params", desc, L->act, L->nparam);
-    size_t per = prod(c->shape, c->nd), N = (size_t)c->n * per, maxN = (size_t)c->maxb * per;
-    trng rng = {(uint64_t)c->act * 1000 + per + (uint64_t)c->n};
-    double *x = rnd_vec(&rng, maxN, -4, 4);
-    TRY(upload(L->x[0], 0, x, maxN, &E));
+    size_t per = tu_prod(c->shape, c->nd), N = (size_t)c->n * per, maxN = (size_t)c->maxb * per;
+    ref_rng rng = {(uint64_t)c->act * 1000 + per + (uint64_t)c->n};
+    double *x = tu_rnd_vec_nz(&rng, maxN, -4, 4, 1e-3);
+    TRY(tu_upload(L->x[0], 0, x, maxN, &E));
     TRY(nn_buf_fill(d, L->y, 0, maxN, SENT, &E));
     nn_run run = {d, c->n, 1, 7, 3};
     TRY(L->type->forward(L, &run, &E));
-    double *y = xmalloc(N * sizeof *y), *yr = xmalloc(N * sizeof *yr);
-    TRY(download(L->y, 0, y, N, &E));
+    double *y = tu_xmalloc(N * sizeof *y), *yr = tu_xmalloc(N * sizeof *yr);
+    TRY(tu_download(L->y, 0, y, N, &E));
     for (size_t i = 0; i < N; i++)
-        yr[i] = ref_act(x[i], c->act, alpha);
-    double ef = rel_err(y, yr, N);
-    note_err("act.forward", ef);
+        yr[i] = ref_act_alpha(x[i], c->act, alpha);
+    double ef = tu_rel_err(y, yr, N);
+    tu_note_err("act.forward", ef);
     CHECK(ef < TOL, "%s: forward rel err %.3g", desc, ef);
-    long bad = sentinel_bad(L->y, N, maxN - N, &E);
+    long bad = tu_sentinel_bad(L->y, N, maxN - N, &E);
     CHECK(bad < 0, "%s: forward wrote y beyond row %d (float %ld)", desc, c->n, bad);
 
     TRY(nn_buf_fill(d, t.net.garena, 0, t.net.garena_bytes / sizeof(float), SENT, &E));
-    double *dy = rnd_vec(&rng, N, -1, 1), *dx0 = rnd_vec(&rng, N, -1, 1);
-    TRY(upload(L->dy, 0, dy, N, &E));
-    TRY(upload(L->dx[0], 0, dx0, N, &E));
+    double *dy = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3), *dx0 = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3);
+    TRY(tu_upload(L->dy, 0, dy, N, &E));
+    TRY(tu_upload(L->dx[0], 0, dx0, N, &E));
     TRY(L->type->backward(L, &run, &E));
-    double *dx = xmalloc(N * sizeof *dx), *want = xmalloc(N * sizeof *want);
-    TRY(download(L->dx[0], 0, dx, N, &E));
+    double *dx = tu_xmalloc(N * sizeof *dx), *want = tu_xmalloc(N * sizeof *want);
+    TRY(tu_download(L->dx[0], 0, dx, N, &E));
     for (size_t i = 0; i < N; i++) {
         dx[i] -= dx0[i];
-        want[i] = dy[i] * ref_act_grad(x[i], c->act, alpha);
+        want[i] = dy[i] * ref_act_alpha_grad(x[i], c->act, alpha);
     }
-    double eb = rel_err(dx, want, N);
-    note_err("act.backward", eb);
+    double eb = tu_rel_err(dx, want, N);
+    tu_note_err("act.backward", eb);
     CHECK(eb < TOL, "%s: backward rel err %.3g", desc, eb);
-    bad = sentinel_bad(L->dx[0], N, maxN - N, &E);
+    bad = tu_sentinel_bad(L->dx[0], N, maxN - N, &E);
     CHECK(bad < 0, "%s: backward wrote dx beyond row %d (float %ld)", desc, c->n, bad);
     free(x), free(y), free(yr), free(dy), free(dx0), free(dx), free(want);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -1269,17 +1034,17 @@ TEST(act_fused_dense)
                  "{\"input\":{\"shape\":[%d]},\"layers\":[" PLACEHOLDER
                  "{\"type\":\"dense\",\"units\":%d,\"activation\":\"%s\"}],\"loss\":\"mse\"}",
                  in, u, act_type(acts[a]));
-        tnet t;
-        TRY(tnet_make(&t, json, maxb, 1, &E));
+        tu_net t;
+        TRY(tu_net_make(&t, json, maxb, 1, &E));
         nn_layer *L = nn_net_out(&t.net);
         CHECK(L->act == acts[a], "%s: act %d", act_type(acts[a]), L->act);
         double alpha = acts[a] == NN_ACT_ELU ? 1.0 : 0.01;
-        trng rng = {(uint64_t)(900 + a)};
-        double *W = rnd_vec(&rng, (size_t)in * u, -1, 1), *b = rnd_vec(&rng, (size_t)u, -1, 1);
-        double *x = rnd_vec(&rng, (size_t)maxb * in, -1, 1);
-        TRY(upload(L->param[0].w, 0, W, (size_t)in * u, &E));
-        TRY(upload(L->param[1].w, 0, b, (size_t)u, &E));
-        TRY(upload(L->x[0], 0, x, (size_t)maxb * in, &E));
+        ref_rng rng = {(uint64_t)(900 + a)};
+        double *W = tu_rnd_vec_nz(&rng, (size_t)in * u, -1, 1, 1e-3), *b = tu_rnd_vec_nz(&rng, (size_t)u, -1, 1, 1e-3);
+        double *x = tu_rnd_vec_nz(&rng, (size_t)maxb * in, -1, 1, 1e-3);
+        TRY(tu_upload(L->param[0].w, 0, W, (size_t)in * u, &E));
+        TRY(tu_upload(L->param[1].w, 0, b, (size_t)u, &E));
+        TRY(tu_upload(L->x[0], 0, x, (size_t)maxb * in, &E));
         nn_run run = {d, n, 1, 7, 3};
         TRY(L->type->forward(L, &run, &E));
         double z[30], yr[30], y[30];
@@ -1289,19 +1054,20 @@ TEST(act_fused_dense)
                 for (int i = 0; i < in; i++)
                     s += x[r * in + i] * W[i * u + j];
                 z[r * u + j] = s;
-                yr[r * u + j] = ref_act(s, acts[a], alpha);
+                yr[r * u + j] = ref_act_alpha(s, acts[a], alpha);
             }
-        TRY(download(L->y, 0, y, (size_t)n * u, &E));
-        double ef = rel_err(y, yr, (size_t)n * u);
-        note_err("act.fused.forward", ef);
+        TRY(tu_download(L->y, 0, y, (size_t)n * u, &E));
+        double ef = tu_rel_err(y, yr, (size_t)n * u);
+        tu_note_err("act.fused.forward", ef);
         CHECK(ef < TOL, "dense+%s: forward rel err %.3g", act_type(acts[a]), ef);
-        double *dy = rnd_vec(&rng, (size_t)n * u, -1, 1), *dx0 = rnd_vec(&rng, (size_t)n * in, -1, 1);
-        TRY(upload(L->dy, 0, dy, (size_t)n * u, &E));
-        TRY(upload(L->dx[0], 0, dx0, (size_t)n * in, &E));
+        double *dy = tu_rnd_vec_nz(&rng, (size_t)n * u, -1, 1, 1e-3),
+               *dx0 = tu_rnd_vec_nz(&rng, (size_t)n * in, -1, 1, 1e-3);
+        TRY(tu_upload(L->dy, 0, dy, (size_t)n * u, &E));
+        TRY(tu_upload(L->dx[0], 0, dx0, (size_t)n * in, &E));
         TRY(L->type->backward(L, &run, &E));
         double dz[30], dxr[28], dx[28], dbr[5], db[5];
         for (int i = 0; i < n * u; i++)
-            dz[i] = dy[i] * ref_act_grad(z[i], acts[a], alpha);
+            dz[i] = dy[i] * ref_act_alpha_grad(z[i], acts[a], alpha);
         for (int j = 0; j < u; j++) {
             dbr[j] = 0;
             for (int r = 0; r < n; r++)
@@ -1314,15 +1080,15 @@ TEST(act_fused_dense)
                     s += dz[r * u + j] * W[i * u + j];
                 dxr[r * in + i] = s;
             }
-        TRY(download(L->dx[0], 0, dx, (size_t)n * in, &E));
+        TRY(tu_download(L->dx[0], 0, dx, (size_t)n * in, &E));
         for (int i = 0; i < n * in; i++)
             dx[i] -= dx0[i];
-        TRY(download(L->param[1].g, 0, db, (size_t)u, &E));
-        double ex = rel_err(dx, dxr, (size_t)n * in), eb = rel_err(db, dbr, (size_t)u);
-        note_err("act.fused.backward", fmax(ex, eb));
+        TRY(tu_download(L->param[1].g, 0, db, (size_t)u, &E));
+        double ex = tu_rel_err(dx, dxr, (size_t)n * in), eb = tu_rel_err(db, dbr, (size_t)u);
+        tu_note_err("act.fused.backward", fmax(ex, eb));
         CHECK(ex < TOL && eb < TOL, "dense+%s: backward rel err dx %.3g db %.3g", act_type(acts[a]), ex, eb);
         free(W), free(b), free(x), free(dy), free(dx0);
-        tnet_free(&t);
+        tu_net_free(&t);
     }
     return 0;
 }
@@ -1356,14 +1122,15 @@ TEST(act_names_and_errors)
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         char json[512];
         snprintf(json, sizeof json, "{\"input\":{\"shape\":[4]},\"layers\":[%s],\"loss\":\"mse\"}", cs[i].layer);
-        int r = build_only(json);
+        int r = tu_build_only(json, 0, &E);
         CHECK(r == NN_EDATA && strstr(E.msg, cs[i].want), "%s: got %d '%s', want '%s'", cs[i].layer, r, E.msg,
               cs[i].want);
     }
     /* fused leaky_relu / elu parse; standalone alpha kept */
-    CHECK(build_only("{\"input\":{\"shape\":[4]},\"layers\":[{\"type\":\"dense\",\"units\":3,\"activation\":"
-                     "\"leaky_relu\"},{\"type\":\"dense\",\"units\":3,\"activation\":\"elu\"},{\"type\":\"gelu\"},"
-                     "{\"type\":\"leaky_relu\",\"alpha\":0.2},{\"type\":\"elu\",\"alpha\":0.5}],\"loss\":\"mse\"}") == 0,
+    CHECK(tu_build_only("{\"input\":{\"shape\":[4]},\"layers\":[{\"type\":\"dense\",\"units\":3,\"activation\":"
+                        "\"leaky_relu\"},{\"type\":\"dense\",\"units\":3,\"activation\":\"elu\"},{\"type\":\"gelu\"},"
+                        "{\"type\":\"leaky_relu\",\"alpha\":0.2},{\"type\":\"elu\",\"alpha\":0.5}],\"loss\":\"mse\"}",
+                        0, &E) == 0,
           "valid net: %s", E.msg);
     return 0;
 }

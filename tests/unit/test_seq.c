@@ -29,260 +29,28 @@
 
 #include "check.h"
 #include "device.h"
-#include "loss.h"
 #include "net.h"
-#include "optim.h"
 #include "spec.h"
+#include "tutil.h"
 #include "util.h"
 
-#define SENT 12345.0f
-#define TOL 1e-4    /* device (fp32) vs reference, relative to the reference's largest value */
-#define FD_TOL 1e-6 /* reference backward vs central differences (double) */
+#define TOL 1e-4      /* device (fp32) vs reference, relative to the reference's largest value */
+#define FD_TOL 1e-6   /* reference backward vs central differences (double) */
+#define FD_FLOOR 1e-8 /* the smallest largest |gradient| those differences are relative to */
 
 /* ------------------------------------------------------------- plumbing */
 
 static nn_err E;
 
-#define TRY(expr)                                                                       \
-    do {                                                                                \
-        memset(&E, 0, sizeof E);                                                        \
-        int rc_ = (expr);                                                               \
-        CHECK(rc_ == 0, "%s -> %d: %s", #expr, rc_, E.msg[0] ? E.msg : "(no message)"); \
-    } while (0)
-
-#define NEED_DEV(d)            \
-    nn_dev *d = nn_test_dev();     \
-    CHECK(d, "cannot open an OpenCL device: %s", nn_test_dev_msg())
-
-static struct {
-    char op[48];
-    double err;
-} g_errs[64];
-static int g_nerrs;
-
-static void print_errs(void)
-{
-    for (int i = 0; i < g_nerrs; i++)
-        fprintf(stderr, "  max error %-28s %.3g\n", g_errs[i].op, g_errs[i].err);
-}
-
-static void note_err(const char *op, double err)
-{
-    int i;
-    for (i = 0; i < g_nerrs; i++)
-        if (!strcmp(g_errs[i].op, op))
-            break;
-    if (i == g_nerrs) {
-        if (g_nerrs == 64)
-            return;
-        if (!g_nerrs && getenv("NN_TEST_VERBOSE"))
-            atexit(print_errs);
-        snprintf(g_errs[i].op, sizeof g_errs[i].op, "%s", op);
-        g_errs[i].err = 0;
-        g_nerrs++;
-    }
-    if (err > g_errs[i].err || err != err)
-        g_errs[i].err = err;
-}
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-#define DVEC(n) ((double *)xmalloc((size_t)(n) * sizeof(double)))
-
-/* splitmix64 */
-typedef struct trng {
-    uint64_t s;
-} trng;
-
-static uint64_t trng_next(trng *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double trng_range(trng *r, double lo, double hi)
-{
-    return lo + (hi - lo) * ((double)(trng_next(r) >> 11) * (1.0 / 9007199254740992.0));
-}
-
-/* n values uniform in [lo, hi), never within 1e-3 of 0, rounded to float so
- * that the reference sees exactly what the device sees. */
-static double *rnd_vec(trng *r, size_t n, double lo, double hi)
-{
-    double *v = DVEC(n);
-    for (size_t i = 0; i < n; i++) {
-        double x;
-        do
-            x = (float)trng_range(r, lo, hi);
-        while (fabs(x) < 1e-3);
-        v[i] = x;
-    }
-    return v;
-}
+#define DVEC(n) ((double *)tu_xmalloc((size_t)(n) * sizeof(double)))
 
 /* n token ids in [0, V) as doubles. */
-static double *rnd_ids(trng *r, size_t n, int V)
+static double *rnd_ids(ref_rng *r, size_t n, int V)
 {
     double *v = DVEC(n);
     for (size_t i = 0; i < n; i++)
-        v[i] = (double)(trng_next(r) % (uint64_t)V);
+        v[i] = (double)(ref_rng_next(r) % (uint64_t)V);
     return v;
-}
-
-static double *dup_vec(const double *v, size_t n)
-{
-    double *c = DVEC(n);
-    memcpy(c, v, n * sizeof *c);
-    return c;
-}
-
-static int upload(cl_mem m, size_t off, const double *v, size_t n, nn_err *e)
-{
-    float *f = xmalloc(n * sizeof *f);
-    for (size_t i = 0; i < n; i++)
-        f[i] = (float)v[i];
-    int r = nn_buf_write(nn_test_dev(), m, off * sizeof(float), n * sizeof(float), f, 1, e);
-    free(f);
-    return r;
-}
-
-static int download(cl_mem m, size_t off, double *v, size_t n, nn_err *e)
-{
-    float *f = xmalloc(n * sizeof *f);
-    int r = nn_buf_read(nn_test_dev(), m, off * sizeof(float), n * sizeof(float), f, e);
-    for (size_t i = 0; i < n; i++)
-        v[i] = f[i];
-    free(f);
-    return r;
-}
-
-/* Floats [off, off + n) of m all still SENT? Returns the first bad index or -1. */
-static long sentinel_bad(cl_mem m, size_t off, size_t n, nn_err *e)
-{
-    if (!n)
-        return -1;
-    double *v = DVEC(n);
-    long bad = -1;
-    if (download(m, off, v, n, e))
-        bad = -2;
-    for (size_t i = 0; i < n && bad == -1; i++)
-        if (v[i] != SENT)
-            bad = (long)i;
-    free(v);
-    return bad;
-}
-
-static double max_abs(const double *v, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(v[i]) > m)
-            m = fabs(v[i]);
-    return m;
-}
-
-/* max |a - b| / max(1e-6, max |b|); b is the reference. NaN counts as infinite. */
-static double rel_err(const double *a, const double *b, size_t n)
-{
-    double d = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = fabs(a[i] - b[i]);
-        if (x != x)
-            return INFINITY;
-        if (x > d)
-            d = x;
-    }
-    double m = max_abs(b, n);
-    return d / (m > 1e-6 ? m : 1e-6);
-}
-
-static double dot(const double *a, const double *b, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-typedef struct tnet {
-    nn_spec spec;
-    nn_net net;
-} tnet;
-
-/* vocab > 0: the data's vocabulary size ("vocab" in layer keys). */
-static int tnet_make_v(tnet *t, const char *json, int max_batch, int training, int vocab, nn_err *e)
-{
-    memset(t, 0, sizeof *t);
-    int r = nn_spec_parse(json, strlen(json), "test.json", &t->spec, e);
-    if (!r && vocab > 0)
-        t->spec.vocab = vocab;
-    if (!r)
-        r = nn_net_build(&t->net, &t->spec, e);
-    if (!r)
-        r = nn_net_alloc(&t->net, nn_test_dev(), max_batch, training, e);
-    return r;
-}
-
-static int tnet_make(tnet *t, const char *json, int max_batch, int training, nn_err *e)
-{
-    return tnet_make_v(t, json, max_batch, training, 0, e);
-}
-
-static void tnet_free(tnet *t)
-{
-    nn_net_free(&t->net);
-    nn_spec_free(&t->spec);
-}
-
-/* Parses and builds without a device; returns the error code (E holds the message). */
-static int build_only(const char *json, int vocab)
-{
-    nn_spec s;
-    nn_net net;
-    memset(&s, 0, sizeof s);
-    memset(&E, 0, sizeof E);
-    int r = nn_spec_parse(json, strlen(json), "test.json", &s, &E);
-    if (!r && vocab > 0)
-        s.vocab = vocab;
-    if (!r)
-        r = nn_net_build(&net, &s, &E);
-    nn_spec_free(&s);
-    return r;
-}
-
-/* The first layer of the single-input nets below is a placeholder whose output
- * we write directly: it gives the layer under test a real x and a real dx. */
-#define PLACEHOLDER "{\"type\":\"dropout\",\"rate\":0},"
-
-typedef double (*fd_fn)(void *ctx);
-
-/* max |numerical - analytic| / max |analytic| for d f / d v[0..n). */
-static double fd_rel_err(fd_fn f, void *ctx, double *v, size_t n, const double *ana)
-{
-    const double h = 1e-5;
-    double md = 0, ma = 0;
-    for (size_t i = 0; i < n; i++) {
-        double s = v[i];
-        v[i] = s + h;
-        double fp = f(ctx);
-        v[i] = s - h;
-        double fm = f(ctx);
-        v[i] = s;
-        double num = (fp - fm) / (2 * h), d = fabs(num - ana[i]);
-        if (d > md || d != d)
-            md = d;
-        if (fabs(ana[i]) > ma)
-            ma = fabs(ana[i]);
-    }
-    return md / (ma > 1e-8 ? ma : 1e-8);
 }
 
 /* Device hash_uniform (cl/common.cl) reproduced bit for bit. */
@@ -554,7 +322,7 @@ static double afd_f(void *ctx)
 {
     afd *c = ctx;
     ref_attn(&c->a, c->y, NULL, NULL, NULL, NULL, NULL, NULL);
-    return dot(c->r, c->y, c->ny);
+    return tu_dot(c->r, c->y, c->ny);
 }
 
 typedef struct lfd {
@@ -567,7 +335,7 @@ static double lfd_f(void *ctx)
 {
     lfd *c = ctx;
     ref_ln_forward(c->x, c->rows, c->D, c->g, c->b, c->eps, c->y);
-    return dot(c->r, c->y, c->rows * (size_t)c->D);
+    return tu_dot(c->r, c->y, c->rows * (size_t)c->D);
 }
 
 typedef struct efd {
@@ -580,12 +348,12 @@ static double efd_f(void *ctx)
 {
     efd *c = ctx;
     ref_emb_forward(c->ids, c->n, c->T, c->V, c->D, c->w, c->pos, c->y);
-    return dot(c->r, c->y, c->n * (size_t)c->T * c->D);
+    return tu_dot(c->r, c->y, c->n * (size_t)c->T * c->D);
 }
 
 TEST(seq_ref_fd)
 {
-    trng rng = {4242};
+    ref_rng rng = {4242};
     /* attention: (n, T, D, H, causal, bias, dropout) */
     static const int ac[][7] = {{2, 3, 4, 2, 0, 1, 0}, {2, 4, 6, 3, 1, 1, 0}, {1, 5, 6, 2, 1, 0, 1},
                                 {2, 3, 4, 1, 0, 1, 1}, {1, 1, 4, 2, 1, 1, 0}};
@@ -594,23 +362,25 @@ TEST(seq_ref_fd)
         size_t rows = (size_t)n * T, N = rows * D;
         afd c;
         memset(&c, 0, sizeof c);
-        double *x = rnd_vec(&rng, N, -1, 1), *wq = rnd_vec(&rng, (size_t)D * 3 * D, -0.6, 0.6);
-        double *bq = rnd_vec(&rng, 3 * (size_t)D, -0.3, 0.3), *wo = rnd_vec(&rng, (size_t)D * D, -0.6, 0.6);
-        double *bo = rnd_vec(&rng, (size_t)D, -0.3, 0.3);
+        double *x = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3), *wq = tu_rnd_vec_nz(&rng, (size_t)D * 3 * D, -0.6, 0.6, 1e-3);
+        double *bq = tu_rnd_vec_nz(&rng, 3 * (size_t)D, -0.3, 0.3, 1e-3),
+               *wo = tu_rnd_vec_nz(&rng, (size_t)D * D, -0.6, 0.6, 1e-3);
+        double *bo = tu_rnd_vec_nz(&rng, (size_t)D, -0.3, 0.3, 1e-3);
         double *keep = ac[ci][6] ? attn_keep_mask((size_t)n * H * T * T, 0.3f, 11, 5, 2) : NULL;
         c.a = (aref){n, T, D, H, ac[ci][4], x, wq, bias ? bq : NULL, wo, bias ? bo : NULL, keep};
         c.ny = N;
-        c.r = rnd_vec(&rng, N, -1, 1);
+        c.r = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3);
         c.y = DVEC(N);
         double *dx = DVEC(N), *dwq = DVEC((size_t)D * 3 * D), *dbq = DVEC(3 * (size_t)D), *dwo = DVEC((size_t)D * D),
                *dbo = DVEC((size_t)D);
         ref_attn(&c.a, c.y, c.r, dx, dwq, dbq, dwo, dbo);
-        double ex = fd_rel_err(afd_f, &c, x, N, dx), eq = fd_rel_err(afd_f, &c, wq, (size_t)D * 3 * D, dwq);
-        double eo = fd_rel_err(afd_f, &c, wo, (size_t)D * D, dwo);
-        double ebq = bias ? fd_rel_err(afd_f, &c, bq, 3 * (size_t)D, dbq) : 0;
-        double ebo = bias ? fd_rel_err(afd_f, &c, bo, (size_t)D, dbo) : 0;
+        double ex = tu_fd_rel_err(afd_f, &c, x, N, dx, FD_FLOOR),
+               eq = tu_fd_rel_err(afd_f, &c, wq, (size_t)D * 3 * D, dwq, FD_FLOOR);
+        double eo = tu_fd_rel_err(afd_f, &c, wo, (size_t)D * D, dwo, FD_FLOOR);
+        double ebq = bias ? tu_fd_rel_err(afd_f, &c, bq, 3 * (size_t)D, dbq, FD_FLOOR) : 0;
+        double ebo = bias ? tu_fd_rel_err(afd_f, &c, bo, (size_t)D, dbo, FD_FLOOR) : 0;
         double m = fmax(fmax(ex, eq), fmax(eo, fmax(ebq, ebo)));
-        note_err("fd.attention", m);
+        tu_note_err("fd.attention", m);
         CHECK(m < FD_TOL, "attention case %zu: fd rel err dx %.3g dWqkv %.3g dbqkv %.3g dWout %.3g dbout %.3g", ci,
               ex, eq, ebq, eo, ebo);
         free(x), free(wq), free(bq), free(wo), free(bo), free(keep), free(c.r), free(c.y), free(dx), free(dwq);
@@ -621,16 +391,17 @@ TEST(seq_ref_fd)
     for (size_t ci = 0; ci < sizeof lc / sizeof *lc; ci++) {
         lfd c = {(size_t)lc[ci][0], lc[ci][1], 1e-3, 0, 0, 0, 0, 0};
         size_t N = c.rows * (size_t)c.D;
-        c.x = rnd_vec(&rng, N, -2, 3);
-        c.g = rnd_vec(&rng, (size_t)c.D, 0.5, 1.5);
-        c.b = rnd_vec(&rng, (size_t)c.D, -1, 1);
-        c.r = rnd_vec(&rng, N, -1, 1);
+        c.x = tu_rnd_vec_nz(&rng, N, -2, 3, 1e-3);
+        c.g = tu_rnd_vec_nz(&rng, (size_t)c.D, 0.5, 1.5, 1e-3);
+        c.b = tu_rnd_vec_nz(&rng, (size_t)c.D, -1, 1, 1e-3);
+        c.r = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3);
         c.y = DVEC(N);
         double *dx = DVEC(N), *dg = DVEC((size_t)c.D), *db = DVEC((size_t)c.D);
         ref_ln_backward(c.x, c.r, c.rows, c.D, c.g, c.eps, dx, dg, db);
-        double ex = fd_rel_err(lfd_f, &c, c.x, N, dx), eg = fd_rel_err(lfd_f, &c, c.g, (size_t)c.D, dg),
-               eb = fd_rel_err(lfd_f, &c, c.b, (size_t)c.D, db);
-        note_err("fd.layernorm", fmax(ex, fmax(eg, eb)));
+        double ex = tu_fd_rel_err(lfd_f, &c, c.x, N, dx, FD_FLOOR),
+               eg = tu_fd_rel_err(lfd_f, &c, c.g, (size_t)c.D, dg, FD_FLOOR),
+               eb = tu_fd_rel_err(lfd_f, &c, c.b, (size_t)c.D, db, FD_FLOOR);
+        tu_note_err("fd.layernorm", fmax(ex, fmax(eg, eb)));
         CHECK(ex < FD_TOL && eg < FD_TOL && eb < FD_TOL, "layernorm %zux%d: fd rel err dx %.3g dg %.3g db %.3g",
               c.rows, c.D, ex, eg, eb);
         free(c.x), free(c.g), free(c.b), free(c.r), free(c.y), free(dx), free(dg), free(db);
@@ -640,15 +411,15 @@ TEST(seq_ref_fd)
         efd c = {3, 5, 4, 3, 0, 0, 0, 0, 0};
         size_t N = c.n * (size_t)c.T * c.D;
         c.ids = rnd_ids(&rng, c.n * (size_t)c.T, c.V);
-        c.w = rnd_vec(&rng, (size_t)c.V * c.D, -1, 1);
-        c.pos = positional ? rnd_vec(&rng, (size_t)c.T * c.D, -1, 1) : NULL;
-        c.r = rnd_vec(&rng, N, -1, 1);
+        c.w = tu_rnd_vec_nz(&rng, (size_t)c.V * c.D, -1, 1, 1e-3);
+        c.pos = positional ? tu_rnd_vec_nz(&rng, (size_t)c.T * c.D, -1, 1, 1e-3) : NULL;
+        c.r = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3);
         c.y = DVEC(N);
         double *dw = DVEC((size_t)c.V * c.D), *dp = DVEC((size_t)c.T * c.D);
         ref_emb_backward(c.ids, c.r, c.n, c.T, c.V, c.D, dw, positional ? dp : NULL);
-        double ew = fd_rel_err(efd_f, &c, c.w, (size_t)c.V * c.D, dw);
-        double ep = positional ? fd_rel_err(efd_f, &c, c.pos, (size_t)c.T * c.D, dp) : 0;
-        note_err("fd.embedding", fmax(ew, ep));
+        double ew = tu_fd_rel_err(efd_f, &c, c.w, (size_t)c.V * c.D, dw, FD_FLOOR);
+        double ep = positional ? tu_fd_rel_err(efd_f, &c, c.pos, (size_t)c.T * c.D, dp, FD_FLOOR) : 0;
+        tu_note_err("fd.embedding", fmax(ew, ep));
         CHECK(ew < FD_TOL && ep < FD_TOL, "embedding positional=%d: fd rel err dW %.3g dpos %.3g", positional, ew, ep);
         free(c.ids), free(c.w), free(c.pos), free(c.r), free(c.y), free(dw), free(dp);
     }
@@ -671,8 +442,8 @@ static int emb_case(const ecase *c)
              "{\"input\":{\"shape\":[%d]},\"layers\":[%s{\"type\":\"embedding\",\"input_dim\":%d,\"output_dim\":%d,"
              "\"positional\":%s}],\"loss\":\"mse\"}",
              c->T, c->first ? "" : PLACEHOLDER, c->V, c->D, c->positional ? "true" : "false");
-    tnet t;
-    TRY(tnet_make(&t, json, c->maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, c->maxb, 1, &E));
     nn_net *net = &t.net;
     nn_layer *L = nn_net_out(net);
     CHECK(L->out_shape.nd == 2 && L->out_shape.d[0] == c->T && L->out_shape.d[1] == c->D, "%s: output shape", desc);
@@ -683,51 +454,52 @@ static int emb_case(const ecase *c)
     CHECK(c->first ? L->dx[0] == NULL : L->dx[0] != NULL, "%s: dx", desc);
     size_t T = (size_t)c->T, D = (size_t)c->D, V = (size_t)c->V;
     size_t R = (size_t)c->n * T, maxR = (size_t)c->maxb * T, N = R * D, maxN = maxR * D;
-    trng rng = {7919ull * (uint64_t)c->V + 31ull * T + (uint64_t)c->n + 1000ull * (uint64_t)c->first};
+    ref_rng rng = {7919ull * (uint64_t)c->V + 31ull * T + (uint64_t)c->n + 1000ull * (uint64_t)c->first};
     double *ids = rnd_ids(&rng, maxR, c->V);
     if (c->invalid) { /* out of range: zero vector, no gradient */
         ids[0] = (double)c->V;
         ids[R / 2] = -1;
         ids[R - 1] = 1e6;
     }
-    double *w = rnd_vec(&rng, V * D, -1, 1), *pos = c->positional ? rnd_vec(&rng, T * D, -1, 1) : NULL;
-    TRY(upload(L->param[0].w, 0, w, V * D, &E));
+    double *w = tu_rnd_vec_nz(&rng, V * D, -1, 1, 1e-3),
+           *pos = c->positional ? tu_rnd_vec_nz(&rng, T * D, -1, 1, 1e-3) : NULL;
+    TRY(tu_upload(L->param[0].w, 0, w, V * D, &E));
     if (pos)
-        TRY(upload(L->param[1].w, 0, pos, T * D, &E));
-    TRY(upload(L->x[0], 0, ids, maxR, &E));
+        TRY(tu_upload(L->param[1].w, 0, pos, T * D, &E));
+    TRY(tu_upload(L->x[0], 0, ids, maxR, &E));
     TRY(nn_buf_fill(d, L->y, 0, maxN, SENT, &E));
     nn_run run = {d, c->n, 1, 7, 3};
     TRY(L->type->forward(L, &run, &E));
     double *y = DVEC(N), *yr = DVEC(N);
-    TRY(download(L->y, 0, y, N, &E));
+    TRY(tu_download(L->y, 0, y, N, &E));
     ref_emb_forward(ids, (size_t)c->n, c->T, c->V, c->D, w, pos, yr);
-    double ef = rel_err(y, yr, N);
-    note_err("embedding.forward", ef);
+    double ef = tu_rel_err(y, yr, N);
+    tu_note_err("embedding.forward", ef);
     CHECK(ef < TOL, "%s: forward rel err %.3g", desc, ef);
-    long bad = sentinel_bad(L->y, N, maxN - N, &E);
+    long bad = tu_sentinel_bad(L->y, N, maxN - N, &E);
     CHECK(bad < 0, "%s: forward wrote y beyond row %d (float %ld)", desc, c->n, bad);
 
     TRY(nn_buf_fill(d, net->garena, 0, net->garena_bytes / sizeof(float), SENT, &E));
     TRY(nn_buf_fill(d, net->grads, 0, net->nparams, SENT, &E));
-    double *dy = rnd_vec(&rng, N, -1, 1), *dx0 = rnd_vec(&rng, R, -1, 1);
-    TRY(upload(L->dy, 0, dy, N, &E));
+    double *dy = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3), *dx0 = tu_rnd_vec_nz(&rng, R, -1, 1, 1e-3);
+    TRY(tu_upload(L->dy, 0, dy, N, &E));
     if (L->dx[0])
-        TRY(upload(L->dx[0], 0, dx0, R, &E));
+        TRY(tu_upload(L->dx[0], 0, dx0, R, &E));
     TRY(L->type->backward(L, &run, &E));
     double *dw = DVEC(V * D), *dwr = DVEC(V * D), *dp = DVEC(T * D), *dpr = DVEC(T * D);
     ref_emb_backward(ids, dy, (size_t)c->n, c->T, c->V, c->D, dwr, dpr);
-    TRY(download(L->param[0].g, 0, dw, V * D, &E));
-    double ew = rel_err(dw, dwr, V * D), ep = 0;
+    TRY(tu_download(L->param[0].g, 0, dw, V * D, &E));
+    double ew = tu_rel_err(dw, dwr, V * D), ep = 0;
     if (pos) {
-        TRY(download(L->param[1].g, 0, dp, T * D, &E));
-        ep = rel_err(dp, dpr, T * D);
+        TRY(tu_download(L->param[1].g, 0, dp, T * D, &E));
+        ep = tu_rel_err(dp, dpr, T * D);
     }
-    note_err("embedding.backward", fmax(ew, ep));
+    tu_note_err("embedding.backward", fmax(ew, ep));
     CHECK(ew < TOL && ep < TOL, "%s: backward rel err dW %.3g dpos %.3g", desc, ew, ep);
     if (L->dx[0]) { /* no gradient flows to the ids: dx left as it was */
         double *dx = DVEC(maxR);
-        TRY(download(L->dx[0], 0, dx, maxR, &E));
-        CHECK(rel_err(dx, dx0, R) == 0, "%s: backward changed dx", desc);
+        TRY(tu_download(L->dx[0], 0, dx, maxR, &E));
+        CHECK(tu_rel_err(dx, dx0, R) == 0, "%s: backward changed dx", desc);
         bad = -1;
         for (size_t i = R; i < maxR && bad < 0; i++)
             if (dx[i] != SENT)
@@ -736,7 +508,7 @@ static int emb_case(const ecase *c)
         free(dx);
     }
     free(ids), free(w), free(pos), free(y), free(yr), free(dy), free(dx0), free(dw), free(dwr), free(dp), free(dpr);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -758,13 +530,13 @@ TEST(seq_embedding_vocab)
 {
     const char *json = "{\"input\":{\"shape\":[6]},\"layers\":[{\"type\":\"embedding\",\"input_dim\":\"vocab\","
                        "\"output_dim\":32,\"positional\":true}],\"loss\":\"mse\"}";
-    int r = build_only(json, 0);
+    int r = tu_build_only(json, 0, &E);
     CHECK(r == NN_EDATA && strstr(E.msg, "layers[0].input_dim") && strstr(E.msg, "text data"),
           "without a vocabulary: %d '%s'", r, E.msg);
     NEED_DEV(d);
     (void)d;
-    tnet t;
-    TRY(tnet_make_v(&t, json, 2, 0, 211, &E));
+    tu_net t;
+    TRY(tu_net_make_vocab(&t, json, 2, 0, 211, &E));
     nn_layer *L = nn_net_out(&t.net);
     CHECK(L->param[0].shape.d[0] == 211 && L->param[0].shape.d[1] == 32, "weight shape [%d, %d]",
           L->param[0].shape.d[0], L->param[0].shape.d[1]);
@@ -772,7 +544,7 @@ TEST(seq_embedding_vocab)
     TRY(nn_net_init_params(&t.net, 3, &E));
     size_t nw = 211 * 32;
     double *w = DVEC(nw);
-    TRY(download(L->param[0].w, 0, w, nw, &E));
+    TRY(tu_download(L->param[0].w, 0, w, nw, &E));
     double m = 0, q = 0;
     for (size_t i = 0; i < nw; i++)
         m += w[i], q += w[i] * w[i];
@@ -780,7 +552,7 @@ TEST(seq_embedding_vocab)
     double sd = sqrt(q / (double)nw - m * m), want = sqrt(2.0 / 32);
     CHECK(fabs(m) < 0.02 && fabs(sd - want) < 0.1 * want, "init mean %.4f std %.4f (want 0, %.4f)", m, sd, want);
     free(w);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -807,8 +579,8 @@ static int ln_case(const lcase *c)
     snprintf(desc, sizeof desc, "layernorm [%s] n=%d/%d%s first=%d", sh, c->n, c->maxb, keys, c->first);
     snprintf(json, sizeof json, "{\"input\":{\"shape\":[%s]},\"layers\":[%s{\"type\":\"layernorm\"%s}],\"loss\":\"mse\"}",
              sh, c->first ? "" : PLACEHOLDER, keys);
-    tnet t;
-    TRY(tnet_make(&t, json, c->maxb, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, c->maxb, 1, &E));
     nn_net *net = &t.net;
     nn_layer *L = nn_net_out(net);
     int D = c->shape[c->nd - 1];
@@ -816,60 +588,62 @@ static int ln_case(const lcase *c)
     CHECK(L->nparam == 2 && !strcmp(L->param[0].name, "weight") && !strcmp(L->param[1].name, "bias") &&
               L->param[0].n == Dz && L->param[0].init == NN_INIT_ONE && L->param[1].init == NN_INIT_ZERO,
           "%s: parameters", desc);
-    trng rng = {1000003ull * (uint64_t)c->n + 101ull * per + (uint64_t)c->first};
-    double *g = rnd_vec(&rng, Dz, 0.5, 1.5), *b = rnd_vec(&rng, Dz, -1, 1), *x = rnd_vec(&rng, maxN, -1, 1);
+    ref_rng rng = {1000003ull * (uint64_t)c->n + 101ull * per + (uint64_t)c->first};
+    double *g = tu_rnd_vec_nz(&rng, Dz, 0.5, 1.5, 1e-3), *b = tu_rnd_vec_nz(&rng, Dz, -1, 1, 1e-3),
+           *x = tu_rnd_vec_nz(&rng, maxN, -1, 1, 1e-3);
     for (size_t i = 0; i < maxN; i++) /* row offsets and scales */
         x[i] = (float)(x[i] * (1 + (double)((i / Dz) % 3)) + 2.0 - (double)((i / Dz) % 5));
-    TRY(upload(L->param[0].w, 0, g, Dz, &E));
-    TRY(upload(L->param[1].w, 0, b, Dz, &E));
+    TRY(tu_upload(L->param[0].w, 0, g, Dz, &E));
+    TRY(tu_upload(L->param[1].w, 0, b, Dz, &E));
     TRY(nn_buf_fill(d, L->y, 0, maxN, SENT, &E));
-    TRY(upload(L->x[0], 0, x, maxN, &E));
+    TRY(tu_upload(L->x[0], 0, x, maxN, &E));
     nn_run run = {d, c->n, 1, 7, 3};
     TRY(L->type->forward(L, &run, &E));
     double *y = DVEC(N), *yr = DVEC(N);
-    TRY(download(L->y, 0, y, N, &E));
+    TRY(tu_download(L->y, 0, y, N, &E));
     ref_ln_forward(x, rows, D, g, b, eps, yr);
-    double ef = rel_err(y, yr, N);
-    note_err("layernorm.forward", ef);
+    double ef = tu_rel_err(y, yr, N);
+    tu_note_err("layernorm.forward", ef);
     CHECK(ef < TOL, "%s: forward rel err %.3g", desc, ef);
-    long bad = sentinel_bad(L->y, N, maxN - N, &E);
+    long bad = tu_sentinel_bad(L->y, N, maxN - N, &E);
     CHECK(bad < 0, "%s: forward wrote y beyond row %d (float %ld)", desc, c->n, bad);
     /* inference: the same formula */
     run.train = 0;
     TRY(L->type->forward(L, &run, &E));
-    TRY(download(L->y, 0, y, N, &E));
-    CHECK(rel_err(y, yr, N) < TOL, "%s: eval forward differs", desc);
+    TRY(tu_download(L->y, 0, y, N, &E));
+    CHECK(tu_rel_err(y, yr, N) < TOL, "%s: eval forward differs", desc);
     run.train = 1;
 
     TRY(nn_buf_fill(d, net->garena, 0, net->garena_bytes / sizeof(float), SENT, &E));
     TRY(nn_buf_fill(d, net->grads, 0, net->nparams, SENT, &E));
-    double *dy = rnd_vec(&rng, N, -1, 1), *dx0 = rnd_vec(&rng, N, -1, 1), *dxr = dup_vec(dx0, N);
-    TRY(upload(L->dy, 0, dy, N, &E));
+    double *dy = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3), *dx0 = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3),
+           *dxr = tu_dup_vec(dx0, N);
+    TRY(tu_upload(L->dy, 0, dy, N, &E));
     if (L->dx[0])
-        TRY(upload(L->dx[0], 0, dx0, N, &E));
+        TRY(tu_upload(L->dx[0], 0, dx0, N, &E));
     TRY(L->type->backward(L, &run, &E));
     double *dx = DVEC(N), *dg = DVEC(Dz), *db = DVEC(Dz), *dgr = DVEC(Dz), *dbr = DVEC(Dz);
     ref_ln_backward(x, dy, rows, D, g, eps, dxr, dgr, dbr);
-    TRY(download(L->param[0].g, 0, dg, Dz, &E));
-    TRY(download(L->param[1].g, 0, db, Dz, &E));
-    double ex = 0, eg = rel_err(dg, dgr, Dz), eb = rel_err(db, dbr, Dz);
+    TRY(tu_download(L->param[0].g, 0, dg, Dz, &E));
+    TRY(tu_download(L->param[1].g, 0, db, Dz, &E));
+    double ex = 0, eg = tu_rel_err(dg, dgr, Dz), eb = tu_rel_err(db, dbr, Dz);
     if (L->dx[0]) {
-        TRY(download(L->dx[0], 0, dx, N, &E));
+        TRY(tu_download(L->dx[0], 0, dx, N, &E));
         for (size_t i = 0; i < N; i++) /* compare the deltas */
             dx[i] -= dx0[i], dxr[i] -= dx0[i];
-        ex = rel_err(dx, dxr, N);
-        bad = sentinel_bad(L->dx[0], N, maxN - N, &E);
+        ex = tu_rel_err(dx, dxr, N);
+        bad = tu_sentinel_bad(L->dx[0], N, maxN - N, &E);
         CHECK(bad < 0, "%s: backward wrote dx beyond row %d (float %ld)", desc, c->n, bad);
     }
-    note_err("layernorm.backward", fmax(ex, fmax(eg, eb)));
+    tu_note_err("layernorm.backward", fmax(ex, fmax(eg, eb)));
     CHECK(ex < TOL && eg < TOL && eb < TOL, "%s: backward rel err dx %.3g dweight %.3g dbias %.3g", desc, ex, eg,
           eb);
     double *dyb = DVEC(N);
-    TRY(download(L->dy, 0, dyb, N, &E));
-    CHECK(rel_err(dyb, dy, N) == 0, "%s: backward changed dy", desc);
+    TRY(tu_download(L->dy, 0, dyb, N, &E));
+    CHECK(tu_rel_err(dyb, dy, N) == 0, "%s: backward changed dy", desc);
     free(g), free(b), free(x), free(y), free(yr), free(dy), free(dx0), free(dxr), free(dx), free(dg), free(db);
     free(dgr), free(dbr), free(dyb);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -893,7 +667,7 @@ typedef struct acase {
 } acase;
 
 typedef struct anet {
-    tnet t;
+    tu_net t;
     nn_layer *L;
     size_t N, maxN, D;
     double *x, *wq, *bq, *wo, *bo;
@@ -902,11 +676,11 @@ typedef struct anet {
 static void anet_free(anet *a)
 {
     free(a->x), free(a->wq), free(a->bq), free(a->wo), free(a->bo);
-    tnet_free(&a->t);
+    tu_net_free(&a->t);
 }
 
 /* placeholder -> attention, random parameters and input uploaded. */
-static int anet_make(anet *a, const acase *c, trng *rng)
+static int anet_make(anet *a, const acase *c, ref_rng *rng)
 {
     char json[512];
     snprintf(json, sizeof json,
@@ -914,7 +688,7 @@ static int anet_make(anet *a, const acase *c, trng *rng)
              "{\"type\":\"attention\",\"heads\":%d,\"causal\":%s,\"use_bias\":%s,\"dropout\":%g}],\"loss\":\"mse\"}",
              c->T, c->D, c->H, c->causal ? "true" : "false", c->bias ? "true" : "false", c->rate);
     memset(a, 0, sizeof *a);
-    TRY(tnet_make(&a->t, json, c->maxb, 1, &E));
+    TRY(tu_net_make(&a->t, json, c->maxb, 1, &E));
     nn_layer *L = a->L = nn_net_out(&a->t.net);
     size_t D = a->D = (size_t)c->D, per = (size_t)c->T * D;
     a->N = (size_t)c->n * per;
@@ -931,25 +705,25 @@ static int anet_make(anet *a, const acase *c, trng *rng)
                        L->param[ib].init == NN_INIT_ZERO && L->param[ibo].init == NN_INIT_ZERO),
           "bias parameters");
     CHECK(L->scratch == 7 * per + 2 * (size_t)c->H * c->T * c->T, "scratch %zu floats per sample", L->scratch);
-    a->x = rnd_vec(rng, a->maxN, -1, 1);
-    a->wq = rnd_vec(rng, D * 3 * D, -0.6, 0.6);
-    a->wo = rnd_vec(rng, D * D, -0.6, 0.6);
-    TRY(upload(L->param[iw].w, 0, a->wq, D * 3 * D, &E));
-    TRY(upload(L->param[io].w, 0, a->wo, D * D, &E));
+    a->x = tu_rnd_vec_nz(rng, a->maxN, -1, 1, 1e-3);
+    a->wq = tu_rnd_vec_nz(rng, D * 3 * D, -0.6, 0.6, 1e-3);
+    a->wo = tu_rnd_vec_nz(rng, D * D, -0.6, 0.6, 1e-3);
+    TRY(tu_upload(L->param[iw].w, 0, a->wq, D * 3 * D, &E));
+    TRY(tu_upload(L->param[io].w, 0, a->wo, D * D, &E));
     if (c->bias) {
-        a->bq = rnd_vec(rng, 3 * D, -0.3, 0.3);
-        a->bo = rnd_vec(rng, D, -0.3, 0.3);
-        TRY(upload(L->param[ib].w, 0, a->bq, 3 * D, &E));
-        TRY(upload(L->param[ibo].w, 0, a->bo, D, &E));
+        a->bq = tu_rnd_vec_nz(rng, 3 * D, -0.3, 0.3, 1e-3);
+        a->bo = tu_rnd_vec_nz(rng, D, -0.3, 0.3, 1e-3);
+        TRY(tu_upload(L->param[ib].w, 0, a->bq, 3 * D, &E));
+        TRY(tu_upload(L->param[ibo].w, 0, a->bo, D, &E));
     }
-    TRY(upload(L->x[0], 0, a->x, a->maxN, &E));
+    TRY(tu_upload(L->x[0], 0, a->x, a->maxN, &E));
     return 0;
 }
 
 /* Forward (y against the reference, sentinel rows) and backward (dx delta,
  * every parameter gradient, sentinel rows, dy unchanged) for run; keep: the
  * dropout multipliers the reference uses (NULL: none). */
-static int attn_check(anet *a, const acase *c, const nn_run *run, const double *keep, trng *rng, const char *desc,
+static int attn_check(anet *a, const acase *c, const nn_run *run, const double *keep, ref_rng *rng, const char *desc,
                       const char *tag)
 {
     nn_dev *d = run->dev;
@@ -960,48 +734,49 @@ static int attn_check(anet *a, const acase *c, const nn_run *run, const double *
     TRY(nn_buf_fill(d, L->y, 0, maxN, SENT, &E));
     TRY(L->type->forward(L, run, &E));
     double *y = DVEC(N), *yr = DVEC(N);
-    TRY(download(L->y, 0, y, N, &E));
+    TRY(tu_download(L->y, 0, y, N, &E));
     aref ar = {c->n, c->T, c->D, c->H, c->causal, a->x, a->wq, a->bq, a->wo, a->bo, keep};
     ref_attn(&ar, yr, NULL, NULL, NULL, NULL, NULL, NULL);
-    double ef = rel_err(y, yr, N);
+    double ef = tu_rel_err(y, yr, N);
     snprintf(op, sizeof op, "attention.forward%s", tag);
-    note_err(op, ef);
+    tu_note_err(op, ef);
     CHECK(ef < TOL, "%s: forward rel err %.3g", desc, ef);
-    long bad = sentinel_bad(L->y, N, maxN - N, &E);
+    long bad = tu_sentinel_bad(L->y, N, maxN - N, &E);
     CHECK(bad < 0, "%s: forward wrote y beyond row %d (float %ld)", desc, c->n, bad);
 
     TRY(nn_buf_fill(d, net->garena, 0, net->garena_bytes / sizeof(float), SENT, &E));
     TRY(nn_buf_fill(d, net->grads, 0, net->nparams, SENT, &E));
-    double *dy = rnd_vec(rng, N, -1, 1), *dx0 = rnd_vec(rng, N, -1, 1), *dxr = dup_vec(dx0, N);
-    TRY(upload(L->dy, 0, dy, N, &E));
-    TRY(upload(L->dx[0], 0, dx0, N, &E));
+    double *dy = tu_rnd_vec_nz(rng, N, -1, 1, 1e-3), *dx0 = tu_rnd_vec_nz(rng, N, -1, 1, 1e-3),
+           *dxr = tu_dup_vec(dx0, N);
+    TRY(tu_upload(L->dy, 0, dy, N, &E));
+    TRY(tu_upload(L->dx[0], 0, dx0, N, &E));
     TRY(L->type->backward(L, run, &E));
     double *dwq = DVEC(D * 3 * D), *dbq = DVEC(3 * D), *dwo = DVEC(D * D), *dbo = DVEC(D);
     ref_attn(&ar, yr, dy, dxr, dwq, dbq, dwo, dbo);
     double *dx = DVEC(N), *g = DVEC(D * 3 * D);
-    TRY(download(L->dx[0], 0, dx, N, &E));
+    TRY(tu_download(L->dx[0], 0, dx, N, &E));
     for (size_t i = 0; i < N; i++)
         dx[i] -= dx0[i], dxr[i] -= dx0[i];
-    double ex = rel_err(dx, dxr, N), e4[4] = {0, 0, 0, 0};
+    double ex = tu_rel_err(dx, dxr, N), e4[4] = {0, 0, 0, 0};
     const double *want[4] = {dwq, dbq, dwo, dbo};
     for (int p = 0, k = 0; p < 4; p++) {
         if (!c->bias && (p == 1 || p == 3))
             continue;
         size_t cnt = L->param[k].n;
-        TRY(download(L->param[k].g, 0, g, cnt, &E));
-        e4[p] = rel_err(g, want[p], cnt);
+        TRY(tu_download(L->param[k].g, 0, g, cnt, &E));
+        e4[p] = tu_rel_err(g, want[p], cnt);
         k++;
     }
     snprintf(op, sizeof op, "attention.backward%s", tag);
-    note_err(op, fmax(fmax(ex, e4[0]), fmax(fmax(e4[1], e4[2]), e4[3])));
+    tu_note_err(op, fmax(fmax(ex, e4[0]), fmax(fmax(e4[1], e4[2]), e4[3])));
     CHECK(ex < TOL && e4[0] < TOL && e4[1] < TOL && e4[2] < TOL && e4[3] < TOL,
           "%s: backward rel err dx %.3g dWqkv %.3g dbqkv %.3g dWout %.3g dbout %.3g", desc, ex, e4[0], e4[1], e4[2],
           e4[3]);
-    bad = sentinel_bad(L->dx[0], N, maxN - N, &E);
+    bad = tu_sentinel_bad(L->dx[0], N, maxN - N, &E);
     CHECK(bad < 0, "%s: backward wrote dx beyond row %d (float %ld)", desc, c->n, bad);
     double *dyb = DVEC(N);
-    TRY(download(L->dy, 0, dyb, N, &E));
-    CHECK(rel_err(dyb, dy, N) == 0, "%s: backward changed dy", desc);
+    TRY(tu_download(L->dy, 0, dyb, N, &E));
+    CHECK(tu_rel_err(dyb, dy, N) == 0, "%s: backward changed dy", desc);
     free(y), free(yr), free(dy), free(dx0), free(dxr), free(dwq), free(dbq), free(dwo), free(dbo), free(dx), free(g);
     free(dyb);
     return 0;
@@ -1024,7 +799,7 @@ TEST(seq_attention)
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         char desc[160];
         acase_desc(desc, sizeof desc, &cs[i]);
-        trng rng = {97ull * i + 5};
+        ref_rng rng = {97ull * i + 5};
         anet a;
         if (anet_make(&a, &cs[i], &rng))
             return 1;
@@ -1051,7 +826,7 @@ TEST(seq_attention_dropout)
         const acase *c = &cs[i];
         char desc[160];
         acase_desc(desc, sizeof desc, c);
-        trng rng = {1234567ull + i};
+        ref_rng rng = {1234567ull + i};
         anet a;
         if (anet_make(&a, c, &rng))
             return 1;
@@ -1070,22 +845,22 @@ TEST(seq_attention_dropout)
         /* determinism: the same (seed, step) gives the same output, another step another */
         double *y1 = DVEC(N), *y2 = DVEC(N), *y3 = DVEC(N);
         TRY(L->type->forward(L, &run, &E));
-        TRY(download(L->y, 0, y1, N, &E));
+        TRY(tu_download(L->y, 0, y1, N, &E));
         TRY(L->type->forward(L, &run, &E));
-        TRY(download(L->y, 0, y2, N, &E));
-        CHECK(rel_err(y1, y2, N) == 0, "%s: two forwards of the same step differ", desc);
+        TRY(tu_download(L->y, 0, y2, N, &E));
+        CHECK(tu_rel_err(y1, y2, N) == 0, "%s: two forwards of the same step differ", desc);
         nn_run next = run;
         next.step++;
         TRY(L->type->forward(L, &next, &E));
-        TRY(download(L->y, 0, y3, N, &E));
-        CHECK(rel_err(y3, y1, N) > 1e-3, "%s: the mask does not change with the step", desc);
+        TRY(tu_download(L->y, 0, y3, N, &E));
+        CHECK(tu_rel_err(y3, y1, N) > 1e-3, "%s: the mask does not change with the step", desc);
         /* inference: no dropout */
         nn_run ev = run;
         ev.train = 0;
         if (attn_check(&a, c, &ev, NULL, &rng, desc, ".eval"))
             return 1;
-        TRY(download(L->y, 0, y3, N, &E));
-        CHECK(rel_err(y3, y1, N) > 1e-3, "%s: eval output equals the training output", desc);
+        TRY(tu_download(L->y, 0, y3, N, &E));
+        CHECK(tu_rel_err(y3, y1, N) > 1e-3, "%s: eval output equals the training output", desc);
         free(keep), free(y1), free(y2), free(y3);
         anet_free(&a);
     }
@@ -1115,28 +890,28 @@ TEST(seq_causal)
     NEED_DEV(d);
     {
         const acase c = {3, 3, 7, 6, 2, 1, 1, 0.25};
-        trng rng = {8080};
+        ref_rng rng = {8080};
         anet a;
         if (anet_make(&a, &c, &rng))
             return 1;
         nn_layer *L = a.L;
         size_t N = a.N;
-        double *y0 = DVEC(N), *y1 = DVEC(N), *x = dup_vec(a.x, N);
+        double *y0 = DVEC(N), *y1 = DVEC(N), *x = tu_dup_vec(a.x, N);
         for (int train = 0; train < 2; train++) {
             nn_run run = {d, c.n, train, 99, 4};
-            TRY(upload(L->x[0], 0, a.x, N, &E));
+            TRY(tu_upload(L->x[0], 0, a.x, N, &E));
             TRY(L->type->forward(L, &run, &E));
-            TRY(download(L->y, 0, y0, N, &E));
+            TRY(tu_download(L->y, 0, y0, N, &E));
             for (int t = 0; t < c.T; t++) {
                 memcpy(x, a.x, N * sizeof *x);
                 for (int s = 0; s < c.n; s++)
                     for (int j = 0; j < c.D; j++)
                         x[((size_t)s * c.T + t) * c.D + j] += 0.5;
-                TRY(upload(L->x[0], 0, x, N, &E));
+                TRY(tu_upload(L->x[0], 0, x, N, &E));
                 TRY(L->type->forward(L, &run, &E));
-                TRY(download(L->y, 0, y1, N, &E));
+                TRY(tu_download(L->y, 0, y1, N, &E));
                 double before = pos_diff(y0, y1, c.n, c.T, c.D, 0, t), at = pos_diff(y0, y1, c.n, c.T, c.D, t, t + 1);
-                note_err("attention.causal.leak", before);
+                tu_note_err("attention.causal.leak", before);
                 CHECK(before == 0, "train=%d: perturbing position %d changed outputs before it by %.3g", train, t,
                       before);
                 CHECK(at > 1e-3, "train=%d: perturbing position %d did not change its output (%.3g)", train, t, at);
@@ -1151,29 +926,29 @@ TEST(seq_causal)
                            "{\"type\":\"embedding\",\"input_dim\":13,\"output_dim\":12,\"positional\":true},"
                            "{\"type\":\"attention\",\"heads\":3,\"causal\":true},{\"type\":\"layernorm\"},"
                            "{\"type\":\"attention\",\"heads\":2,\"causal\":true}],\"loss\":\"mse\"}";
-        tnet t;
-        TRY(tnet_make(&t, json, n, 0, &E));
+        tu_net t;
+        TRY(tu_net_make(&t, json, n, 0, &E));
         TRY(nn_net_init_params(&t.net, 17, &E));
-        trng rng = {31337};
+        ref_rng rng = {31337};
         double *ids = rnd_ids(&rng, n * T, V), *ids2 = DVEC(n * T), *y0 = DVEC(n * T * D), *y1 = DVEC(n * T * D);
         nn_run run = {d, n, 0, 5, 6};
-        TRY(upload(t.net.x_in, 0, ids, n * T, &E));
+        TRY(tu_upload(t.net.x_in, 0, ids, n * T, &E));
         TRY(nn_net_forward(&t.net, &run, &E));
-        TRY(download(nn_net_out(&t.net)->y, 0, y0, n * T * D, &E));
+        TRY(tu_download(nn_net_out(&t.net)->y, 0, y0, n * T * D, &E));
         for (int p = 0; p < T; p++) {
             memcpy(ids2, ids, n * T * sizeof *ids);
             for (int s = 0; s < n; s++)
                 ids2[s * T + p] = fmod(ids[s * T + p] + 1 + s, V);
-            TRY(upload(t.net.x_in, 0, ids2, n * T, &E));
+            TRY(tu_upload(t.net.x_in, 0, ids2, n * T, &E));
             TRY(nn_net_forward(&t.net, &run, &E));
-            TRY(download(nn_net_out(&t.net)->y, 0, y1, n * T * D, &E));
+            TRY(tu_download(nn_net_out(&t.net)->y, 0, y1, n * T * D, &E));
             double before = pos_diff(y0, y1, n, T, D, 0, p), at = pos_diff(y0, y1, n, T, D, p, T);
-            note_err("stack.causal.leak", before);
+            tu_note_err("stack.causal.leak", before);
             CHECK(before == 0, "stack: changing token %d changed outputs before it by %.3g", p, before);
             CHECK(at > 1e-4, "stack: changing token %d changed nothing from there on (%.3g)", p, at);
         }
         free(ids), free(ids2), free(y0), free(y1);
-        tnet_free(&t);
+        tu_net_free(&t);
     }
     return 0;
 }
@@ -1200,7 +975,7 @@ TEST(seq_key_errors)
         char json[512];
         snprintf(json, sizeof json, "{\"input\":{\"shape\":%s},\"layers\":[%s],\"loss\":\"mse\"}", cs[i].shape,
                  cs[i].layer);
-        int r = build_only(json, 0);
+        int r = tu_build_only(json, 0, &E);
         CHECK(r == NN_EDATA && strstr(E.msg, cs[i].want), "%s: got %d '%s', want '%s'", cs[i].layer, r, E.msg,
               cs[i].want);
     }
@@ -1222,55 +997,24 @@ TEST(seq_train_toy)
                        "{\"type\":\"dense\",\"units\":3},{\"type\":\"softmax\"}],"
                        "\"loss\":\"cross_entropy\",\"optimizer\":{\"type\":\"adam\",\"lr\":0.01}}";
     double t0 = nn_now();
-    tnet t;
-    TRY(tnet_make(&t, json, N, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, N, 1, &E));
     nn_net *net = &t.net;
     TRY(nn_net_init_params(net, 42, &E));
-    trng rng = {2024};
+    ref_rng rng = {2024};
     double *ids = rnd_ids(&rng, N * T, V);
     int lab[N];
     for (int i = 0; i < N; i++)
         lab[i] = (int)(ids[i * T] + ids[i * T + T - 1]) % K;
-    cl_mem lb, metrics, acc;
-    TRY(nn_buf_alloc(d, sizeof lab, "labels", &lb, &E));
-    TRY(nn_buf_write(d, lb, 0, sizeof lab, lab, 1, &E));
-    TRY(nn_buf_alloc(d, 2 * N * T * sizeof(float), "metrics", &metrics, &E));
-    TRY(nn_buf_alloc(d, 4 * sizeof(float), "acc", &acc, &E));
-    TRY(upload(net->x_in, 0, ids, N * T, &E));
-    nn_optim o;
-    TRY(nn_optim_init(&o, d, &t.spec.opt, net->nparams, &E));
-    double first[3] = {0}, last[3] = {0};
-    for (int s = 0; s <= STEPS; s++) {
-        nn_run run = {d, N, 1, 9, (uint64_t)s};
-        if (s == 0 || s == STEPS) { /* evaluation forward (no dropout) */
-            nn_run ev = run;
-            ev.train = 0;
-            TRY(nn_net_forward(net, &ev, &E));
-            TRY(nn_loss_run(net, &ev, lb, metrics, 0, &E));
-            TRY(nn_buf_zero(d, acc, 0, 3 * sizeof(float), &E));
-            TRY(nn_metrics_accum(d, metrics, N, acc, &E));
-            TRY(download(acc, 0, s ? last : first, 3, &E));
-            if (s == STEPS)
-                break;
-        }
-        TRY(nn_net_forward(net, &run, &E));
-        TRY(nn_net_zero_grads(net, &E));
-        TRY(nn_loss_run(net, &run, lb, metrics, 1, &E));
-        TRY(nn_net_backward(net, &run, &E));
-        TRY(nn_optim_step(&o, d, net->params, net->grads, t.spec.opt.lr, &E));
-    }
-    double l0 = first[0] / first[2], l1 = last[0] / last[2], a1 = last[1] / last[2];
+    double l0, l1, a1;
+    TRY(tu_train(d, &t, ids, N * T, lab, N, STEPS, &l0, &l1, &a1, &E));
     if (getenv("NN_TEST_VERBOSE"))
         fprintf(stderr, "  seq_train_toy: loss %.4f -> %.4f, accuracy %.3f, %d steps in %.2f s\n", l0, l1, a1, STEPS,
                 nn_now() - t0);
     CHECK(isfinite(l1) && l1 < l0 / 5, "loss %.4f -> %.4f: not reduced 5x in %d steps", l0, l1, STEPS);
     CHECK(a1 >= 0.95, "accuracy %.3f after training", a1);
-    nn_optim_free(&o);
-    nn_buf_free(&lb);
-    nn_buf_free(&metrics);
-    nn_buf_free(&acc);
     free(ids);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
 
@@ -1286,12 +1030,12 @@ TEST(seq_bench)
                        "{\"type\":\"embedding\",\"input_dim\":256,\"output_dim\":128,\"positional\":true},"
                        "{\"type\":\"attention\",\"heads\":4,\"causal\":true,\"dropout\":0.1},"
                        "{\"type\":\"layernorm\"}],\"loss\":\"mse\"}";
-    tnet t;
-    TRY(tnet_make(&t, json, N, 1, &E));
+    tu_net t;
+    TRY(tu_net_make(&t, json, N, 1, &E));
     TRY(nn_net_init_params(&t.net, 1, &E));
-    trng rng = {5};
+    ref_rng rng = {5};
     double *ids = rnd_ids(&rng, N * T, V);
-    TRY(upload(t.net.x_in, 0, ids, N * T, &E));
+    TRY(tu_upload(t.net.x_in, 0, ids, N * T, &E));
     TRY(nn_buf_fill(d, t.net.garena, 0, t.net.garena_bytes / sizeof(float), 0.01f, &E));
     double best[3][2];
     for (int l = 0; l < 3; l++)
@@ -1323,6 +1067,6 @@ TEST(seq_bench)
         fprintf(stderr, "  seq_bench %-10s forward %7.2f ms  backward %7.2f ms  (scratch %zu floats/sample)\n",
                 t.net.L[l].type->name, best[l][0] * 1e3, best[l][1] * 1e3, t.net.L[l].scratch);
     free(ids);
-    tnet_free(&t);
+    tu_net_free(&t);
     return 0;
 }
