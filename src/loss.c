@@ -36,6 +36,17 @@ int nn_loss_check(const nn_net *net, int nclasses, int tdim, int ylen, nn_err *e
     char b[64];
     nn_shape_str(&out->out_shape, b, sizeof b);
     size_t od = net->out_dim;
+    for (int i = 0; i < net->nl; i++) {
+        const nn_layer *L = &net->L[i];
+        if (strcmp(L->type->name, "denormalize"))
+            continue;
+        if (i != net->nl - 1)
+            return nn_fail(e, NN_EDATA, "%s: %s (%s): denormalize must be the last layer (the model's output)", file,
+                           L->path, L->name);
+        if (net->spec->loss != NN_LOSS_MSE)
+            return nn_fail(e, NN_EDATA, "%s: %s (%s): denormalize scales regression targets; it needs \"loss\": \"mse\"",
+                           file, L->path, L->name);
+    }
     switch (net->spec->loss) {
     case NN_LOSS_CE:
         if (ylen > 1) {

@@ -206,6 +206,36 @@ WHY="exit $RC; a corpus shorter than one sequence must fail with 65"
 DETAIL="$ERR"
 check text/short_corpus eval '[ "$RC" = 65 ] && printf "%s" "$ERR" | grep -q "sequence_length"'
 
+# ---------------------------------------------------------- time series
+# models/sunspots_lstm.json (bundled NOAA yearly sunspot numbers): the test
+# years 1969-2008 must be predicted with less than half the mse of the
+# persistence forecast (next year = this year); its denormalize output keeps
+# the loss in sunspot units. Without denormalize the same net is far worse.
+nn train "$ROOT/models/sunspots_lstm.json" --output "$T/sun.bin" --json
+mse=$(py 'import json,sys
+print([x for x in map(json.loads, open(sys.argv[1])) if x["event"] == "test"][0]["loss"])' "$T/out" 2>/dev/null)
+persist=$(py 'import csv,sys
+x = [float(r["sunspots"]) for r in csv.DictReader(open(sys.argv[1]))]
+print(sum((x[t] - x[t - 1]) ** 2 for t in range(22, len(x))) / (len(x) - 22))' "$ROOT/data/sunspots_test.csv")
+WHY="exit $RC, test mse ${mse:-none} vs persistence $persist (want < half)"
+DETAIL="$ERR"
+check series/sunspots_beats_persistence eval '[ "$RC" = 0 ] && py "import sys; assert float(sys.argv[1]) < 0.5 * float(sys.argv[2])" "${mse:-1e99}" "$persist"'
+py 'import json,sys
+m = json.load(open(sys.argv[1])); m["layers"] = m["layers"][:-1]
+for k in ("train", "test"): m["data"][k]["path"] = sys.argv[2] + "/data/sunspots" + ("" if k == "train" else "_test") + ".csv"
+json.dump(m, open(sys.argv[3], "w"))' "$ROOT/models/sunspots_lstm.json" "$ROOT" "$T/sun_raw.json"
+nn train "$T/sun_raw.json" --output "$T/sun_raw.bin" --json
+raw=$(py 'import json,sys
+print([x for x in map(json.loads, open(sys.argv[1])) if x["event"] == "test"][0]["loss"])' "$T/out" 2>/dev/null)
+WHY="exit $RC, test mse without denormalize ${raw:-none}; with it ${mse:-none} (want at least 2x better with it)"
+DETAIL="$ERR"
+check series/denormalize_helps eval '[ "$RC" = 0 ] && py "import sys; assert 2 * float(sys.argv[1]) < float(sys.argv[2])" "${mse:-1e99}" "${raw:-0}"'
+nn infer "$T/sun.bin" "$ROOT/data/sunspots_test.csv"
+WHY="exit $RC; expected 41 predictions (40 test years and the forecast for 2009) in sunspot units"
+DETAIL="$(printf '%s\n' "$OUT" | tail -n 2)$ERR"
+check series/sunspots_forecast eval '[ "$RC" = 0 ] && [ "$(printf "%s\n" "$OUT" | wc -l)" = 41 ] &&
+    py "import sys; v = [float(l.split()[1]) for l in sys.argv[1].splitlines()]; assert max(v) > 50 and min(v) > -30" "$OUT"'
+
 # ----------------------------------------------------------------- tune
 # in a private cache folder: tuning stores parameters, later runs apply
 # them and still train correctly; a corrupted file is ignored

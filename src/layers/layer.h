@@ -135,6 +135,10 @@ int nn_layer_vocab(nn_layer *L, const char *key, int *v, nn_err *e);
 nn_param *nn_layer_add_param(nn_layer *L, const char *name, int nd, const int *dims, nn_init init,
                              int fan_in, int fan_out);
 
+/* denormalize layer: sets its mean/std to those of the n training targets
+ * t[rows[i] * tdim + k] (src/layers/denormalize.c). */
+int nn_denormalize_adapt(nn_layer *L, nn_dev *d, const float *t, int tdim, const int *rows, size_t n, nn_err *e);
+
 /* Elementwise activation kernels shared by the types (cl/activation.cl). */
 int nn_act_forward(nn_dev *d, int act, cl_mem x, cl_mem y, size_t n, nn_err *e);
 int nn_act_backward(nn_dev *d, int act, cl_mem y, cl_mem dy, cl_mem dx, size_t n, nn_err *e);

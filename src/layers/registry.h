@@ -23,4 +23,5 @@
     X(layernorm)         \
     X(attention)         \
     X(lstm)              \
-    X(gru)
+    X(gru)               \
+    X(denormalize)

@@ -1376,3 +1376,73 @@ TEST(init_distributions)
     tu_net_free(&t);
     return 0;
 }
+
+/* ------------------------------------------------------------ denormalize */
+
+/* adapt takes the targets' mean/std over the given rows; forward is
+ * x * std + mean per target; backward accumulates dy / std (the gradient of
+ * the loss on standardised targets). */
+TEST(layer_denormalize)
+{
+    NEED_DEV(d);
+    enum { T = 5, D = 3, N = 4, ROWS = 6 };
+    tu_net t;
+    TRY(tu_net_make(&t, "{\"input\":{\"shape\":[5,3]},\"layers\":[" PLACEHOLDER "{\"type\":\"denormalize\"}],"
+                      "\"loss\":\"mse\"}",
+                  N, 1, &E));
+    nn_layer *L = nn_net_out(&t.net);
+    CHECK(L->nparam == 2 && !L->param[0].trainable && !L->param[1].trainable, "mean/std are state, not trained");
+    /* targets of 6 rows (the adapt uses rows 5, 0, 2, 3: 4 of them); column 2 constant */
+    const float tg[ROWS * D] = {1, 100, 7, 2, 900, 7, 3, 300, 7, 5, 500, 7, 1e9f, 1e9f, 1e9f, 9, -100, 7};
+    const int rows[N] = {5, 0, 2, 3};
+    TRY(nn_denormalize_adapt(L, d, tg, D, rows, N, &E));
+    double mean[D] = {0}, sd[D] = {0};
+    for (int k = 0; k < D; k++) {
+        for (int i = 0; i < N; i++)
+            mean[k] += tg[rows[i] * D + k] / (double)N;
+        for (int i = 0; i < N; i++)
+            sd[k] += pow(tg[rows[i] * D + k] - mean[k], 2) / N;
+        sd[k] = sd[k] > 0 ? sqrt(sd[k]) : 1.0; /* a constant target keeps scale 1 */
+    }
+    double got[2 * D];
+    TRY(tu_download(L->param[0].w, 0, got, D, &E));
+    TRY(tu_download(L->param[1].w, 0, got + D, D, &E));
+    for (int k = 0; k < D; k++)
+        CHECK(fabs(got[k] - mean[k]) < 1e-5 * (1 + fabs(mean[k])) && fabs(got[D + k] - sd[k]) < 1e-5 * sd[k],
+              "target %d: mean %g std %g, want %g %g", k, got[k], got[D + k], mean[k], sd[k]);
+    size_t cnt = (size_t)N * T * D;
+    ref_rng rng;
+    ref_rng_seed(&rng, 4242);
+    double *x = tu_rnd_vec(&rng, cnt, -2, 2), *dy = tu_rnd_vec(&rng, cnt, -1, 1), *dx0 = tu_rnd_vec(&rng, cnt, -1, 1);
+    double *y = tu_xmalloc(cnt * sizeof *y), *dx = tu_xmalloc(cnt * sizeof *dx);
+    TRY(tu_upload(L->x[0], 0, x, cnt, &E));
+    nn_run run = {d, N, 1, 1, 1};
+    TRY(L->type->forward(L, &run, &E));
+    TRY(tu_download(L->y, 0, y, cnt, &E));
+    TRY(tu_upload(L->dy, 0, dy, cnt, &E));
+    TRY(tu_upload(L->dx[0], 0, dx0, cnt, &E));
+    TRY(L->type->backward(L, &run, &E));
+    TRY(tu_download(L->dx[0], 0, dx, cnt, &E));
+    for (size_t i = 0; i < cnt; i++) {
+        int k = (int)(i % D);
+        double yr = x[i] * sd[k] + mean[k], dxr = dx0[i] + dy[i] / sd[k];
+        CHECK(fabs(y[i] - yr) < 1e-5 * (1 + fabs(yr)), "y[%zu] %g want %g", i, y[i], yr);
+        CHECK(fabs(dx[i] - dxr) < 1e-5 * (1 + fabs(dxr)), "dx[%zu] %g want %g", i, dx[i], dxr);
+    }
+    free(x), free(dy), free(dx0), free(y), free(dx);
+    tu_net_free(&t);
+    /* only as the output of an mse model */
+    const char *bad[2][2] = {
+        {"{\"input\":{\"shape\":[3]},\"layers\":[{\"type\":\"denormalize\"},{\"type\":\"dense\",\"units\":1}],"
+         "\"loss\":\"mse\"}",
+         "denormalize must be the last layer"},
+        {"{\"input\":{\"shape\":[3]},\"layers\":[{\"type\":\"dense\",\"units\":2},{\"type\":\"denormalize\"}]}",
+         "it needs \"loss\": \"mse\""}};
+    for (int i = 0; i < 2; i++) {
+        TRY(tu_net_make(&t, bad[i][0], 2, 1, &E));
+        int rc = nn_loss_check(&t.net, 2, 1, 1, &E);
+        CHECK(rc == NN_EDATA && strstr(E.msg, bad[i][1]), "case %d: rc %d msg '%s'", i, rc, E.msg);
+        tu_net_free(&t);
+    }
+    return 0;
+}
