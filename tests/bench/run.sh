@@ -6,7 +6,7 @@
 set -e
 cd "$(dirname "$0")/../.."
 NNRUN=${NNRUN:-./nnrun}
-PY=/usr/bin/python3
+PY=${PY:-/usr/bin/python3}  # Debian's python3-torch; tests/gpu/run.sh points it at the GPU machine's
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -10,6 +10,13 @@ import torch.nn as nn
 
 torch.manual_seed(0)
 torch.set_num_threads(os.cpu_count() or 1)  # the best-configured peer: every core
+# NNRUN_TORCH_DEVICE=cuda compares against PyTorch on the GPU (tests/gpu/run.sh)
+DEV = torch.device(os.environ.get("NNRUN_TORCH_DEVICE", "cpu"))
+
+
+def sync():
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def mlp():
@@ -23,8 +30,8 @@ def lenet():
 
 
 def train_rate(net, opt, batch, steps=50):
-    x = torch.rand(batch * 4, 1, 28, 28)
-    y = torch.randint(0, 10, (batch * 4,))
+    x = torch.rand(batch * 4, 1, 28, 28, device=DEV)
+    y = torch.randint(0, 10, (batch * 4,), device=DEV)
     lossf = nn.CrossEntropyLoss()
 
     def step(i):
@@ -36,27 +43,30 @@ def train_rate(net, opt, batch, steps=50):
 
     for i in range(3):
         step(i)
+    sync()
     t = time.perf_counter()
     for i in range(steps):
         step(i)
+    sync()
     return steps * batch / (time.perf_counter() - t)
 
 
 def infer(net, big=256):
     net.eval()
-    x1 = torch.rand(1, 1, 28, 28)
-    xb = torch.rand(big, 1, 28, 28)
+    x1 = torch.rand(1, 1, 28, 28, device=DEV)
+    xb = torch.rand(big, 1, 28, 28, device=DEV)
     lat = []
     with torch.no_grad():
         for i in range(210):
             a = time.perf_counter()
-            torch.softmax(net(x1), 1).numpy()
+            torch.softmax(net(x1), 1).cpu().numpy()
             if i >= 10:
                 lat.append(time.perf_counter() - a)
         net(xb)
+        sync()
         t = time.perf_counter()
         for _ in range(10):
-            torch.softmax(net(xb), 1).numpy()
+            torch.softmax(net(xb), 1).cpu().numpy()
         ips = 10 * big / (time.perf_counter() - t)
     lat.sort()
     return lat[len(lat) // 2] * 1e3, lat[len(lat) * 99 // 100] * 1e3, ips
@@ -65,15 +75,15 @@ def infer(net, big=256):
 which = sys.argv[1:] or ["W1", "W2", "W3"]
 for w in which:
     if w == "W1":
-        net = mlp()
+        net = mlp().to(DEV)
         sps = train_rate(net, torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9), 128)
         print(json.dumps({"workload": "W1", "train_samples_per_s": sps, "threads": torch.get_num_threads()}))
     elif w == "W2":
-        net = lenet()
+        net = lenet().to(DEV)
         sps = train_rate(net, torch.optim.Adam(net.parameters(), lr=1e-3), 64)
         print(json.dumps({"workload": "W2", "train_samples_per_s": sps}))
     elif w == "W3":
-        p50, p99, ips = infer(lenet())
+        p50, p99, ips = infer(lenet().to(DEV))
         print(json.dumps({"workload": "W3", "infer_batch1_p50_ms": p50, "infer_batch1_p99_ms": p99,
                           "infer_samples_per_s": ips}))
     sys.stdout.flush()
