@@ -8,7 +8,8 @@
  *     by name), header row forced, a row limit;
  *   - regression with two label columns (a name and an index);
  *   - regression by index, no header, labels optional (infer on rows);
- *   - features only (no label column).
+ *   - features only (no label column);
+ *   - a time series (windows, horizon, stride, feature columns) and its forecast.
  * Checked beyond memory safety: failures return 65/66/70 with a message;
  * a loaded dataset is consistent (finite features, labels in range). */
 #include <math.h>
@@ -46,6 +47,8 @@ static void load(int cfg, const nn_source *src, const nn_label_opts *lo)
     }
     check(d.n >= 1 && d.x != NULL && d.dim >= 1 && d.dim == (size_t)d.c * d.h * d.w, "inconsistent shape", cfg, &e);
     check(src->limit <= 0 || d.n <= (size_t)src->limit, "more rows than the limit", cfg, &e);
+    if (src->window > 0)
+        check(d.seq_f >= 1 && d.dim == (size_t)src->window * (size_t)d.seq_f, "window shape", cfg, &e);
     for (size_t i = 0; i < d.n * d.dim; i++)
         check(isfinite(d.x[i]), "a feature that is not finite", cfg, &e);
     if (d.y) {
@@ -128,5 +131,27 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     src.nlabels = 0;
     src.header = -1;
     load(5, &src, NULL);
+
+    /* 6: a time series: feature columns by name and index (one unparsed), windows of 3 rows,
+     * the target 2 rows later, stride 2 */
+    static char *fnames[] = {"x", NULL};
+    static int fidx[] = {-1, 1};
+    memset(&lo, 0, sizeof lo);
+    lo.task = NN_TASK_REGRESS;
+    src.nlabels = 1;
+    src.label_name[0] = "y";
+    src.label_index[0] = -1;
+    src.nfeat_cols = 2;
+    src.feat_name = fnames;
+    src.feat_index = fidx;
+    src.window = 3;
+    src.horizon = 2;
+    src.stride = 2;
+    load(6, &src, &lo);
+
+    /* 7: forecasting on the same series (targets ignored: every window), a window limit */
+    lo.labels_optional = 1;
+    src.limit = 5;
+    load(7, &src, &lo);
     return 0;
 }
