@@ -26,17 +26,74 @@ static void record(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size
         d->gemm_shapes[d->ngemm_shapes++] = (nn_gemm_shape){ta, tb, m, n, k, batch, 1};
 }
 
+/* Split-K: a GEMM whose output is a few tiles but whose inner dimension is
+ * long (a convolution's weight gradient sums over batch x positions: 32x25
+ * outputs over 36,864 terms in LeNet's first layer) runs as one or two
+ * work-groups: one core of a CPU, a sliver of a GPU. It is cut into S chunks
+ * along k, computed as one strided-batched GEMM into partial sums
+ * (d->splitk), and summed in a fixed order by a kernel, so results stay
+ * deterministic. Returns the number of chunks, or 0 for "do not split". */
+#define SPLITK_TILE 32     /* the output tile one work-group computes, about */
+#define SPLITK_MIN_K 2048  /* shorter sums are not worth a second launch */
+#define SPLITK_CHUNK 512   /* no chunk shorter than this */
+#define SPLITK_WANT 64     /* aim for this many work-groups in all */
+
+static size_t splitk_chunks(const nn_dev *d, size_t m, size_t n, size_t k)
+{
+    if (d->splitk_off || k < SPLITK_MIN_K)
+        return 0;
+    size_t tiles = ((m + SPLITK_TILE - 1) / SPLITK_TILE) * ((n + SPLITK_TILE - 1) / SPLITK_TILE);
+    if (tiles >= SPLITK_WANT / 4)
+        return 0;
+    size_t s = SPLITK_WANT / tiles, most = k / SPLITK_CHUNK;
+    if (s > most)
+        s = most;
+    return s >= 2 ? s : 0;
+}
+
+static int gemm_splitk(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size_t s, float alpha, cl_mem a,
+                       size_t aoff, size_t lda, cl_mem b, size_t boff, size_t ldb, float beta, cl_mem c, size_t coff,
+                       size_t ldc, nn_err *e)
+{
+    size_t kc = (k + s - 1) / s, full = k / kc, rem = k - full * kc, slices = full + (rem > 0);
+    size_t bytes = slices * m * n * sizeof(float);
+    if (bytes > d->splitk_bytes) {
+        if (d->splitk)
+            clReleaseMemObject(d->splitk);
+        d->splitk = NULL;
+        d->splitk_bytes = 0;
+        int r = nn_buf_alloc(d, bytes, "the split-K GEMM partial sums", &d->splitk, e);
+        if (r)
+            return r;
+        d->splitk_bytes = bytes;
+    }
+    /* chunk j of op(A) is columns [j kc, (j+1) kc); of op(B) rows [j kc, (j+1) kc) */
+    size_t astep = ta ? kc * lda : kc, bstep = tb ? kc : kc * ldb;
+    int r = nn_gemm_strided(d, ta, tb, m, n, kc, alpha, a, aoff, lda, astep, b, boff, ldb, bstep, 0.0f, d->splitk, 0,
+                            n, m * n, full, e);
+    if (!r && rem)
+        r = nn_gemm_strided(d, ta, tb, m, n, rem, alpha, a, aoff + full * astep, lda, astep, b, boff + full * bstep,
+                            ldb, bstep, 0.0f, d->splitk, full * m * n, n, m * n, 1, e);
+    if (!r)
+        r = nn_launch(d, "splitk_reduce", m * n, 0, e, 8, KMEM(d->splitk), KINT(slices), KINT(m), KINT(n),
+                      KFLT(beta), KMEM(c), KINT(coff), KINT(ldc));
+    return r;
+}
+
 int nn_gemm(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
             cl_mem a, size_t aoff, size_t lda, cl_mem b, size_t boff, size_t ldb,
             float beta, cl_mem c, size_t coff, size_t ldc, nn_err *e)
 {
     if (!m || !n)
         return 0;
+    size_t s = splitk_chunks(d, m, n, k);
+    if (s)
+        return gemm_splitk(d, ta, tb, m, n, k, s, alpha, a, aoff, lda, b, boff, ldb, beta, c, coff, ldc, e);
     record(d, ta, tb, m, n, k, 1);
     CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                                         tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, aoff, lda,
                                         b, boff, ldb, beta, c, coff, ldc, &d->q,
-                                        nn_prof_slot(d, 2.0 * (double)m * (double)n * (double)k));
+                                        nn_prof_slot(d, "GEMM", 2.0 * (double)m * (double)n * (double)k));
     return st == CLBlastSuccess ? 0 : blas_fail(e, st, "GEMM", m, n, k);
 }
 
@@ -52,6 +109,6 @@ int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, flo
         CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
         tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, aoff, lda, astride, b, boff, ldb,
         bstride, beta, c, coff, ldc, cstride, batch, &d->q,
-        nn_prof_slot(d, 2.0 * (double)m * (double)n * (double)k * (double)batch));
+        nn_prof_slot(d, "batched GEMM", 2.0 * (double)m * (double)n * (double)k * (double)batch));
     return st == CLBlastSuccess ? 0 : blas_fail(e, st, "batched GEMM", m, n, k);
 }

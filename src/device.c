@@ -320,6 +320,8 @@ static int build_program(nn_dev *d, nn_err *e)
 int nn_dev_open(nn_dev *d, const char *sel, int profiling, nn_err *e)
 {
     memset(d, 0, sizeof *d);
+    const char *nosplit = getenv("NNRUN_NO_SPLITK");
+    d->splitk_off = nosplit && *nosplit && strcmp(nosplit, "0") != 0;
     nn_dev_info di;
     int r = nn_dev_select(sel, &di, e);
     if (r)
@@ -365,7 +367,7 @@ int nn_dev_open(nn_dev *d, const char *sel, int profiling, nn_err *e)
     return 0;
 }
 
-cl_event *nn_prof_slot(nn_dev *d, double flops)
+cl_event *nn_prof_slot(nn_dev *d, const char *name, double flops)
 {
     if (!d->prof_on)
         return NULL;
@@ -379,23 +381,35 @@ cl_event *nn_prof_slot(nn_dev *d, double flops)
         if (!nf)
             return NULL;
         d->prof_flops = nf;
+        const char **nm = realloc(d->prof_name, nc * sizeof *nm);
+        if (!nm)
+            return NULL;
+        d->prof_name = nm;
         d->prof_cap = nc;
     }
     d->prof_ev[d->prof_n] = NULL;
     d->prof_flops[d->prof_n] = flops;
+    d->prof_name[d->prof_n] = name;
     return &d->prof_ev[d->prof_n++];
+}
+
+double nn_prof_time(nn_dev *d, size_t i)
+{
+    cl_ulong a = 0, b = 0;
+    if (i >= d->prof_n || !d->prof_ev[i] ||
+        clGetEventProfilingInfo(d->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof a, &a, NULL) != CL_SUCCESS ||
+        clGetEventProfilingInfo(d->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) != CL_SUCCESS)
+        return -1;
+    return (double)(b - a) * 1e-9;
 }
 
 double nn_prof_sum(nn_dev *d, size_t from, size_t to, double *gemm_s, double *gemm_flops)
 {
     double t = 0;
     for (size_t i = from; i < to && i < d->prof_n; i++) {
-        cl_ulong a = 0, b = 0;
-        if (!d->prof_ev[i] ||
-            clGetEventProfilingInfo(d->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof a, &a, NULL) != CL_SUCCESS ||
-            clGetEventProfilingInfo(d->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) != CL_SUCCESS)
+        double s = nn_prof_time(d, i);
+        if (s < 0)
             continue;
-        double s = (double)(b - a) * 1e-9;
         t += s;
         if (d->prof_flops[i] > 0) {
             if (gemm_s)
@@ -420,12 +434,18 @@ void nn_dev_close(nn_dev *d)
     nn_prof_clear(d);
     free(d->prof_ev);
     free(d->prof_flops);
+    free(d->prof_name);
     d->prof_ev = NULL;
     d->prof_flops = NULL;
+    d->prof_name = NULL;
     d->prof_cap = 0;
     for (int i = 0; i < d->nkernels; i++)
         clReleaseKernel(d->kernels[i].k);
     d->nkernels = 0;
+    if (d->splitk)
+        clReleaseMemObject(d->splitk);
+    d->splitk = NULL;
+    d->splitk_bytes = 0;
     if (d->prog)
         clReleaseProgram(d->prog);
     if (d->q)
@@ -482,7 +502,7 @@ static int launch_v(nn_dev *d, const char *name, int dims, const size_t *n, cons
         g[i] = l[i] ? (n[i] + l[i] - 1) / l[i] * l[i] : n[i];
     }
     cl_int st = clEnqueueNDRangeKernel(d->q, k, (cl_uint)dims, NULL, g, have_local ? lo : NULL, 0, NULL,
-                                       nn_prof_slot(d, 0));
+                                       nn_prof_slot(d, name, 0));
     if (st != CL_SUCCESS) {
         char what[128];
         snprintf(what, sizeof what, "launching kernel '%s'", name);

@@ -51,7 +51,12 @@ typedef struct nn_dev {
     char tuned[256];       /* the tuned CLBlast parameters applied at open, "" if none */
     cl_event *prof_ev;
     double *prof_flops;
+    const char **prof_name; /* the kernel (or "GEMM"): static strings */
     size_t prof_n, prof_cap;
+    /* blas.c: partial sums of split-K GEMMs (grown on demand) */
+    cl_mem splitk;
+    size_t splitk_bytes;
+    int splitk_off;        /* NNRUN_NO_SPLITK=1 at open: never split */
 } nn_dev;
 
 /* One device as listed by `nnrun devices`. */
@@ -115,8 +120,11 @@ size_t nn_dev_align(const nn_dev *d, size_t bytes);
 int nn_dev_finish(nn_dev *d, nn_err *e);
 
 /* Profiling: returns the event slot to pass to an enqueue (NULL when not
- * profiling); `flops` > 0 marks a GEMM. */
-cl_event *nn_prof_slot(nn_dev *d, double flops);
+ * profiling); `name` names the kernel (a string that outlives the device);
+ * `flops` > 0 marks a GEMM. */
+cl_event *nn_prof_slot(nn_dev *d, const char *name, double flops);
+/* Device time (seconds) of event i, or -1 when it has none. */
+double nn_prof_time(nn_dev *d, size_t i);
 /* Sum of device times (seconds) of events [from, to); GEMM time and flops too. */
 double nn_prof_sum(nn_dev *d, size_t from, size_t to, double *gemm_s, double *gemm_flops);
 void nn_prof_clear(nn_dev *d);

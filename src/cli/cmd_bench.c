@@ -23,9 +23,46 @@ typedef struct layer_time {
     double fwd, bwd;
 } layer_time;
 
-/* One training step layer by layer, recording each layer's events. */
+/* Device time per kernel name over the profiled steps (--kernels). */
+typedef struct kernel_time {
+    const char *name;
+    long count;
+    double s;
+} kernel_time;
+#define MAX_KERNEL_NAMES 128
+#define PROFILED_STEPS 5
+
+static void kernel_times_add(nn_dev *d, kernel_time *kt, int *nkt)
+{
+    for (size_t i = 0; i < d->prof_n; i++) {
+        double t = nn_prof_time(d, i);
+        const char *nm = d->prof_name[i] ? d->prof_name[i] : "?";
+        if (t < 0)
+            continue;
+        int j = 0;
+        while (j < *nkt && strcmp(kt[j].name, nm))
+            j++;
+        if (j == *nkt) {
+            if (*nkt == MAX_KERNEL_NAMES)
+                continue;
+            kt[(*nkt)++] = (kernel_time){nm, 0, 0};
+        }
+        kt[j].count++;
+        kt[j].s += t;
+    }
+}
+
+static int cmp_kernel_time(const void *a, const void *b)
+{
+    const kernel_time *x = a, *y = b;
+    return x->s < y->s ? 1 : x->s > y->s ? -1 : strcmp(x->name, y->name);
+}
+
+/* One training step layer by layer, recording each layer's events; adds its
+ * times to lt, step_s, gemm_s/gemm_flops and the per-kernel table. */
 static int profiled_step(nn_model *m, nn_optim *opt, nn_feed *f, nn_run *run, cl_mem target, cl_mem metrics,
-                         cl_mem acc, layer_time *lt, double *step_s, double *gemm_s, double *gemm_flops, nn_err *e)
+                         cl_mem acc, layer_time *lt, double *step_s, double *gemm_s, double *gemm_flops,
+                         kernel_time *kt, int *nkt, nn_err *e)
 {
     nn_net *net = &m->net;
     nn_dev *d = &m->dev;
@@ -62,20 +99,14 @@ static int profiled_step(nn_model *m, nn_optim *opt, nn_feed *f, nn_run *run, cl
     if (!r)
         r = nn_dev_finish(d, e);
     if (!r) {
-        for (int i = 0; i < net->nl; i++) {
-            lt[i].fwd += nn_prof_sum(d, fmark[i], fmark[i + 1], NULL, NULL);
-            lt[i].bwd += nn_prof_sum(d, bmark[i], i + 1 < net->nl ? bmark[i + 1] : end_bwd, NULL, NULL);
-        }
-        /* bmark[i+1] .. bmark[i] holds layer i's backward: recompute in the right order */
         for (int i = 0; i < net->nl; i++)
-            lt[i].bwd = 0;
-        for (int i = net->nl - 1; i >= 0; i--) {
-            size_t from = bmark[i + 1], to = i > 0 ? bmark[i] : bmark[0];
-            if (i == net->nl - 1)
-                from = bmark[net->nl];
-            lt[i].bwd = nn_prof_sum(d, from, to, NULL, NULL);
-        }
-        *step_s = nn_prof_sum(d, 0, d->prof_n, gemm_s, gemm_flops);
+            lt[i].fwd += nn_prof_sum(d, fmark[i], fmark[i + 1], NULL, NULL);
+        /* layer i's backward events lie in [bmark[i+1], bmark[i]) */
+        for (int i = net->nl - 1; i >= 0; i--)
+            lt[i].bwd += nn_prof_sum(d, bmark[i + 1], bmark[i], NULL, NULL);
+        (void)end_bwd;
+        *step_s += nn_prof_sum(d, 0, d->prof_n, gemm_s, gemm_flops);
+        kernel_times_add(d, kt, nkt);
     }
     nn_prof_clear(d);
     free(fmark);
@@ -107,6 +138,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         {"infer-batch", 1, "batch size of the inference throughput test (default 256)"},
         {"data", 0, "use the model's training data instead of synthetic data"},
         {"device", 1, "OpenCL device: index, gpu, cpu or a name substring"},
+        {"kernels", 0, "also print the device time of every kernel (summed by name) in the profiled steps"},
         {"json", 0, "print one JSON object"},
         {"help", 0, "show this help"},
         {NULL},
@@ -135,6 +167,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
     nn_optim opt = {0};
     cl_mem target = NULL, metrics = NULL, acc = NULL;
     layer_time *lt = NULL;
+    kernel_time *kt = NULL;
     double *lat = NULL;
     float *probs = NULL;
     if ((r = nn_spec_load(pos[0], &m.spec, e)))
@@ -289,18 +322,31 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
     if (r)
         goto out;
     double train_sps = (double)steps * (double)B / train_s;
-    /* one profiled step: per-layer device times and the GEMM rate */
+    /* profiled steps: per-layer (and per-kernel) device times and the GEMM rate, their mean */
     lt = calloc((size_t)net->nl, sizeof *lt);
+    kt = calloc(MAX_KERNEL_NAMES, sizeof *kt);
     double step_dev = 0, gemm_s = 0, gemm_flops = 0;
-    if (!lt) {
+    int nkt = 0;
+    if (!lt || !kt) {
         r = nn_fail(e, NN_ESOFTWARE, "out of memory");
         goto out;
     }
     if (!feed.streaming) {
-        if ((r = nn_feed_begin(&feed, d, NULL, 0, e)) ||
-            (r = profiled_step(&m, &opt, &feed, &run, target, metrics, acc, lt, &step_dev, &gemm_s, &gemm_flops, e)))
-            goto out;
+        for (int i = 0; i < PROFILED_STEPS; i++)
+            if ((r = nn_feed_begin(&feed, d, NULL, 0, e)) ||
+                (r = profiled_step(&m, &opt, &feed, &run, target, metrics, acc, lt, &step_dev, &gemm_s, &gemm_flops,
+                                   kt, &nkt, e)))
+                goto out;
+        for (int i = 0; i < net->nl; i++) {
+            lt[i].fwd /= PROFILED_STEPS;
+            lt[i].bwd /= PROFILED_STEPS;
+        }
+        step_dev /= PROFILED_STEPS;
+        gemm_s /= PROFILED_STEPS;
+        gemm_flops /= PROFILED_STEPS;
+        qsort(kt, (size_t)nkt, sizeof *kt, cmp_kernel_time);
     }
+    const int show_kernels = nn_arg(opts, "kernels")->set;
     /* inference: batch-1 latency end to end (upload, forward, read back) */
     if ((r = nn_devdata_upload(d, &data.ds, NULL, 0, &ifeed.dd, e)))
         goto out;
@@ -353,7 +399,19 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
             nn_json_num(stdout, "backward_ms", lt[i].bwd * 1e3);
             printf("}");
         }
-        printf("]}\n");
+        printf("]");
+        if (show_kernels) {
+            printf(",\"kernels\":[");
+            for (int i = 0; i < nkt; i++) {
+                printf("%s{\"name\":", i ? "," : "");
+                nn_json_str(stdout, kt[i].name);
+                printf(",\"count\":%ld", (long)(kt[i].count / PROFILED_STEPS));
+                nn_json_num(stdout, "ms", kt[i].s / PROFILED_STEPS * 1e3);
+                printf("}");
+            }
+            printf("]");
+        }
+        printf("}\n");
     } else {
         printf("bench %s on %s (batch %ld, %ld steps%s)\n", s->name, d->name, B, steps, use_data ? "" : ", synthetic data");
         printf("  training    %.0f samples/s (%.2f ms/step)\n", train_sps, train_s / (double)steps * 1e3);
@@ -363,13 +421,21 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
             printf("  GEMM        %.1f GFLOP/s achieved (%.0f%% of the profiled step's device time)\n", gflops,
                    step_dev > 0 ? 100 * gemm_s / step_dev : 0);
         if (step_dev > 0) {
-            printf("  %-20s %12s %12s   (one profiled step, device time)\n", "layer", "forward ms", "backward ms");
+            printf("  %-20s %12s %12s   (device time, mean of %d profiled steps)\n", "layer", "forward ms",
+                   "backward ms", PROFILED_STEPS);
             for (int i = 0; i < net->nl; i++)
                 printf("  %-20s %12.3f %12.3f\n", net->L[i].name, lt[i].fwd * 1e3, lt[i].bwd * 1e3);
+            if (show_kernels) {
+                printf("  %-28s %6s %10s   (per step)\n", "kernel", "calls", "ms");
+                for (int i = 0; i < nkt; i++)
+                    printf("  %-28s %6ld %10.3f\n", kt[i].name, (long)(kt[i].count / PROFILED_STEPS),
+                           kt[i].s / PROFILED_STEPS * 1e3);
+            }
         }
     }
 out:
     free(lt);
+    free(kt);
     free(lat);
     free(probs);
     nn_buf_free(&target);

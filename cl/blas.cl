@@ -1,0 +1,19 @@
+/* blas.cl - helpers of the CLBlast wrappers (src/blas.c). */
+
+/* Split-K GEMM: c[m, n] (row-major, leading dimension ldc, from offset coff)
+ * = beta * c + the sum of `slices` partial products p[slices][m][n], added in
+ * slice order (deterministic). beta == 0 never reads c (BLAS semantics). */
+__kernel void splitk_reduce(__global const float *p, int slices, int m, int n, float beta, __global float *c,
+                            int coff, int ldc)
+{
+    int i = get_global_id(0);
+    if (i >= m * n)
+        return;
+    int r = i / n, col = i - r * n;
+    size_t mn = (size_t)m * (size_t)n;
+    float s = 0.0f;
+    for (int j = 0; j < slices; j++)
+        s += p[(size_t)j * mn + (size_t)i];
+    __global float *cp = c + coff + (size_t)r * (size_t)ldc + (size_t)col;
+    *cp = beta == 0.0f ? s : beta * *cp + s;
+}
