@@ -36,16 +36,20 @@ static void record(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size
 #define SPLITK_TILE 32     /* the output tile one work-group computes, about */
 #define SPLITK_MIN_K 2048  /* shorter sums are not worth a second launch */
 #define SPLITK_CHUNK 512   /* no chunk shorter than this */
-#define SPLITK_WANT 64     /* aim for this many work-groups in all */
+#define SPLITK_PER_UNIT 4  /* aim for this many work-groups per compute unit */
 
+/* Split only when the output gives fewer than two work-groups per compute
+ * unit (a 2-core CPU: at most 3 tiles; a 132-SM GPU: up to 263), into enough
+ * chunks for SPLITK_PER_UNIT per unit. */
 static size_t splitk_chunks(const nn_dev *d, size_t m, size_t n, size_t k)
 {
     if (d->splitk_off || k < SPLITK_MIN_K)
         return 0;
     size_t tiles = ((m + SPLITK_TILE - 1) / SPLITK_TILE) * ((n + SPLITK_TILE - 1) / SPLITK_TILE);
-    if (tiles >= SPLITK_WANT / 4)
+    size_t want = (size_t)SPLITK_PER_UNIT * (d->units ? d->units : 1);
+    if (2 * tiles >= want)
         return 0;
-    size_t s = SPLITK_WANT / tiles, most = k / SPLITK_CHUNK;
+    size_t s = want / tiles, most = k / SPLITK_CHUNK;
     if (s > most)
         s = most;
     return s >= 2 ? s : 0;

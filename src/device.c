@@ -337,6 +337,9 @@ int nn_dev_open(nn_dev *d, const char *sel, int profiling, nn_err *e)
     snprintf(d->driver, sizeof d->driver, "%s", di.driver);
     snprintf(d->platform_name, sizeof d->platform_name, "%s", di.platform_name);
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_wg, &d->max_wg, NULL);
+    if (clGetDeviceInfo(d->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof d->units, &d->units, NULL) != CL_SUCCESS ||
+        d->units == 0)
+        d->units = 1;
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof d->max_alloc, &d->max_alloc, NULL);
     cl_uint bits = 1024;
     clGetDeviceInfo(d->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof bits, &bits, NULL);

@@ -34,6 +34,7 @@ typedef struct nn_dev {
     char name[256], vendor[256], version[256], driver[256], platform_name[256];
     cl_device_type type;
     size_t max_wg;         /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    cl_uint units;         /* CL_DEVICE_MAX_COMPUTE_UNITS (cores of a CPU, SMs/CUs of a GPU) */
     cl_ulong global_mem, max_alloc;
     cl_uint align;         /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes */
     int profiling;         /* queue created with profiling enabled */
