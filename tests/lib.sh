@@ -45,15 +45,6 @@ trap 'exit 130' INT TERM HUP
 nn() {
     (cd "${NN_CWD:-.}" && exec timeout --foreground -k 10 "$TMO" "$NNRUN" "$@") </dev/null >"$T/out" 2>"$T/err"
     RC=$?
-    # LeakSanitizer's own stop-the-world tracer sometimes crashes at exit
-    # (make test-asan; google/sanitizers#1353): not a leak, not nnrun. Run
-    # the command once more, with leak checking still on.
-    if [ "$RC" != 0 ] && grep -q "^Tracer caught signal" "$T/err" &&
-        grep -q "LeakSanitizer has encountered a fatal error" "$T/err"; then
-        echo "# LeakSanitizer tracer crash (not a leak): rerunning nnrun $*" >&2
-        (cd "${NN_CWD:-.}" && exec timeout --foreground -k 10 "$TMO" "$NNRUN" "$@") </dev/null >"$T/out" 2>"$T/err"
-        RC=$?
-    fi
     OUT=$(cat "$T/out")
     ERR=$(cat "$T/err")
 }
