@@ -780,6 +780,25 @@ variant three_units 'm["loss"] = "mse"; m["input"] = {"shape": [2]}; m["layers"]
 m["data"] = {"train": {"format": "csv", "path": "two_targets.csv", "label": ["sum", "diff"]}}'
 bad regression_units_mismatch 65 're:three_units\.json: layers\[0\].*output shape is \[3\] but the data has 2 target' train "$T/three_units.json"
 
+# --- bench: the figures exist and add up (speed itself is never asserted)
+nn bench "$T/base.json" --steps 3 --batch-size 16 --infer-batch 8 --kernels --json
+WHY="exit $RC; bench --json --kernels should give positive rates, 3 layers, per-kernel tables whose batch-1 sum is the prediction's device time"
+DETAIL="$OUT$ERR"
+check bench/json_kernels eval '[ "$RC" = 0 ] && py "import json,sys
+d = json.loads(sys.argv[1])
+assert d[\"train_samples_per_s\"] > 0 and d[\"infer_batch1_p50_ms\"] > 0 and d[\"infer_samples_per_s\"] > 0
+assert [l[\"name\"] for l in d[\"layers\"]] == [\"dense_1\", \"dense_2\", \"softmax_1\"]
+names = {k[\"name\"] for k in d[\"kernels\"]}
+assert \"GEMM\" in names and \"adam_step\" in names, names
+assert {k[\"name\"] for k in d[\"infer_kernels\"]} >= {\"GEMM\"}
+s = sum(k[\"ms\"] for k in d[\"infer_kernels\"])
+assert abs(s - d[\"infer_batch1_device_ms\"]) <= 1e-6 + 1e-3 * s, (s, d[\"infer_batch1_device_ms\"])" "$OUT"'
+nn bench "$T/base.json" --steps 2 --batch-size 16 --infer-batch 8 --kernels
+WHY="exit $RC; the text report should have the layer table and both kernel tables"
+DETAIL="$OUT$ERR"
+check bench/text_kernels eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "per training step" &&
+    printf "%s\n" "$OUT" | grep -q "per batch-1 prediction" && printf "%s\n" "$OUT" | grep -q "^  dense_1 "'
+
 # --- time series: windows of a CSV predict the next value (LSTM)
 py 'import math,random,sys
 r = random.Random(5)

@@ -138,7 +138,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         {"infer-batch", 1, "batch size of the inference throughput test (default 256)"},
         {"data", 0, "use the model's training data instead of synthetic data"},
         {"device", 1, "OpenCL device: index, gpu, cpu or a name substring"},
-        {"kernels", 0, "also print the device time of every kernel (summed by name) in the profiled steps"},
+        {"kernels", 0, "also print the device time of every kernel (summed by name) in the profiled training steps and batch-1 predictions"},
         {"json", 0, "print one JSON object"},
         {"help", 0, "show this help"},
         {NULL},
@@ -167,7 +167,9 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
     nn_optim opt = {0};
     cl_mem target = NULL, metrics = NULL, acc = NULL;
     layer_time *lt = NULL;
-    kernel_time *kt = NULL;
+    kernel_time *kt = NULL, *ikt = NULL; /* per-kernel times: training steps, batch-1 predictions */
+    int nikt = 0;
+    double infer_dev = 0;
     double *lat = NULL;
     float *probs = NULL;
     if ((r = nn_spec_load(pos[0], &m.spec, e)))
@@ -367,6 +369,27 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         goto out;
     qsort(lat, (size_t)lat_n, sizeof *lat, cmpd);
     double p50 = lat[lat_n / 2], p99 = lat[(lat_n * 99) / 100];
+    /* --kernels: the kernels of batch-1 inference, PROFILED_STEPS predictions */
+    if (nn_arg(opts, "kernels")->set) {
+        if (!(ikt = calloc(MAX_KERNEL_NAMES, sizeof *ikt))) {
+            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            goto out;
+        }
+        for (int i = 0; i < PROFILED_STEPS && !r; i++) {
+            nn_prof_clear(d);
+            d->prof_on = 1;
+            r = nn_model_predict(&m, &ifeed.dd, 0, 1, probs, e);
+            d->prof_on = 0;
+            if (!r) {
+                infer_dev += nn_prof_sum(d, 0, d->prof_n, NULL, NULL) / PROFILED_STEPS;
+                kernel_times_add(d, ikt, &nikt);
+            }
+            nn_prof_clear(d);
+        }
+        if (r)
+            goto out;
+        qsort(ikt, (size_t)nikt, sizeof *ikt, cmp_kernel_time);
+    }
     /* inference throughput at batch IB */
     int reps = 10;
     if ((r = nn_model_predict(&m, &ifeed.dd, 0, (int)IB, probs, e)))
@@ -411,6 +434,18 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
             }
             printf("]");
         }
+        if (ikt) {
+            nn_json_num(stdout, "infer_batch1_device_ms", infer_dev * 1e3);
+            printf(",\"infer_kernels\":[");
+            for (int i = 0; i < nikt; i++) {
+                printf("%s{\"name\":", i ? "," : "");
+                nn_json_str(stdout, ikt[i].name);
+                printf(",\"count\":%ld", (long)(ikt[i].count / PROFILED_STEPS));
+                nn_json_num(stdout, "ms", ikt[i].s / PROFILED_STEPS * 1e3);
+                printf("}");
+            }
+            printf("]");
+        }
         printf("}\n");
     } else {
         printf("bench %s on %s (batch %ld, %ld steps%s)\n", s->name, d->name, B, steps, use_data ? "" : ", synthetic data");
@@ -426,16 +461,24 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
             for (int i = 0; i < net->nl; i++)
                 printf("  %-20s %12.3f %12.3f\n", net->L[i].name, lt[i].fwd * 1e3, lt[i].bwd * 1e3);
             if (show_kernels) {
-                printf("  %-28s %6s %10s   (per step)\n", "kernel", "calls", "ms");
+                printf("  %-28s %6s %10s   (per training step)\n", "kernel", "calls", "ms");
                 for (int i = 0; i < nkt; i++)
                     printf("  %-28s %6ld %10.3f\n", kt[i].name, (long)(kt[i].count / PROFILED_STEPS),
                            kt[i].s / PROFILED_STEPS * 1e3);
             }
         }
+        if (ikt) {
+            printf("  %-28s %6s %10s   (per batch-1 prediction: %.3f ms of device time)\n", "kernel", "calls", "ms",
+                   infer_dev * 1e3);
+            for (int i = 0; i < nikt; i++)
+                printf("  %-28s %6ld %10.3f\n", ikt[i].name, (long)(ikt[i].count / PROFILED_STEPS),
+                       ikt[i].s / PROFILED_STEPS * 1e3);
+        }
     }
 out:
     free(lt);
     free(kt);
+    free(ikt);
     free(lat);
     free(probs);
     nn_buf_free(&target);
