@@ -52,6 +52,31 @@ static void kernel_times_add(nn_dev *d, kernel_time *kt, int *nkt)
     }
 }
 
+/* The per-kernel table (means over PROFILED_STEPS): a JSON array member
+ * ',"key":[...]', or text rows under a header naming `per`. */
+static void print_kernel_times(const kernel_time *kt, int n, int json, const char *key, const char *per)
+{
+    if (json)
+        printf(",\"%s\":[", key);
+    else
+        printf("  %-28s %6s %10s   (%s)\n", "kernel", "calls", "ms", per);
+    for (int i = 0; i < n; i++) {
+        long calls = (long)(kt[i].count / PROFILED_STEPS);
+        double ms = kt[i].s / PROFILED_STEPS * 1e3;
+        if (!json) {
+            printf("  %-28s %6ld %10.3f\n", kt[i].name, calls, ms);
+            continue;
+        }
+        printf("%s{\"name\":", i ? "," : "");
+        nn_json_str(stdout, kt[i].name);
+        printf(",\"count\":%ld", calls);
+        nn_json_num(stdout, "ms", ms);
+        printf("}");
+    }
+    if (json)
+        printf("]");
+}
+
 static int cmp_kernel_time(const void *a, const void *b)
 {
     const kernel_time *x = a, *y = b;
@@ -423,28 +448,11 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
             printf("}");
         }
         printf("]");
-        if (show_kernels) {
-            printf(",\"kernels\":[");
-            for (int i = 0; i < nkt; i++) {
-                printf("%s{\"name\":", i ? "," : "");
-                nn_json_str(stdout, kt[i].name);
-                printf(",\"count\":%ld", (long)(kt[i].count / PROFILED_STEPS));
-                nn_json_num(stdout, "ms", kt[i].s / PROFILED_STEPS * 1e3);
-                printf("}");
-            }
-            printf("]");
-        }
+        if (show_kernels)
+            print_kernel_times(kt, nkt, 1, "kernels", NULL);
         if (ikt) {
             nn_json_num(stdout, "infer_batch1_device_ms", infer_dev * 1e3);
-            printf(",\"infer_kernels\":[");
-            for (int i = 0; i < nikt; i++) {
-                printf("%s{\"name\":", i ? "," : "");
-                nn_json_str(stdout, ikt[i].name);
-                printf(",\"count\":%ld", (long)(ikt[i].count / PROFILED_STEPS));
-                nn_json_num(stdout, "ms", ikt[i].s / PROFILED_STEPS * 1e3);
-                printf("}");
-            }
-            printf("]");
+            print_kernel_times(ikt, nikt, 1, "infer_kernels", NULL);
         }
         printf("}\n");
     } else {
@@ -460,19 +468,13 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
                    "backward ms", PROFILED_STEPS);
             for (int i = 0; i < net->nl; i++)
                 printf("  %-20s %12.3f %12.3f\n", net->L[i].name, lt[i].fwd * 1e3, lt[i].bwd * 1e3);
-            if (show_kernels) {
-                printf("  %-28s %6s %10s   (per training step)\n", "kernel", "calls", "ms");
-                for (int i = 0; i < nkt; i++)
-                    printf("  %-28s %6ld %10.3f\n", kt[i].name, (long)(kt[i].count / PROFILED_STEPS),
-                           kt[i].s / PROFILED_STEPS * 1e3);
-            }
+            if (show_kernels)
+                print_kernel_times(kt, nkt, 0, NULL, "per training step");
         }
         if (ikt) {
-            printf("  %-28s %6s %10s   (per batch-1 prediction: %.3f ms of device time)\n", "kernel", "calls", "ms",
-                   infer_dev * 1e3);
-            for (int i = 0; i < nikt; i++)
-                printf("  %-28s %6ld %10.3f\n", ikt[i].name, (long)(ikt[i].count / PROFILED_STEPS),
-                       ikt[i].s / PROFILED_STEPS * 1e3);
+            char per[96];
+            snprintf(per, sizeof per, "per batch-1 prediction: %.3f ms of device time", infer_dev * 1e3);
+            print_kernel_times(ikt, nikt, 0, NULL, per);
         }
     }
 out:

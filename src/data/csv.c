@@ -714,6 +714,42 @@ static int map_label(const csv_state *s, const nn_label_opts *lo, const char *pa
     return rc;
 }
 
+/* The column a source names: by header name, or by 0-based index when name
+ * is NULL. -1 when the file has no such column. */
+static long find_column(const csv_state *s, size_t ncols, int has_header, const char *name, int index)
+{
+    if (!name)
+        return index >= 0 && (size_t)index < ncols ? index : -1;
+    if (has_header)
+        for (size_t j = 0; j < ncols; j++)
+            if (strcmp(s->names[j], name) == 0)
+                return (long)j;
+    return -1;
+}
+
+/* The message for a `what` ("label", "feature") column find_column did not find. */
+static int column_error(nn_err *e, const csv_state *s, const char *path, size_t ncols, int has_header,
+                        size_t row1_line, const char *what, const char *name, int index)
+{
+    char lb[1024], vb[64];
+    if (name && has_header) {
+        const char *sug = nn_suggest(name, (const char *const *)s->names, ncols);
+        char hint[300] = "";
+        if (sug)
+            snprintf(hint, sizeof hint, "; did you mean '%s'?", sug);
+        return nn_fail(e, NN_EDATA, "%s: %s column '%s' not found in the header (columns: %s)%s", path, what,
+                       show_str(name, strlen(name), vb, sizeof vb), list_names(s->names, ncols, lb, sizeof lb),
+                       hint);
+    }
+    if (name)
+        return nn_fail(e, NN_EDATA,
+                       "%s: %s column '%s' is given by name but the file has no header row "
+                       "(line %zu holds data); add a header or give the column index",
+                       path, what, show_str(name, strlen(name), vb, sizeof vb), row1_line);
+    return nn_fail(e, NN_EDATA, "%s: %s column index %d is out of range: the file has %zu column%s", path, what,
+                   index, ncols, ncols == 1 ? "" : "s");
+}
+
 /* Replaces the n rows in s->x / s->t by windows of src->window rows:
  * window k holds rows k*stride .. k*stride+window-1 and, when there are
  * targets, the target of row k*stride+window-1+horizon. */
@@ -883,17 +919,7 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     int missing = 0, first_missing = -1;
     int col_of[16];
     for (int i = 0; i < nlab; i++) {
-        col_of[i] = -1;
-        if (src->label_name[i]) {
-            if (has_header)
-                for (size_t j = 0; j < ncols; j++)
-                    if (strcmp(s.names[j], src->label_name[i]) == 0) {
-                        col_of[i] = (int)j;
-                        break;
-                    }
-        } else if ((size_t)src->label_index[i] < ncols) {
-            col_of[i] = src->label_index[i];
-        }
+        col_of[i] = (int)find_column(&s, ncols, has_header, src->label_name[i], src->label_index[i]);
         if (col_of[i] < 0 && missing++ == 0)
             first_missing = i;
     }
@@ -903,25 +929,8 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     } else if (missing && lo->labels_optional && missing == nlab) {
         labels_absent = 1;
     } else if (missing) {
-        int i = first_missing;
-        char lb[1024];
-        if (src->label_name[i] && has_header) {
-            const char *sug = nn_suggest(src->label_name[i], (const char *const *)s.names, ncols);
-            char hint[300] = "";
-            if (sug)
-                snprintf(hint, sizeof hint, "; did you mean '%s'?", sug);
-            rc = nn_fail(e, NN_EDATA, "%s: label column '%s' not found in the header (columns: %s)%s",
-                         path, src->label_name[i], list_names(s.names, ncols, lb, sizeof lb), hint);
-        } else if (src->label_name[i]) {
-            rc = nn_fail(e, NN_EDATA,
-                         "%s: label column '%s' is given by name but the file has no header row "
-                         "(line %zu holds data); add a header or give the column index",
-                         path, src->label_name[i], row1_line);
-        } else {
-            rc = nn_fail(e, NN_EDATA,
-                         "%s: label column index %d is out of range: the file has %zu column%s",
-                         path, src->label_index[i], ncols, ncols == 1 ? "" : "s");
-        }
+        rc = column_error(e, &s, path, ncols, has_header, row1_line, "label", src->label_name[first_missing],
+                          src->label_index[first_missing]);
         goto fail;
     }
     int nl = labels_absent ? 0 : nlab;
@@ -944,35 +953,11 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     size_t nfeat = 0;
     if (src->nfeat_cols > 0) {
         for (int i = 0; i < src->nfeat_cols; i++) {
-            const char *fname = src->feat_name[i];
-            long col = -1;
-            char lb[1024], vb[64];
-            if (fname && has_header) {
-                for (size_t j = 0; j < ncols && col < 0; j++)
-                    if (strcmp(s.names[j], fname) == 0)
-                        col = (long)j;
-                if (col < 0) {
-                    const char *sug = nn_suggest(fname, (const char *const *)s.names, ncols);
-                    char hint[300] = "";
-                    if (sug)
-                        snprintf(hint, sizeof hint, "; did you mean '%s'?", sug);
-                    rc = nn_fail(e, NN_EDATA, "%s: feature column '%s' not found in the header (columns: %s)%s",
-                                 path, show_str(fname, strlen(fname), vb, sizeof vb),
-                                 list_names(s.names, ncols, lb, sizeof lb), hint);
-                    goto fail;
-                }
-            } else if (fname) {
-                rc = nn_fail(e, NN_EDATA,
-                             "%s: feature column '%s' is given by name but the file has no header row "
-                             "(line %zu holds data); add a header or give the column index",
-                             path, show_str(fname, strlen(fname), vb, sizeof vb), row1_line);
+            long col = find_column(&s, ncols, has_header, src->feat_name[i], src->feat_index[i]);
+            if (col < 0) {
+                rc = column_error(e, &s, path, ncols, has_header, row1_line, "feature", src->feat_name[i],
+                                  src->feat_index[i]);
                 goto fail;
-            } else if (src->feat_index[i] < 0 || (size_t)src->feat_index[i] >= ncols) {
-                rc = nn_fail(e, NN_EDATA, "%s: feature column index %d is out of range: the file has %zu column%s",
-                             path, src->feat_index[i], ncols, ncols == 1 ? "" : "s");
-                goto fail;
-            } else {
-                col = src->feat_index[i];
             }
             if (s.fslot[col] >= 0) {
                 rc = nn_fail(e, NN_EDATA, "%s: column %ld is listed twice in the features", path, col + 1);
