@@ -1,8 +1,10 @@
 #!/bin/sh
 # make bench: W1 (MLP training), W2 (LeNet training), W3 (LeNet inference)
 # with nnrun bench, and the same workloads in PyTorch when python3-torch is
-# installed; prints a table with the ratios. Speed is measured here, never
-# asserted by tests.
+# installed; then SGEMM at the W1/W2 shapes: nnrun's backends (nnrun bench
+# --gemm) against OpenBLAS through PyTorch and the machine's FMA peak
+# (tests/bench/peak.c). Prints a table with the ratios. Speed is measured
+# here, never asserted by tests.
 set -e
 cd "$(dirname "$0")/../.."
 NNRUN=${NNRUN:-./nnrun}
@@ -12,18 +14,44 @@ trap 'rm -rf "$out"' EXIT
 
 $NNRUN bench models/fashion_mlp.json --batch-size 128 --json >"$out/w1.json"
 $NNRUN bench models/fashion_lenet.json --batch-size 64 --infer-batch 256 --json >"$out/w2.json"
+# nnrun's GEMM backends at the W1/W2 shapes (optional: older builds lack it)
+if ! $NNRUN bench --gemm --json >"$out/gemm.json" 2>"$out/gemm.err"; then
+    echo "nnrun bench --gemm: not available ($(tail -n 1 "$out/gemm.err"))"
+    : >"$out/gemm.json"
+fi
+# the FMA peak of all cores (optional: needs a C compiler)
+if ! { cc -O2 -pthread -o "$out/peak" tests/bench/peak.c && "$out/peak" >"$out/peak.json"; } 2>"$out/peak.err"; then
+    echo "FMA peak: tests/bench/peak.c failed ($(tail -n 1 "$out/peak.err"))"
+    : >"$out/peak.json"
+fi
 torch=0
 if $PY -c 'import torch' 2>/dev/null; then
-    OMP_WAIT_POLICY=passive $PY tests/bench/torch_bench.py W1 W2 W3 >"$out/torch.json" && torch=1
+    # GEMM last: if it fails, W1-W3's lines are already written
+    OMP_WAIT_POLICY=passive $PY tests/bench/torch_bench.py W1 W2 W3 GEMM >"$out/torch.json" ||
+        echo "tests/bench/torch_bench.py failed" >&2
+    if [ -s "$out/torch.json" ]; then torch=1; fi
 fi
 $PY - "$out" "$torch" <<'PYEOF'
 import json, sys
 d, torch = sys.argv[1], sys.argv[2] == "1"
 w1 = json.load(open(d + "/w1.json")); w2 = json.load(open(d + "/w2.json"))
+
+
+def load(name):  # the JSON object in d/name; None when empty or not JSON
+    try:
+        return json.loads(open(d + "/" + name).read())
+    except ValueError:
+        return None
+
+
 t = {}
 if torch:
     for line in open(d + "/torch.json"):
-        o = json.loads(line); t[o["workload"]] = o
+        try:
+            o = json.loads(line); t[o["workload"]] = o
+        except (ValueError, KeyError, TypeError):
+            pass
+torch = bool(t)
 print("device: %s" % w1["device"])
 print("%-34s %14s %14s %8s" % ("workload", "nnrun", "pytorch" if torch else "", "ratio" if torch else ""))
 def row(name, ours, theirs, higher_better=True, fmt="%14.0f"):
@@ -40,4 +68,69 @@ row("W3 LeNet infer b1 p50 ms", w2["infer_batch1_p50_ms"], g("W3", "infer_batch1
 row("W3 LeNet infer b1 p99 ms", w2["infer_batch1_p99_ms"], g("W3", "infer_batch1_p99_ms"), False, "%14.3f")
 row("W3 LeNet infer b256 samples/s", w2["infer_samples_per_s"], g("W3", "infer_samples_per_s"))
 print("GEMM GFLOP/s achieved: W1 %.1f, W2 %.1f (ratio > 1: nnrun faster)" % (w1["gemm_gflops"], w2["gemm_gflops"]))
+
+# SGEMM per shape: nnrun's backends, OpenBLAS via torch.matmul, the FMA peak
+gemm, peak, tg = load("gemm.json"), load("peak.json"), t.get("GEMM")
+key = lambda s: (s["m"], s["n"], s["k"], s["ta"], s["tb"])
+try:
+    # key(s), s["backend"] and s["gflops"] raise on an entry that lacks them
+    entries = [s for s in gemm["gemm"] if key(s) and s["backend"] and s["gflops"] > 0] if gemm else []
+except (AttributeError, KeyError, TypeError):
+    print("nnrun bench --gemm: not available (unexpected JSON: %.60s)" % json.dumps(gemm))
+    entries = []
+if gemm is None and open(d + "/gemm.json").read().strip():
+    print("nnrun bench --gemm: not available (its output is not JSON)")
+ours, theirs, tshare, shapes, backends = {}, {}, {}, [], []
+for s in entries:
+    if key(s) not in shapes:
+        shapes.append(key(s))
+    if s["backend"] not in backends:
+        backends.append(s["backend"])
+    ours[key(s) + (s["backend"],)] = s
+for s in (tg or {}).get("shapes", []):
+    if key(s) not in shapes:
+        shapes.append(key(s))
+    theirs[key(s)] = s["gflops"]
+    tshare[key(s)] = s.get("cpu_share")
+backends.sort(key=lambda b: (["native", "clblast"] + [b]).index(b))  # native, clblast, then the rest
+tdev = (tg or {}).get("device", "cpu")
+tname = "openblas" if tdev == "cpu" else "torch-" + tdev
+# % of the CPU's peak only when nnrun ran on the CPU: torch on a GPU (tests/gpu/run.sh) means a GPU run
+pk = peak["peak_gflops"] if peak and tdev == "cpu" else None
+if shapes:
+    f1 = lambda x: "%.1f" % x
+    pct = lambda x: "%.0f%%" % (100 * x / pk)
+    tshort = "blas" if tdev == "cpu" else "torch"
+    cols = [(b, lambda sh, b=b: ours.get(sh + (b,), {}).get("gflops"), f1) for b in backends]  # (header, value, format)
+    nat = lambda sh: ours.get(sh + ("native",), {}).get("gflops")
+    if tg:
+        cols.append((tname, theirs.get, f1))
+    if tg and "native" in backends:
+        cols.append(("nat/" + tshort, lambda sh: nat(sh) / theirs[sh] if nat(sh) and theirs.get(sh) else None,
+                     lambda x: "%.2f" % x))
+    if pk and "native" in backends:
+        cols.append(("nat %peak", nat, pct))
+    if pk and tg:
+        cols.append((tshort + " %peak", theirs.get, pct))
+    print()
+    print("%-36s" % "SGEMM GFLOP/s: M x N x K, op(A)op(B)" + "".join(" %10s" % c[0] for c in cols))
+    busy = 0
+    for sh in shapes:
+        m, n, k, ta, tb = sh
+        vals = [c[1](sh) for c in cols]
+        note = ""
+        if tshare.get(sh) is not None and tshare[sh] < 0.9:
+            note, busy = "  busy: %.0f%%" % (100 * tshare[sh]), 1
+        print("  %5d x %5d x %5d  %s%s         " % (m, n, k, "NT"[ta], "NT"[tb]) +
+              "".join(" %10s" % (c[2](v) if v is not None else "-") for c, v in zip(cols, vals)) + note)
+    if busy:
+        print("  busy: %s's threads got only that share of the cores' time (other processes ran): its figure is low"
+              % tname)
+    for (m, n, k, ta, tb, b), s in ours.items():
+        if s.get("max_rel_err", 0) > 1e-4:
+            print("  WRONG RESULTS? %s %dx%dx%d: max_rel_err %.1e" % (b, m, n, k, s["max_rel_err"]))
+if peak:
+    print("CPU FMA peak: %.1f GFLOP/s (%s, %d threads%s)" % (peak["peak_gflops"], peak["isa"], peak["threads"],
+          "" if peak.get("cpu_share", 1) >= 0.9 else
+          "; the threads got only %.0f%% of the cores: machine busy, peak too low" % (100 * peak["cpu_share"])))
 PYEOF

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """PyTorch reference for `make bench`: the same workloads nnrun bench runs,
-on synthetic data of the same shapes. Prints one JSON object per workload.
+on synthetic data of the same shapes, and GEMM: OpenBLAS's SGEMM rate through
+torch.matmul at the shapes `nnrun bench --gemm` times. Prints one JSON object
+per workload.
 Run with OMP_WAIT_POLICY=passive (set by the Makefile): on 2 cores PyTorch's
 spinning OpenMP threads otherwise fight its BLAS threads."""
 import json, os, sys, time
@@ -72,7 +74,45 @@ def infer(net, big=256):
     return lat[len(lat) // 2] * 1e3, lat[len(lat) * 99 // 100] * 1e3, ips
 
 
-which = sys.argv[1:] or ["W1", "W2", "W3"]
+# (M, N, K, ta, tb) of C = op(A) op(B), the shapes `nnrun bench --gemm` times:
+# W1's MLP (forward, dW = X^T dY, dX = dY W^T), W2's LeNet convolutions as GEMMs, 1024^3
+GEMM_SHAPES = [(128, 512, 784, 0, 0), (784, 512, 128, 1, 0), (128, 784, 512, 0, 1), (32, 50176, 25, 0, 0),
+               (64, 12544, 800, 0, 0), (64, 800, 12544, 0, 1), (1024, 1024, 1024, 0, 0)]
+
+
+def gemm_rate(m, n, k, ta, tb, samples=7):
+    """GFLOP/s of torch.matmul(op(A), op(B)): the median of `samples` timings,
+    each of back-to-back calls lasting >= ~20 ms (idle gaps between calls lower
+    the rate). Transposes are .t() views of contiguous tensors, so that BLAS
+    gets the transposed operand (sgemm with 'T'), as nnrun's GEMM does. Also
+    returns the CPU time the process got over threads x wall time (CPU only):
+    well below 1 means other processes took cores during the timings."""
+    a = torch.rand((k, m) if ta else (m, k), device=DEV)
+    b = torch.rand((n, k) if tb else (k, n), device=DEV)
+    a, b = (a.t() if ta else a), (b.t() if tb else b)
+    c = torch.matmul(a, b)  # warm-up (thread pool, page faults)
+    sync()
+    t = time.perf_counter()
+    reps = 0
+    while reps < 3 or time.perf_counter() - t < 0.02:
+        torch.matmul(a, b, out=c)
+        reps += 1
+    sync()
+    times = []
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(samples):
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.matmul(a, b, out=c)
+        sync()
+        times.append((time.perf_counter() - t) / reps)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    times.sort()
+    share = cpu / (wall * torch.get_num_threads()) if DEV.type == "cpu" else None
+    return 2.0 * m * n * k / times[len(times) // 2] * 1e-9, share
+
+
+which = sys.argv[1:] or ["W1", "W2", "W3", "GEMM"]
 for w in which:
     if w == "W1":
         net = mlp().to(DEV)
@@ -86,4 +126,8 @@ for w in which:
         p50, p99, ips = infer(lenet().to(DEV))
         print(json.dumps({"workload": "W3", "infer_batch1_p50_ms": p50, "infer_batch1_p99_ms": p99,
                           "infer_samples_per_s": ips}))
+    elif w == "GEMM":
+        print(json.dumps({"workload": "GEMM", "device": DEV.type, "threads": torch.get_num_threads(),
+                          "shapes": [dict(zip(("m", "n", "k", "ta", "tb", "gflops", "cpu_share"), s + gemm_rate(*s)))
+                                     for s in GEMM_SHAPES]}))
     sys.stdout.flush()
