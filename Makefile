@@ -15,7 +15,7 @@ LIBOBJ := $(LIBSRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o
 CLSRC  := $(sort $(wildcard cl/*.cl))
 TESTSRC := $(wildcard tests/unit/*.c)
 
-.PHONY: all deps demo test test-unit bench clean
+.PHONY: all deps demo test test-unit test-clblast bench clean
 all: nnrun
 
 nnrun: $(OBJ)
@@ -58,6 +58,12 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
 	@tests/run.sh
+
+# The whole suite with CLBlast forced behind the GEMM seam (`make test` runs
+# the device's default: nnrun's own GEMM on CPU devices). CI runs both.
+test-clblast: deps
+	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
+	@NNRUN_GEMM=clblast tests/run.sh
 
 # Benchmarks (never part of the tests): nnrun vs PyTorch on W1, W2, W3.
 bench: deps

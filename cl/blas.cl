@@ -1,4 +1,4 @@
-/* blas.cl - helpers of the CLBlast wrappers (src/blas.c). */
+/* blas.cl - helpers of the GEMM seam (src/blas.c). */
 
 /* Split-K GEMM: c[m, n] (row-major, leading dimension ldc, from offset coff)
  * = beta * c + the sum of `slices` partial products p[slices][m][n], added in
@@ -16,4 +16,16 @@ __kernel void splitk_reduce(__global const float *p, int slices, int m, int n, f
         s += p[(size_t)j * mn + (size_t)i];
     __global float *cp = c + coff + (size_t)r * (size_t)ldc + (size_t)col;
     *cp = beta == 0.0f ? s : beta * *cp + s;
+}
+
+/* A GEMM with k = 0: C[b][i][j] = beta * C (0 when beta == 0, C never read),
+ * over m*n items x batch. */
+__kernel void gemm_scale_c(__global float *c, ulong coff, int ldc, ulong cstride, int m, int n, float beta)
+{
+    int i = get_global_id(0);
+    if (i >= m * n)
+        return;
+    int r = i / n, col = i - r * n;
+    __global float *cp = c + coff + get_global_id(1) * cstride + (size_t)r * (size_t)ldc + (size_t)col;
+    *cp = beta == 0.0f ? 0.0f : beta * *cp;
 }

@@ -1,6 +1,55 @@
+/* blas.c - the GEMM seam (see blas.h): split-K and shape recording above a
+ * table of implementations, one policy function (gemm_choose) between. */
 #include "blas.h"
 
 #include <clblast_c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SHAPE_CHOICES 64
+
+/* Parameters of one native launch (cl/gemm.cl). */
+typedef struct native_plan {
+    int nr;              /* register tile width: 16 (AVX2) or 32 (AVX-512) */
+    int mb, nb;          /* C block of one work-item (mb a multiple of 6, nb of nr) */
+    int kc, nc;          /* K block, B sub-block width */
+    int nblk_m, nblk_n;  /* blocks per matrix */
+} native_plan;
+
+struct nn_blas {
+    nn_gemm_backend forced;      /* NNRUN_GEMM or the caller; NN_GEMM_AUTO: the policy decides */
+    nn_gemm_backend dflt;        /* the policy's default for this device */
+    int splitk_off;              /* NNRUN_NO_SPLITK=1 */
+    cl_mem splitk;               /* split-K partial sums (grown on demand) */
+    size_t splitk_bytes;
+    long splitk_count;
+    /* native kernel: device facts and the knobs the cost model uses */
+    int native_ok;               /* enough local memory for the smallest plan */
+    int nr, kc, mb_max, per_unit;
+    cl_ulong local_mem;
+    /* recording (nnrun tune, bench) */
+    nn_gemm_shape *rec;
+    size_t nrec, rec_cap;
+    int recording;
+    /* per-shape winners from nnrun tune */
+    nn_gemm_shape choice_shape[MAX_SHAPE_CHOICES];
+    nn_gemm_backend choice[MAX_SHAPE_CHOICES];
+    int nchoices;
+    char tuned[256];             /* CLBlast parameters applied by tune.c, "" if none */
+    char describe[512];
+};
+
+/* Everything one GEMM call needs, batched or not. */
+typedef struct gemm_args {
+    int ta, tb;
+    size_t m, n, k, batch;
+    float alpha, beta;
+    cl_mem a, b, c;
+    size_t aoff, lda, astride, boff, ldb, bstride, coff, ldc, cstride;
+} gemm_args;
+
+/* ------------------------------------------------------------------ CLBlast */
 
 static int blas_fail(nn_err *e, CLBlastStatusCode st, const char *what, size_t m, size_t n, size_t k)
 {
@@ -11,28 +60,339 @@ static int blas_fail(nn_err *e, CLBlastStatusCode st, const char *what, size_t m
     return nn_fail(e, NN_ESOFTWARE, "CLBlast %s %zux%zux%zu failed with status %d", what, m, n, k, (int)st);
 }
 
-static void record(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size_t batch)
+static int clblast_usable(const nn_dev *d) { return 1; }
+
+static int clblast_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
 {
-    if (!d->gemm_recording)
+    CLBlastTranspose ta = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastTranspose tb = g->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+    double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch;
+    CLBlastStatusCode st;
+    if (g->batch == 1)
+        st = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->aoff, g->lda, g->b,
+                          g->boff, g->ldb, g->beta, g->c, g->coff, g->ldc, &d->q, nn_prof_slot(d, "GEMM", flops));
+    else
+        st = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->aoff,
+                                        g->lda, g->astride, g->b, g->boff, g->ldb, g->bstride, g->beta, g->c,
+                                        g->coff, g->ldc, g->cstride, g->batch, &d->q,
+                                        nn_prof_slot(d, "batched GEMM", flops));
+    return st == CLBlastSuccess ? 0 : blas_fail(e, st, g->batch == 1 ? "GEMM" : "batched GEMM", g->m, g->n, g->k);
+}
+
+/* ------------------------------------------------------------------- native */
+
+#define NATIVE_MR 6
+#define NATIVE_KC 256        /* K block: op(A) panels of a block stay in L2, a B micro-panel in L1 */
+#define NATIVE_MB_MAX 96     /* rows of C per work-item at most (16 micro-panels) */
+#define NATIVE_NC_PANELS 4   /* B sub-block: 4 micro-panels (64 or 128 columns) */
+#define NATIVE_PER_UNIT 4    /* work-items per compute unit the cost model aims for */
+
+static size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
+
+static size_t native_local_bytes(int nr, int mb, int kc)
+{
+    size_t mbr = cdiv((size_t)mb, NATIVE_MR) * NATIVE_MR;
+    return ((size_t)mbr * kc + (size_t)kc * nr * NATIVE_NC_PANELS) * sizeof(float);
+}
+
+/* The cost model: split C into blocks of whole micro-tiles, about
+ * per_unit blocks per compute unit over the batch, splitting N first (a
+ * narrower block re-packs only its rows of op(A)) down to one B sub-block,
+ * then M; then even out the blocks so none is a sliver. */
+static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm_args *g, native_plan *p)
+{
+    int nr = b->nr;
+    size_t tm = cdiv(g->m, NATIVE_MR), tn = cdiv(g->n, (size_t)nr);
+    size_t want = (size_t)b->per_unit * (d->units ? d->units : 1);
+    size_t bm = tm < (size_t)b->mb_max / NATIVE_MR ? tm : (size_t)b->mb_max / NATIVE_MR, bn = tn;
+    for (;;) {
+        size_t count = cdiv(tm, bm) * cdiv(tn, bn) * g->batch;
+        if (count >= want)
+            break;
+        if (bn > NATIVE_NC_PANELS)
+            bn = cdiv(bn, 2);
+        else if (bm > 1)
+            bm = cdiv(bm, 2);
+        else
+            break;
+    }
+    size_t nbm = cdiv(tm, bm), nbn = cdiv(tn, bn);
+    bm = cdiv(tm, nbm);
+    bn = cdiv(tn, nbn);
+    p->nr = nr;
+    p->mb = (int)(bm * NATIVE_MR);
+    p->nb = (int)(bn * (size_t)nr);
+    p->nc = nr * NATIVE_NC_PANELS;
+    /* equal K blocks of at most kc, a multiple of 8 */
+    size_t nk = cdiv(g->k ? g->k : 1, (size_t)b->kc), kc = cdiv(cdiv(g->k ? g->k : 1, nk), 8) * 8;
+    p->kc = (int)kc;
+    p->nblk_m = (int)cdiv(g->m, (size_t)p->mb);
+    p->nblk_n = (int)cdiv(g->n, (size_t)p->nb);
+}
+
+static int native_usable(const nn_dev *d);
+
+static int native_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
+{
+    static const char *const names[2][2][2] = {
+        {{"gemm_cpu16_nn", "gemm_cpu16_nt"}, {"gemm_cpu16_tn", "gemm_cpu16_tt"}},
+        {{"gemm_cpu32_nn", "gemm_cpu32_nt"}, {"gemm_cpu32_tn", "gemm_cpu32_tt"}},
+    };
+    native_plan p;
+    native_plan_for(d->blas, d, g, &p);
+    size_t abytes = cdiv((size_t)p.mb, NATIVE_MR) * NATIVE_MR * (size_t)p.kc * sizeof(float);
+    size_t bbytes = (size_t)p.kc * (size_t)p.nc * sizeof(float);
+    double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch;
+    return nn_launch2f(d, names[p.nr == 32][g->ta][g->tb], (size_t)p.nblk_m * (size_t)p.nblk_n, g->batch, 1, 1,
+                       flops, e, 24, KINT(g->m), KINT(g->n), KINT(g->k), KFLT(g->alpha), KMEM(g->a),
+                       KULONG(g->aoff), KINT(g->lda), KULONG(g->astride), KMEM(g->b), KULONG(g->boff), KINT(g->ldb),
+                       KULONG(g->bstride), KFLT(g->beta), KMEM(g->c), KULONG(g->coff), KINT(g->ldc),
+                       KULONG(g->cstride), KINT(p.mb), KINT(p.nb), KINT(p.kc), KINT(p.nc), KINT(p.nblk_n),
+                       KLOCAL(abytes), KLOCAL(bbytes));
+}
+
+/* ------------------------------------------------------- the table, policy */
+
+typedef struct gemm_impl {
+    const char *name, *what;
+    int (*usable)(const nn_dev *d);
+    int (*gemm)(nn_dev *d, const gemm_args *g, nn_err *e);
+} gemm_impl;
+
+static const gemm_impl impls[NN_GEMM_NBACKENDS] = {
+    [NN_GEMM_CLBLAST] = {"clblast", "CLBlast", clblast_usable, clblast_gemm},
+    [NN_GEMM_NATIVE] = {"native", "nnrun's CPU-shaped OpenCL GEMM", native_usable, native_gemm},
+};
+
+static int native_usable(const nn_dev *d) { return d->blas && d->blas->native_ok; }
+
+const char *nn_blas_backend_name(nn_gemm_backend b)
+{
+    return b >= 0 && b < NN_GEMM_NBACKENDS ? impls[b].name : "auto";
+}
+
+int nn_blas_backend_parse(const char *s)
+{
+    if (!strcmp(s, "auto"))
+        return NN_GEMM_AUTO;
+    for (int i = 0; i < NN_GEMM_NBACKENDS; i++)
+        if (!strcmp(s, impls[i].name))
+            return i;
+    return -2;
+}
+
+int nn_blas_usable(nn_dev *d, nn_gemm_backend b) { return b >= 0 && b < NN_GEMM_NBACKENDS && impls[b].usable(d); }
+
+/* The one place that decides which implementation runs a GEMM: a forced
+ * backend (NNRUN_GEMM, --gemm), else the winner nnrun tune measured for this
+ * shape on this device, else the device type's default: the CPU-shaped
+ * kernel on CPU devices (8-13x CLBlast's GPU-shaped kernels there), CLBlast
+ * on GPUs and accelerators. */
+static nn_gemm_backend gemm_choose(const struct nn_blas *b, const gemm_args *g)
+{
+    if (b->forced != NN_GEMM_AUTO)
+        return b->forced;
+    for (int i = 0; i < b->nchoices; i++) {
+        const nn_gemm_shape *s = &b->choice_shape[i];
+        if (s->ta == g->ta && s->tb == g->tb && s->m == g->m && s->n == g->n && s->k == g->k && s->batch == g->batch)
+            return b->choice[i];
+    }
+    return b->dflt;
+}
+
+nn_gemm_backend nn_blas_choice(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size_t batch)
+{
+    gemm_args g = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch};
+    return gemm_choose(d->blas, &g);
+}
+
+int nn_blas_open(nn_dev *d, nn_gemm_backend force, nn_err *e)
+{
+    struct nn_blas *b = calloc(1, sizeof *b);
+    if (!b)
+        return nn_fail(e, NN_ESOFTWARE, "out of memory for the BLAS state");
+    const char *ns = getenv("NNRUN_NO_SPLITK");
+    b->splitk_off = ns && *ns && strcmp(ns, "0") != 0;
+    cl_uint vw = 8;
+    if (clGetDeviceInfo(d->device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof vw, &vw, NULL) != CL_SUCCESS)
+        vw = 8;
+    if (clGetDeviceInfo(d->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof b->local_mem, &b->local_mem, NULL) != CL_SUCCESS)
+        b->local_mem = 0;
+    b->nr = vw >= 16 ? 32 : 16;
+    b->kc = NATIVE_KC;
+    b->mb_max = NATIVE_MB_MAX;
+    b->per_unit = NATIVE_PER_UNIT;
+    /* experiments and tuning: NNRUN_GEMM_NATIVE="nr=16,kc=128,mb=48,per_unit=8" */
+    const char *knobs = getenv("NNRUN_GEMM_NATIVE");
+    if (knobs) {
+        int v;
+        const char *p;
+        if ((p = strstr(knobs, "nr=")) && sscanf(p + 3, "%d", &v) == 1 && (v == 16 || v == 32))
+            b->nr = v;
+        if ((p = strstr(knobs, "kc=")) && sscanf(p + 3, "%d", &v) == 1 && v >= 8 && v <= 4096)
+            b->kc = v;
+        if ((p = strstr(knobs, "mb=")) && sscanf(p + 3, "%d", &v) == 1 && v >= 6 && v <= 1024)
+            b->mb_max = v / NATIVE_MR * NATIVE_MR;
+        if ((p = strstr(knobs, "per_unit=")) && sscanf(p + 9, "%d", &v) == 1 && v >= 1 && v <= 256)
+            b->per_unit = v;
+    }
+    /* shrink the K block until a block's panels fit the local memory */
+    while (b->kc > 32 && native_local_bytes(b->nr, b->mb_max, b->kc) > b->local_mem)
+        b->kc /= 2;
+    b->native_ok = native_local_bytes(b->nr, b->mb_max, b->kc) <= b->local_mem;
+    b->dflt = (d->type & CL_DEVICE_TYPE_CPU) && b->native_ok ? NN_GEMM_NATIVE : NN_GEMM_CLBLAST;
+    b->forced = NN_GEMM_AUTO;
+    if (force == NN_GEMM_AUTO) {
+        const char *env = getenv("NNRUN_GEMM");
+        if (env && *env) {
+            int v = nn_blas_backend_parse(env);
+            if (v == -2) {
+                free(b);
+                return nn_fail(e, NN_EUSAGE, "NNRUN_GEMM=%s: expected clblast, native or auto", env);
+            }
+            force = (nn_gemm_backend)v;
+        }
+    }
+    d->blas = b;
+    if (force != NN_GEMM_AUTO) {
+        if (!impls[force].usable(d)) {
+            unsigned long long kib = (unsigned long long)(b->local_mem / 1024);
+            d->blas = NULL;
+            free(b);
+            return nn_fail(e, NN_ENODEV, "the %s GEMM cannot run on %s (%llu KiB of local memory)", impls[force].name,
+                           d->name, kib);
+        }
+        b->forced = force;
+    }
+    return 0;
+}
+
+void nn_blas_close(nn_dev *d)
+{
+    struct nn_blas *b = d->blas;
+    if (!b)
         return;
-    for (size_t i = 0; i < d->ngemm_shapes; i++) {
-        nn_gemm_shape *g = &d->gemm_shapes[i];
-        if (g->ta == ta && g->tb == tb && g->m == m && g->n == n && g->k == k && g->batch == batch) {
-            g->count++;
+    if (b->splitk)
+        clReleaseMemObject(b->splitk);
+    free(b);
+    d->blas = NULL;
+}
+
+const char *nn_blas_describe(nn_dev *d)
+{
+    struct nn_blas *b = d->blas;
+    if (!b)
+        return "none";
+    nn_gemm_backend w = b->forced != NN_GEMM_AUTO ? b->forced : b->dflt;
+    int o = snprintf(b->describe, sizeof b->describe, "%s%s", impls[w].name,
+                     b->forced != NN_GEMM_AUTO ? " (forced)" : "");
+    if (w == NN_GEMM_NATIVE && o > 0 && (size_t)o < sizeof b->describe)
+        o += snprintf(b->describe + o, sizeof b->describe - (size_t)o, ", %dx%d tile, K blocks of %d", NATIVE_MR,
+                      b->nr, b->kc);
+    if (b->nchoices && o > 0 && (size_t)o < sizeof b->describe)
+        o += snprintf(b->describe + o, sizeof b->describe - (size_t)o, ", %d tuned shapes", b->nchoices);
+    if (b->tuned[0] && o > 0 && (size_t)o < sizeof b->describe)
+        snprintf(b->describe + o, sizeof b->describe - (size_t)o, "; CLBlast tuned:%s", b->tuned);
+    return b->describe;
+}
+
+int nn_blas_set_shape_choice(nn_dev *d, const nn_gemm_shape *s, nn_gemm_backend w)
+{
+    struct nn_blas *b = d->blas;
+    if (!b || w < 0 || w >= NN_GEMM_NBACKENDS || !impls[w].usable(d) || b->nchoices == MAX_SHAPE_CHOICES)
+        return -1;
+    b->choice_shape[b->nchoices] = *s;
+    b->choice[b->nchoices++] = w;
+    return 0;
+}
+
+nn_gemm_backend nn_blas_force(nn_dev *d, nn_gemm_backend w)
+{
+    nn_gemm_backend old = d->blas->forced;
+    d->blas->forced = w;
+    return old;
+}
+
+int nn_blas_splitk_off(nn_dev *d, int off)
+{
+    int old = d->blas->splitk_off;
+    d->blas->splitk_off = off;
+    return old;
+}
+
+long nn_blas_splitk_count(nn_dev *d) { return d->blas->splitk_count; }
+
+void nn_blas_set_tuned(nn_dev *d, const char *desc)
+{
+    if (d->blas)
+        snprintf(d->blas->tuned, sizeof d->blas->tuned, "%s", desc ? desc : "");
+}
+
+void nn_blas_record_start(nn_dev *d, nn_gemm_shape *out, size_t cap)
+{
+    struct nn_blas *b = d->blas;
+    b->rec = out;
+    b->rec_cap = cap;
+    b->nrec = 0;
+    b->recording = 1;
+}
+
+size_t nn_blas_record_stop(nn_dev *d)
+{
+    struct nn_blas *b = d->blas;
+    b->recording = 0;
+    b->rec = NULL;
+    return b->nrec;
+}
+
+static void record(struct nn_blas *b, const gemm_args *g)
+{
+    if (!b->recording)
+        return;
+    for (size_t i = 0; i < b->nrec; i++) {
+        nn_gemm_shape *s = &b->rec[i];
+        if (s->ta == g->ta && s->tb == g->tb && s->m == g->m && s->n == g->n && s->k == g->k && s->batch == g->batch) {
+            s->count++;
             return;
         }
     }
-    if (d->ngemm_shapes < NN_MAX_GEMM_SHAPES)
-        d->gemm_shapes[d->ngemm_shapes++] = (nn_gemm_shape){ta, tb, m, n, k, batch, 1};
+    if (b->nrec < b->rec_cap)
+        b->rec[b->nrec++] = (nn_gemm_shape){g->ta, g->tb, g->m, g->n, g->k, g->batch, 1};
+}
+
+/* Every dimension, leading dimension and element index reaches the kernels
+ * as an int or through CLBlast's size_t: refuse what the native kernel's int
+ * arithmetic cannot hold (no layer of nnrun gets near it). */
+static int check_args(const gemm_args *g, nn_err *e)
+{
+    const size_t lim = 0x7fffffff;
+    if (g->m > lim || g->n > lim || g->k > lim || g->lda > lim || g->ldb > lim || g->ldc > lim || g->batch > lim)
+        return nn_fail(e, NN_EDATA, "GEMM %zux%zux%zu (x%zu): a dimension exceeds 2^31-1", g->m, g->n, g->k,
+                       g->batch);
+    return 0;
+}
+
+static int dispatch(nn_dev *d, const gemm_args *g, nn_err *e)
+{
+    if (!d->blas)
+        return nn_fail(e, NN_ESOFTWARE, "GEMM on %s before nn_blas_open", d->name);
+    int r = check_args(g, e);
+    if (r)
+        return r;
+    record(d->blas, g);
+    if (g->k == 0) /* no products: C = beta C, the same for every backend (CLBlast refuses k = 0) */
+        return nn_launch2(d, "gemm_scale_c", g->m * g->n, g->batch, 0, 0, e, 7, KMEM(g->c), KULONG(g->coff),
+                          KINT(g->ldc), KULONG(g->cstride), KINT(g->m), KINT(g->n), KFLT(g->beta));
+    return impls[gemm_choose(d->blas, g)].gemm(d, g, e);
 }
 
 /* Split-K: a GEMM whose output is a few tiles but whose inner dimension is
  * long (a convolution's weight gradient sums over batch x positions: 32x25
  * outputs over 36,864 terms in LeNet's first layer) runs as one or two
  * work-groups: one core of a CPU, a sliver of a GPU. It is cut into S chunks
- * along k, computed as one strided-batched GEMM into partial sums
- * (d->splitk), and summed in a fixed order by a kernel, so results stay
- * deterministic. Returns the number of chunks, or 0 for "do not split". */
+ * along k, computed as one strided-batched GEMM into partial sums, and summed
+ * in a fixed order by a kernel, so results stay deterministic. Returns the
+ * number of chunks, or 0 for "do not split". */
 #define SPLITK_TILE 32     /* the output tile one work-group computes, about */
 #define SPLITK_MIN_K 2048  /* shorter sums are not worth a second launch */
 #define SPLITK_CHUNK 512   /* no chunk shorter than this */
@@ -43,9 +403,9 @@ static void record(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size
  * chunks for SPLITK_PER_UNIT per unit. */
 static size_t splitk_chunks(const nn_dev *d, size_t m, size_t n, size_t k)
 {
-    if (d->splitk_off || k < SPLITK_MIN_K)
+    if (d->blas->splitk_off || k < SPLITK_MIN_K)
         return 0;
-    size_t tiles = ((m + SPLITK_TILE - 1) / SPLITK_TILE) * ((n + SPLITK_TILE - 1) / SPLITK_TILE);
+    size_t tiles = cdiv(m, SPLITK_TILE) * cdiv(n, SPLITK_TILE);
     size_t want = (size_t)SPLITK_PER_UNIT * (d->units ? d->units : 1);
     if (2 * tiles >= want)
         return 0;
@@ -55,32 +415,46 @@ static size_t splitk_chunks(const nn_dev *d, size_t m, size_t n, size_t k)
     return s >= 2 ? s : 0;
 }
 
-static int gemm_splitk(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size_t s, float alpha, cl_mem a,
-                       size_t aoff, size_t lda, cl_mem b, size_t boff, size_t ldb, float beta, cl_mem c, size_t coff,
-                       size_t ldc, nn_err *e)
+static int gemm_splitk(nn_dev *d, const gemm_args *g, size_t s, nn_err *e)
 {
-    size_t kc = (k + s - 1) / s, full = k / kc, rem = k - full * kc, slices = full + (rem > 0);
+    struct nn_blas *bl = d->blas;
+    size_t m = g->m, n = g->n, k = g->k;
+    size_t kc = cdiv(k, s), full = k / kc, rem = k - full * kc, slices = full + (rem > 0);
     size_t bytes = slices * m * n * sizeof(float);
-    if (bytes > d->splitk_bytes) {
-        if (d->splitk)
-            clReleaseMemObject(d->splitk);
-        d->splitk = NULL;
-        d->splitk_bytes = 0;
-        int r = nn_buf_alloc(d, bytes, "the split-K GEMM partial sums", &d->splitk, e);
+    if (bytes > bl->splitk_bytes) {
+        if (bl->splitk)
+            clReleaseMemObject(bl->splitk);
+        bl->splitk = NULL;
+        bl->splitk_bytes = 0;
+        int r = nn_buf_alloc(d, bytes, "the split-K GEMM partial sums", &bl->splitk, e);
         if (r)
             return r;
-        d->splitk_bytes = bytes;
+        bl->splitk_bytes = bytes;
     }
+    bl->splitk_count++;
     /* chunk j of op(A) is columns [j kc, (j+1) kc); of op(B) rows [j kc, (j+1) kc) */
-    size_t astep = ta ? kc * lda : kc, bstep = tb ? kc : kc * ldb;
-    int r = nn_gemm_strided(d, ta, tb, m, n, kc, alpha, a, aoff, lda, astep, b, boff, ldb, bstep, 0.0f, d->splitk, 0,
-                            n, m * n, full, e);
-    if (!r && rem)
-        r = nn_gemm_strided(d, ta, tb, m, n, rem, alpha, a, aoff + full * astep, lda, astep, b, boff + full * bstep,
-                            ldb, bstep, 0.0f, d->splitk, full * m * n, n, m * n, 1, e);
+    gemm_args p = *g;
+    p.k = kc;
+    p.astride = g->ta ? kc * g->lda : kc;
+    p.bstride = g->tb ? kc : kc * g->ldb;
+    p.beta = 0.0f;
+    p.c = bl->splitk;
+    p.coff = 0;
+    p.ldc = n;
+    p.cstride = m * n;
+    p.batch = full;
+    int r = dispatch(d, &p, e);
+    if (!r && rem) {
+        p.aoff = g->aoff + full * p.astride;
+        p.boff = g->boff + full * p.bstride;
+        p.coff = full * m * n;
+        p.k = rem;
+        p.batch = 1;
+        r = dispatch(d, &p, e);
+    }
     if (!r)
-        r = nn_launch(d, "splitk_reduce", m * n, 0, e, 8, KMEM(d->splitk), KINT(slices), KINT(m), KINT(n),
-                      KFLT(beta), KMEM(c), KINT(coff), KINT(ldc));
+        r = nn_launch(d, "splitk_reduce", m * n, 0, e, 8, KMEM(bl->splitk), KINT(slices), KINT(m), KINT(n),
+                      KFLT(g->beta), KMEM(g->c), KINT(g->coff), KINT(g->ldc));
     return r;
 }
 
@@ -90,15 +464,11 @@ int nn_gemm(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha
 {
     if (!m || !n)
         return 0;
+    gemm_args g = {ta, tb, m, n, k, 1, alpha, beta, a, b, c, aoff, lda, 0, boff, ldb, 0, coff, ldc, 0};
+    if (!d->blas)
+        return dispatch(d, &g, e);
     size_t s = splitk_chunks(d, m, n, k);
-    if (s)
-        return gemm_splitk(d, ta, tb, m, n, k, s, alpha, a, aoff, lda, b, boff, ldb, beta, c, coff, ldc, e);
-    record(d, ta, tb, m, n, k, 1);
-    CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                        tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, aoff, lda,
-                                        b, boff, ldb, beta, c, coff, ldc, &d->q,
-                                        nn_prof_slot(d, "GEMM", 2.0 * (double)m * (double)n * (double)k));
-    return st == CLBlastSuccess ? 0 : blas_fail(e, st, "GEMM", m, n, k);
+    return s ? gemm_splitk(d, &g, s, e) : dispatch(d, &g, e);
 }
 
 int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
@@ -108,11 +478,7 @@ int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, flo
 {
     if (!m || !n || !batch)
         return 0;
-    record(d, ta, tb, m, n, k, batch);
-    CLBlastStatusCode st = CLBlastSgemmStridedBatched(
-        CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-        tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, aoff, lda, astride, b, boff, ldb,
-        bstride, beta, c, coff, ldc, cstride, batch, &d->q,
-        nn_prof_slot(d, "batched GEMM", 2.0 * (double)m * (double)n * (double)k * (double)batch));
-    return st == CLBlastSuccess ? 0 : blas_fail(e, st, "batched GEMM", m, n, k);
+    gemm_args g = {ta, tb, m, n, k, batch, alpha, beta, a, b, c, aoff, lda, astride, boff, ldb, bstride, coff, ldc,
+                   cstride};
+    return dispatch(d, &g, e);
 }

@@ -1,9 +1,29 @@
-/* blas.h - every GEMM of nnrun goes through these CLBlast wrappers.
- * Matrices are row-major; offsets and leading dimensions are in elements. */
+/* blas.h - the GEMM seam: every GEMM of nnrun goes through nn_gemm and
+ * nn_gemm_strided. Above the seam: argument checks, split-K, shape recording.
+ * Behind it: a table of implementations (CLBlast; nnrun's own CPU-shaped
+ * kernel in cl/gemm.cl) and one policy function choosing per device and
+ * shape (blas.c, gemm_choose).
+ *
+ * The BLAS state (choice, workspaces, recorded shapes, tuned choices) lives
+ * in an nn_blas owned by this module and hung on the device by nn_blas_open;
+ * device.c never looks inside it. Matrices are row-major; offsets and leading
+ * dimensions are in elements. */
 #ifndef NN_BLAS_H
 #define NN_BLAS_H
 
 #include "device.h"
+
+/* The implementations behind the seam (index into the table in blas.c). */
+typedef enum nn_gemm_backend { NN_GEMM_AUTO = -1, NN_GEMM_CLBLAST = 0, NN_GEMM_NATIVE = 1 } nn_gemm_backend;
+#define NN_GEMM_NBACKENDS 2
+
+/* Creates the device's BLAS state. The backend comes from `force` when it is
+ * not NN_GEMM_AUTO, else from $NNRUN_GEMM ("clblast", "native", "auto"),
+ * else from the policy. 64 (usage) for an unknown $NNRUN_GEMM, 69 when the
+ * forced backend cannot run on the device. NNRUN_NO_SPLITK=1 turns split-K
+ * off. */
+int nn_blas_open(nn_dev *d, nn_gemm_backend force, nn_err *e);
+void nn_blas_close(nn_dev *d);
 
 /* C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C; ta/tb: 1 = transposed. */
 int nn_gemm(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
@@ -16,12 +36,42 @@ int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, flo
                     cl_mem b, size_t boff, size_t ldb, size_t bstride, float beta,
                     cl_mem c, size_t coff, size_t ldc, size_t cstride, size_t batch, nn_err *e);
 
-/* A GEMM shape met while d->gemm_recording (nnrun tune). */
+/* A GEMM shape (recorded for nnrun tune and bench). */
 typedef struct nn_gemm_shape {
     int ta, tb;
     size_t m, n, k, batch;
     long count;
 } nn_gemm_shape;
 #define NN_MAX_GEMM_SHAPES 64
+
+/* Shape recording: every GEMM until nn_blas_record_stop is counted into
+ * out[0..cap) (distinct shapes; further ones are dropped). */
+void nn_blas_record_start(nn_dev *d, nn_gemm_shape *out, size_t cap);
+size_t nn_blas_record_stop(nn_dev *d);
+
+/* The backend the policy picks for a shape (after NNRUN_GEMM and tuning). */
+nn_gemm_backend nn_blas_choice(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size_t batch);
+/* "native" / "clblast". */
+const char *nn_blas_backend_name(nn_gemm_backend b);
+/* Parses "native" / "clblast" / "auto"; -2 when unknown. */
+int nn_blas_backend_parse(const char *s);
+/* 1 when backend b can run on the device. */
+int nn_blas_usable(nn_dev *d, nn_gemm_backend b);
+/* One line for `nnrun devices`/bench: "native (CPU-shaped OpenCL GEMM)", plus
+ * the tuned state. */
+const char *nn_blas_describe(nn_dev *d);
+
+/* For tests, tune and bench: force a backend (NN_GEMM_AUTO: back to the
+ * policy) or turn split-K off; each returns the previous setting. The
+ * backend must be usable (nn_blas_usable). */
+nn_gemm_backend nn_blas_force(nn_dev *d, nn_gemm_backend b);
+int nn_blas_splitk_off(nn_dev *d, int off);
+/* GEMMs split along k so far (tests observe the path). */
+long nn_blas_splitk_count(nn_dev *d);
+
+/* Tuning (tune.c) hands its results to the seam: per-shape winners, and a
+ * description of the CLBlast parameters it applied. */
+int nn_blas_set_shape_choice(nn_dev *d, const nn_gemm_shape *s, nn_gemm_backend b);
+void nn_blas_set_tuned(nn_dev *d, const char *desc);
 
 #endif

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tune.h"
 #include "util.h"
 #include "version.h"
 
@@ -199,8 +198,8 @@ static char *assemble_source(const nn_dev *d, size_t *len)
     /* Header of #defines, then common.cl, then every other file in table order. */
     char head[512];
     int hl = snprintf(head, sizeof head,
-                      "/* nnrun " NNRUN_VERSION " */\n#define NN_GPU %d\n",
-                      (d->type & CL_DEVICE_TYPE_GPU) ? 1 : 0);
+                      "/* nnrun " NNRUN_VERSION " */\n#define NN_GPU %d\n#define NN_CPU_DEVICE %d\n",
+                      (d->type & CL_DEVICE_TYPE_GPU) ? 1 : 0, (d->type & CL_DEVICE_TYPE_CPU) ? 1 : 0);
     size_t total = (size_t)hl + 1;
     for (const nn_cl_source *s = nn_cl_sources; s->name; s++)
         total += s->len + 64;
@@ -320,8 +319,6 @@ static int build_program(nn_dev *d, nn_err *e)
 int nn_dev_open(nn_dev *d, const char *sel, int profiling, nn_err *e)
 {
     memset(d, 0, sizeof *d);
-    const char *nosplit = getenv("NNRUN_NO_SPLITK");
-    d->splitk_off = nosplit && *nosplit && strcmp(nosplit, "0") != 0;
     nn_dev_info di;
     int r = nn_dev_select(sel, &di, e);
     if (r)
@@ -366,7 +363,6 @@ int nn_dev_open(nn_dev *d, const char *sel, int profiling, nn_err *e)
         nn_dev_close(d);
         return r;
     }
-    nn_tune_apply(d);
     return 0;
 }
 
@@ -445,10 +441,6 @@ void nn_dev_close(nn_dev *d)
     for (int i = 0; i < d->nkernels; i++)
         clReleaseKernel(d->kernels[i].k);
     d->nkernels = 0;
-    if (d->splitk)
-        clReleaseMemObject(d->splitk);
-    d->splitk = NULL;
-    d->splitk_bytes = 0;
     if (d->prog)
         clReleaseProgram(d->prog);
     if (d->q)
@@ -481,8 +473,8 @@ int nn_dev_kernel(nn_dev *d, const char *name, cl_kernel *k, nn_err *e)
     return 0;
 }
 
-static int launch_v(nn_dev *d, const char *name, int dims, const size_t *n, const size_t *l, nn_err *e,
-                    int nargs, va_list ap)
+static int launch_v(nn_dev *d, const char *name, int dims, const size_t *n, const size_t *l, double flops,
+                    nn_err *e, int nargs, va_list ap)
 {
     cl_kernel k;
     int r = nn_dev_kernel(d, name, &k, e);
@@ -505,7 +497,7 @@ static int launch_v(nn_dev *d, const char *name, int dims, const size_t *n, cons
         g[i] = l[i] ? (n[i] + l[i] - 1) / l[i] * l[i] : n[i];
     }
     cl_int st = clEnqueueNDRangeKernel(d->q, k, (cl_uint)dims, NULL, g, have_local ? lo : NULL, 0, NULL,
-                                       nn_prof_slot(d, name, 0));
+                                       nn_prof_slot(d, name, flops));
     if (st != CL_SUCCESS) {
         char what[128];
         snprintf(what, sizeof what, "launching kernel '%s'", name);
@@ -518,20 +510,36 @@ int nn_launch(nn_dev *d, const char *name, size_t n, size_t local, nn_err *e, in
 {
     va_list ap;
     va_start(ap, nargs);
-    int r = launch_v(d, name, 1, &n, &local, e, nargs, ap);
+    int r = launch_v(d, name, 1, &n, &local, 0, e, nargs, ap);
     va_end(ap);
     return r;
+}
+
+static int launch2_v(nn_dev *d, const char *name, size_t n0, size_t n1, size_t l0, size_t l1, double flops,
+                     nn_err *e, int nargs, va_list ap)
+{
+    size_t n[2] = {n0, n1}, l[2] = {l0, l1};
+    if (!l0 || !l1)
+        l[0] = l[1] = 0;
+    return launch_v(d, name, 2, n, l, flops, e, nargs, ap);
 }
 
 int nn_launch2(nn_dev *d, const char *name, size_t n0, size_t n1, size_t l0, size_t l1, nn_err *e,
                int nargs, ...)
 {
-    size_t n[2] = {n0, n1}, l[2] = {l0, l1};
-    if (!l0 || !l1)
-        l[0] = l[1] = 0;
     va_list ap;
     va_start(ap, nargs);
-    int r = launch_v(d, name, 2, n, l, e, nargs, ap);
+    int r = launch2_v(d, name, n0, n1, l0, l1, 0, e, nargs, ap);
+    va_end(ap);
+    return r;
+}
+
+int nn_launch2f(nn_dev *d, const char *name, size_t n0, size_t n1, size_t l0, size_t l1, double flops, nn_err *e,
+                int nargs, ...)
+{
+    va_list ap;
+    va_start(ap, nargs);
+    int r = launch2_v(d, name, n0, n1, l0, l1, flops, e, nargs, ap);
     va_end(ap);
     return r;
 }

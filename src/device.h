@@ -45,19 +45,13 @@ typedef struct nn_dev {
     /* profiling (nnrun bench): every kernel and GEMM enqueued while
      * prof_on records an event; flops are those of the GEMMs */
     int prof_on;
-    /* nnrun tune: GEMM shapes seen while recording */
-    int gemm_recording;
-    struct nn_gemm_shape *gemm_shapes;
-    size_t ngemm_shapes;
-    char tuned[256];       /* the tuned CLBlast parameters applied at open, "" if none */
     cl_event *prof_ev;
     double *prof_flops;
     const char **prof_name; /* the kernel (or "GEMM"): static strings */
     size_t prof_n, prof_cap;
-    /* blas.c: partial sums of split-K GEMMs (grown on demand) */
-    cl_mem splitk;
-    size_t splitk_bytes;
-    int splitk_off;        /* NNRUN_NO_SPLITK=1 at open: never split */
+    /* the GEMM seam's state: created by nn_blas_open, released by
+     * nn_blas_close (blas.c); device.c never looks inside */
+    struct nn_blas *blas;
 } nn_dev;
 
 /* One device as listed by `nnrun devices`. */
@@ -94,6 +88,7 @@ typedef struct nn_karg {
 #define KMEM(m) ((nn_karg){sizeof(cl_mem), &(cl_mem){(m)}})
 #define KINT(v) ((nn_karg){sizeof(cl_int), &(cl_int){(cl_int)(v)}})
 #define KUINT(v) ((nn_karg){sizeof(cl_uint), &(cl_uint){(cl_uint)(v)}})
+#define KULONG(v) ((nn_karg){sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)}})
 #define KFLT(v) ((nn_karg){sizeof(cl_float), &(cl_float){(cl_float)(v)}})
 #define KLOCAL(bytes) ((nn_karg){(bytes), NULL})
 
@@ -104,6 +99,9 @@ int nn_launch(nn_dev *d, const char *name, size_t n, size_t local, nn_err *e, in
 /* 2-D variant: global n0 x n1 (each rounded up to l0/l1 when non-zero). */
 int nn_launch2(nn_dev *d, const char *name, size_t n0, size_t n1, size_t l0, size_t l1, nn_err *e,
                int nargs, ...);
+/* Same, for a GEMM kernel: `flops` is recorded in its profile (bench). */
+int nn_launch2f(nn_dev *d, const char *name, size_t n0, size_t n1, size_t l0, size_t l1, double flops, nn_err *e,
+                int nargs, ...);
 
 /* Buffers. `what` names the tensor in the out-of-memory message. */
 int nn_buf_alloc(nn_dev *d, size_t bytes, const char *what, cl_mem *out, nn_err *e);

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "checkpoint.h"
 #include "loss.h"
+#include "tune.h"
 #include "util.h"
 
 int nn_model_open_device(nn_model *m, const char *device, int max_batch, int training, nn_err *e)
@@ -15,6 +17,9 @@ int nn_model_open_device(nn_model *m, const char *device, int max_batch, int tra
     if (r)
         return r;
     m->dev_open = 1;
+    if ((r = nn_blas_open(&m->dev, NN_GEMM_AUTO, e)))
+        return r;
+    nn_tune_apply(&m->dev);
     r = nn_net_alloc(&m->net, &m->dev, max_batch, training, e);
     if (!r && m->nnorm && (r = nn_net_set_norm(&m->net, m->mean, m->std, m->nnorm, e)))
         nn_wrap(e, "%s: input.normalize: ", m->spec.file ? m->spec.file : "model");
@@ -374,8 +379,10 @@ int nn_model_predict(nn_model *m, nn_devdata *dd, size_t start, int n, float *ou
 void nn_model_free(nn_model *m)
 {
     nn_net_free(&m->net);
-    if (m->dev_open)
+    if (m->dev_open) {
+        nn_blas_close(&m->dev);
         nn_dev_close(&m->dev);
+    }
     nn_spec_free(&m->spec);
     for (int i = 0; i < m->nclasses; i++)
         free(m->classes[i]);

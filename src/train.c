@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blas.h"
 #include "checkpoint.h"
 #include "loss.h"
 #include "model.h"
@@ -464,6 +465,8 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
             nn_json_str(out, s->name);
             fprintf(out, ",\"device\":");
             nn_json_str(out, d->name);
+            fprintf(out, ",\"gemm\":");
+            nn_json_str(out, nn_blas_describe(d));
             fprintf(out, ",\"train_samples\":%zu,\"validation_samples\":%zu,\"parameters\":%zu,\"epochs\":%d,"
                          "\"batch_size\":%d}\n",
                     ntr, nval, net->ntrainable, s->train.epochs, B);

@@ -86,7 +86,7 @@ static void describe(const cand *c, char *out, size_t n)
 
 void nn_tune_apply(nn_dev *d)
 {
-    d->tuned[0] = 0;
+    nn_blas_set_tuned(d, "");
     const char *skip = getenv("NNRUN_NO_TUNE");
     char path[4096];
     if ((skip && *skip && strcmp(skip, "0")) || tune_path(d, path, sizeof path))
@@ -111,8 +111,11 @@ void nn_tune_apply(nn_dev *d)
         c.v[i] = x;
     }
     fclose(f);
-    if (ok && override(d, &c) == 0)
-        describe(&c, d->tuned, sizeof d->tuned);
+    if (ok && override(d, &c) == 0) {
+        char desc[256];
+        describe(&c, desc, sizeof desc);
+        nn_blas_set_tuned(d, desc);
+    }
 }
 
 static int valid(const cand *c, size_t max_wg)

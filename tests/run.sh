@@ -2,12 +2,12 @@
 # tests/run.sh - runs every test suite; `make test` calls it after building
 # ./nnrun and build/unit_tests.
 #
-# Suites: build/unit_tests (PASS unit/... / FAIL unit/... lines),
+# Suites: build/unit_tests (PASS unit/... / FAIL unit/... / SKIP unit/... lines),
 # tests/cli.sh (PASS cli/... / FAIL cli/... lines), tests/e2e.sh (PASS e2e/...) and tests/reliability.sh
 # (PASS rel/... / FAIL rel/... lines). Their output is shown as it
 # comes; each suite's own "N passed, N failed" line is shown as
 # "# unit: N passed, N failed" so that the last line of this script is the only
-# summary: "N passed, N failed" over all PASS/FAIL lines. A suite that exits
+# summary: "N passed, N failed, N skipped" over all PASS/FAIL/SKIP lines. A suite that exits
 # non-zero without reporting a FAIL line (a crash, a missing binary) counts as
 # one failure, as does a crash or a suite running past
 # $NNRUN_TEST_SUITE_TIMEOUT seconds (default 1800). Exit status 1 when
@@ -39,6 +39,7 @@ trap 'exit 130' INT TERM HUP
 SUITE_TMO=${NNRUN_TEST_SUITE_TIMEOUT:-1800}   # seconds per suite
 total_pass=0
 total_fail=0
+total_skip=0
 
 # suite NAME COMMAND...: runs it with no stdin, streams its output (stderr
 # too), counts its PASS/FAIL lines and renames its summary line.
@@ -48,11 +49,12 @@ suite() {
     timeout --foreground -k 10 "$SUITE_TMO" "$@" </dev/null 2>&1 | awk -v suite="$name" -v counts="$W/$name.counts" '
         /^PASS /                            { p++ }
         /^FAIL /                            { f++ }
-        /^[0-9]+ passed, [0-9]+ failed$/    { print "# " suite ": " $0; fflush(); next }
+        /^SKIP /                            { s++ }
+        /^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/ { print "# " suite ": " $0; fflush(); next }
                                             { print; fflush() }
-        END                                 { printf "%d %d\n", p, f > counts }'
-    local rc=${PIPESTATUS[0]} p=0 f=0
-    read -r p f <"$W/$name.counts" || true
+        END                                 { printf "%d %d %d\n", p, f, s > counts }'
+    local rc=${PIPESTATUS[0]} p=0 f=0 s=0
+    read -r p f s <"$W/$name.counts" || true
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
         echo "FAIL $name: timed out after ${SUITE_TMO}s"
         f=$((f + 1))
@@ -65,6 +67,7 @@ suite() {
     fi
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
+    total_skip=$((total_skip + s))
 }
 
 UNIT_TESTS=${UNIT_TESTS:-build/unit_tests}
@@ -78,5 +81,5 @@ suite cli tests/cli.sh
 suite e2e tests/e2e.sh
 suite rel tests/reliability.sh
 
-echo "$total_pass passed, $total_fail failed"
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" = 0 ]

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../blas.h"
 #include "../loss.h"
 #include "../model.h"
 #include "../optim.h"
@@ -28,6 +29,7 @@ typedef struct kernel_time {
     const char *name;
     long count;
     double s;
+    int gemm;          /* a GEMM (CLBlast's or the native kernel) */
 } kernel_time;
 #define MAX_KERNEL_NAMES 128
 #define PROFILED_STEPS 5
@@ -45,7 +47,7 @@ static void kernel_times_add(nn_dev *d, kernel_time *kt, int *nkt)
         if (j == *nkt) {
             if (*nkt == MAX_KERNEL_NAMES)
                 continue;
-            kt[(*nkt)++] = (kernel_time){nm, 0, 0};
+            kt[(*nkt)++] = (kernel_time){nm, 0, 0, d->prof_flops[i] > 0};
         }
         kt[j].count++;
         kt[j].s += t;
@@ -69,7 +71,7 @@ static void print_kernel_times(const kernel_time *kt, int n, int json, const cha
         }
         printf("%s{\"name\":", i ? "," : "");
         nn_json_str(stdout, kt[i].name);
-        printf(",\"count\":%ld", calls);
+        printf(",\"count\":%ld,\"gemm\":%s", calls, kt[i].gemm ? "true" : "false");
         nn_json_num(stdout, "ms", ms);
         printf("}");
     }
@@ -163,6 +165,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         {"infer-batch", 1, "batch size of the inference throughput test (default 256)"},
         {"data", 0, "use the model's training data instead of synthetic data"},
         {"device", 1, "OpenCL device: index, gpu, cpu or a name substring"},
+        {"gemm", 0, "instead of a model: time every GEMM implementation on the W1/W2 benchmark shapes"},
         {"kernels", 0, "also print the device time of every kernel (summed by name) in the profiled training steps and batch-1 predictions"},
         {"json", 0, "print one JSON object"},
         {"help", 0, "show this help"},
@@ -177,6 +180,11 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
             if (!strcmp(c->name, "bench"))
                 nn_print_help(stdout, c, opts);
         return 0;
+    }
+    if (nn_arg(opts, "gemm")->set) {
+        if (npos)
+            return nn_fail(e, NN_EUSAGE, "nnrun bench --gemm takes no MODEL.json (see 'nnrun bench --help')");
+        return nn_bench_gemm(nn_arg(opts, "device")->value, nn_arg(opts, "json")->set, e);
     }
     if (npos != 1)
         return nn_fail(e, NN_EUSAGE, "nnrun bench: expected one MODEL.json (see 'nnrun bench --help')");
@@ -315,9 +323,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
     if (r)
         goto out;
     if (record_into) {
-        d->gemm_shapes = record_into;
-        d->ngemm_shapes = 0;
-        d->gemm_recording = 1;
+        nn_blas_record_start(d, record_into, NN_MAX_GEMM_SHAPES);
         if (feed.streaming) {
             nn_feed_end(&feed);
             r = nn_feed_begin(&feed, d, NULL, 0, e);
@@ -326,9 +332,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         run.step = 3;
         if (!r)
             r = nn_train_step(&m, &opt, &feed, (bi % nb) * (size_t)B, &run, target, metrics, acc, NULL, e);
-        d->gemm_recording = 0;
-        *record_n = d->ngemm_shapes;
-        d->gemm_shapes = NULL;
+        *record_n = nn_blas_record_stop(d);
         goto out;
     }
     /* timed steps */
@@ -431,6 +435,8 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         nn_json_str(stdout, s->name);
         printf(",\"device\":");
         nn_json_str(stdout, d->name);
+        printf(",\"gemm\":");
+        nn_json_str(stdout, nn_blas_describe(d));
         printf(",\"batch_size\":%ld,\"steps\":%ld", B, steps);
         nn_json_num(stdout, "train_samples_per_s", train_sps);
         nn_json_num(stdout, "infer_batch1_p50_ms", p50 * 1e3);
@@ -457,6 +463,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         printf("}\n");
     } else {
         printf("bench %s on %s (batch %ld, %ld steps%s)\n", s->name, d->name, B, steps, use_data ? "" : ", synthetic data");
+        printf("  GEMM backend: %s\n", nn_blas_describe(d));
         printf("  training    %.0f samples/s (%.2f ms/step)\n", train_sps, train_s / (double)steps * 1e3);
         printf("  inference   batch 1: p50 %.3f ms  p99 %.3f ms;  batch %ld: %.0f samples/s\n", p50 * 1e3, p99 * 1e3, IB,
                infer_ips);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../blas.h"
 #include "../tune.h"
 #include "cli.h"
 
@@ -67,6 +68,11 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e)
     nn_dev d;
     if ((r = nn_dev_open(&d, device, 0, e)))
         return r;
+    if ((r = nn_blas_open(&d, NN_GEMM_CLBLAST, e))) {
+        nn_blas_close(&d);
+    nn_dev_close(&d);
+        return r;
+    }
     int json = nn_arg(opts, "json")->set;
     if (!json) {
         printf("tuning CLBlast XgemmDirect on %s for %zu GEMM shapes:\n", d.name, ns);

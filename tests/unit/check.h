@@ -3,7 +3,8 @@
  *     TEST(csv_basic) { ...; CHECK(x == 1, "x is %d", x); return 0; }
  *
  * registered automatically; build/unit_tests runs them all (or those whose
- * name contains argv[1]) and prints "PASS name" / "FAIL name: why" lines. */
+ * name contains argv[1]) and prints "PASS name" / "FAIL name: why" /
+ * "SKIP name: why" lines, then "N passed, N failed, N skipped". */
 #ifndef NN_CHECK_H
 #define NN_CHECK_H
 
@@ -35,5 +36,14 @@ const char *nn_test_dev_msg(void);
             return 1;                                                     \
         }                                                                 \
     } while (0)
+
+/* Skips the test, saying why: it is reported as "SKIP name: why" and counted
+ * as skipped, never as passed. */
+#define SKIP(...)                                                         \
+    do {                                                                  \
+        nn_test_note(__FILE__, __LINE__, __VA_ARGS__);                    \
+        return NN_TEST_SKIPPED;                                           \
+    } while (0)
+#define NN_TEST_SKIPPED 77
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "blas.h"
 #include "device.h"
 
 static nn_dev g_dev;
@@ -12,8 +13,10 @@ static char g_dev_msg[NN_ERR_MAX];
 
 static void dev_close(void)
 {
-    if (g_dev_state > 0)
+    if (g_dev_state > 0) {
+        nn_blas_close(&g_dev);
         nn_dev_close(&g_dev);
+    }
     g_dev_state = 0;
 }
 
@@ -22,7 +25,12 @@ nn_dev *nn_test_dev(void)
     if (!g_dev_state) {
         nn_err e;
         memset(&e, 0, sizeof e);
+        /* the GEMM backend follows NNRUN_GEMM, as in nnrun itself */
         if (nn_dev_open(&g_dev, NULL, 0, &e)) {
+            g_dev_state = -1;
+            snprintf(g_dev_msg, sizeof g_dev_msg, "%s", e.msg);
+        } else if (nn_blas_open(&g_dev, NN_GEMM_AUTO, &e)) {
+            nn_dev_close(&g_dev);
             g_dev_state = -1;
             snprintf(g_dev_msg, sizeof g_dev_msg, "%s", e.msg);
         } else {
@@ -67,7 +75,7 @@ int main(int argc, char **argv)
 {
     /* Run in name order so output is stable. */
     qsort(tests, (size_t)ntests, sizeof tests[0], cmp);
-    int pass = 0, fail = 0;
+    int pass = 0, fail = 0, skip = 0;
     for (int i = 0; i < ntests; i++) {
         if (argc > 1 && !strstr(tests[i].name, argv[1]))
             continue;
@@ -76,12 +84,15 @@ int main(int argc, char **argv)
         if (r == 0) {
             printf("PASS unit/%s\n", tests[i].name);
             pass++;
+        } else if (r == NN_TEST_SKIPPED) {
+            printf("SKIP unit/%s: %s\n", tests[i].name, note[0] ? note : "skipped");
+            skip++;
         } else {
             printf("FAIL unit/%s: %s\n", tests[i].name, note[0] ? note : "failed");
             fail++;
         }
         fflush(stdout);
     }
-    printf("%d passed, %d failed\n", pass, fail);
+    printf("%d passed, %d failed, %d skipped\n", pass, fail, skip);
     return fail ? 1 : 0;
 }

@@ -1,8 +1,11 @@
-/* test_blas.c - the CLBlast wrappers (src/blas.c): GEMMs that blas.c splits
- * along k (split-K: a strided-batched GEMM into partial sums and a fixed-order
- * reduction) against a double reference and against the unsplit GEMM, for
- * every transpose, a k that does not divide evenly, beta 0 (C never read)
- * and beta != 0, offsets and a leading dimension wider than n. */
+/* test_blas.c - the GEMM seam (src/blas.c): every implementation behind it
+ * (CLBlast, nnrun's CPU-shaped kernel in cl/gemm.cl), forced in turn,
+ * against a double reference over every transpose, odd and tiny sizes, edge
+ * tiles, offsets, leading dimensions wider than the matrix, strided batches,
+ * alpha != 1, beta 0 (C never read: it holds NaN) and beta != 0; sentinels
+ * outside C's window must survive. Then split-K (a strided-batched GEMM into
+ * partial sums and a fixed-order reduction) against the same reference and
+ * the unsplit GEMM, the policy's choices, and determinism. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -13,95 +16,243 @@ static nn_err E;
 
 typedef struct {
     int ta, tb;
-    size_t m, n, k;
+    size_t m, n, k, batch;
     float alpha, beta;
 } gcase;
 
 /* element (i, j) of op(X) where X is stored row-major with leading dimension ld */
 static double at(const double *x, int t, size_t ld, size_t i, size_t j) { return t ? x[j * ld + i] : x[i * ld + j]; }
 
-static int gemm_case(const gcase *c)
-{
-    NEED_DEV(d);
-    const size_t aoff = 3, boff = 5, coff = 7;
-    size_t lda = (c->ta ? c->m : c->k) + 2, ldb = (c->tb ? c->k : c->n) + 1, ldc = c->n + 4;
-    size_t arows = c->ta ? c->k : c->m, brows = c->tb ? c->n : c->k;
-    size_t asz = aoff + arows * lda, bsz = boff + brows * ldb, csz = coff + c->m * ldc;
-    ref_rng rng;
-    ref_rng_seed(&rng, 1000u + c->m * 7u + c->n * 13u + c->k + (size_t)c->ta * 2u + (size_t)c->tb);
-    double *a = tu_rnd_vec(&rng, asz, -1, 1), *b = tu_rnd_vec(&rng, bsz, -1, 1), *c0 = tu_rnd_vec(&rng, csz, -1, 1);
-    if (c->beta == 0.0f)
-        for (size_t i = 0; i < csz; i++)
-            c0[i] = NAN; /* beta 0: C must not be read */
+/* The operands of one case: A, B, C with offsets, padded leading dimensions
+ * and batch strides that leave gaps (the gaps must stay untouched). */
+typedef struct gmats {
+    size_t aoff, boff, coff, lda, ldb, ldc, as, bs, cs, asz, bsz, csz;
+    double *a, *b, *c0;
     cl_mem A, B, C;
-    TRY(nn_buf_alloc(d, asz * sizeof(float), "A", &A, &E));
-    TRY(nn_buf_alloc(d, bsz * sizeof(float), "B", &B, &E));
-    TRY(nn_buf_alloc(d, csz * sizeof(float), "C", &C, &E));
-    TRY(tu_upload(A, 0, a, asz, &E));
-    TRY(tu_upload(B, 0, b, bsz, &E));
-    double *got[2];
-    for (int split = 1; split >= 0; split--) {
-        TRY(tu_upload(C, 0, c0, csz, &E));
-        d->splitk_off = !split;
-        size_t before = d->splitk_bytes;
-        if (split && d->splitk) { /* observe the split path being taken */
-            clReleaseMemObject(d->splitk);
-            d->splitk = NULL;
-            d->splitk_bytes = before = 0;
-        }
-        TRY(nn_gemm(d, c->ta, c->tb, c->m, c->n, c->k, c->alpha, A, aoff, lda, B, boff, ldb, c->beta, C, coff, ldc,
-                    &E));
-        CHECK(!split || d->splitk_bytes > before, "%zux%zux%zu ta%d tb%d: the split-K path was not taken", c->m, c->n,
-              c->k, c->ta, c->tb);
-        got[split] = tu_xmalloc(csz * sizeof(double));
-        TRY(tu_download(C, 0, got[split], csz, &E));
+} gmats;
+
+static int mats_make(nn_dev *d, const gcase *c, gmats *g)
+{
+    g->aoff = 3, g->boff = 5, g->coff = 7;
+    g->lda = (c->ta ? c->m : c->k) + 2, g->ldb = (c->tb ? c->k : c->n) + 1, g->ldc = c->n + 4;
+    size_t arows = c->ta ? c->k : c->m, brows = c->tb ? c->n : c->k;
+    g->as = arows * g->lda + 9, g->bs = brows * g->ldb + 2, g->cs = c->m * g->ldc + 5;
+    g->asz = g->aoff + g->as * c->batch, g->bsz = g->boff + g->bs * c->batch, g->csz = g->coff + g->cs * c->batch;
+    ref_rng rng;
+    ref_rng_seed(&rng, 1000u + c->m * 7u + c->n * 13u + c->k + (size_t)c->ta * 2u + (size_t)c->tb + c->batch * 31u);
+    g->a = tu_rnd_vec(&rng, g->asz, -1, 1), g->b = tu_rnd_vec(&rng, g->bsz, -1, 1);
+    g->c0 = tu_rnd_vec(&rng, g->csz, -1, 1);
+    for (size_t i = 0; i < g->csz; i++) {
+        size_t r = i < g->coff ? 0 : (i - g->coff) % g->cs;
+        int inside = i >= g->coff && r < c->m * g->ldc && r % g->ldc < c->n;
+        if (!inside)
+            g->c0[i] = SENT;      /* must survive */
+        else if (c->beta == 0.0f)
+            g->c0[i] = NAN;       /* beta 0: C must not be read */
     }
-    d->splitk_off = 0;
+    TRY(nn_buf_alloc(d, g->asz * sizeof(float), "A", &g->A, &E));
+    TRY(nn_buf_alloc(d, g->bsz * sizeof(float), "B", &g->B, &E));
+    TRY(nn_buf_alloc(d, g->csz * sizeof(float), "C", &g->C, &E));
+    TRY(tu_upload(g->A, 0, g->a, g->asz, &E));
+    TRY(tu_upload(g->B, 0, g->b, g->bsz, &E));
+    return 0;
+}
+
+static void mats_free(gmats *g)
+{
+    free(g->a), free(g->b), free(g->c0);
+    nn_buf_free(&g->A);
+    nn_buf_free(&g->B);
+    nn_buf_free(&g->C);
+}
+
+/* Runs the case (uploading C first) and downloads the result into got. */
+static int run_case(nn_dev *d, const gcase *c, const gmats *g, double *got)
+{
+    TRY(tu_upload(g->C, 0, g->c0, g->csz, &E));
+    if (c->batch == 1)
+        TRY(nn_gemm(d, c->ta, c->tb, c->m, c->n, c->k, c->alpha, g->A, g->aoff, g->lda, g->B, g->boff, g->ldb, c->beta,
+                    g->C, g->coff, g->ldc, &E));
+    else
+        TRY(nn_gemm_strided(d, c->ta, c->tb, c->m, c->n, c->k, c->alpha, g->A, g->aoff, g->lda, g->as, g->B, g->boff,
+                            g->ldb, g->bs, c->beta, g->C, g->coff, g->ldc, g->cs, c->batch, &E));
+    TRY(tu_download(g->C, 0, got, g->csz, &E));
+    return 0;
+}
+
+/* got against the double reference, relative to the sum of |terms|, and
+ * every element outside the C windows unchanged. */
+static int check_result(const gcase *c, const gmats *g, const double *got, const char *what)
+{
     double worst = 0;
-    for (size_t i = 0; i < c->m; i++)
-        for (size_t j = 0; j < c->n; j++) {
-            double s = 0, mag = 0;
-            for (size_t p = 0; p < c->k; p++) {
-                double t = at(a + aoff, c->ta, lda, i, p) * at(b + boff, c->tb, ldb, p, j);
-                s += t;
-                mag += fabs(t);
-            }
-            size_t o = coff + i * ldc + j;
-            double want = c->alpha * s + (c->beta != 0.0f ? c->beta * c0[o] : 0.0);
-            double scale = fabs(c->alpha) * mag + fabs(c->beta) * fabs(c->beta != 0.0f ? c0[o] : 0.0) + 1e-30;
-            for (int v = 0; v < 2; v++) {
-                double err = fabs(got[v][o] - want) / scale;
+    for (size_t bi = 0; bi < c->batch; bi++) {
+        const double *a = g->a + g->aoff + bi * g->as, *b = g->b + g->boff + bi * g->bs;
+        for (size_t i = 0; i < c->m; i++)
+            for (size_t j = 0; j < c->n; j++) {
+                double s = 0, mag = 0;
+                for (size_t p = 0; p < c->k; p++) {
+                    double t = at(a, c->ta, g->lda, i, p) * at(b, c->tb, g->ldb, p, j);
+                    s += t;
+                    mag += fabs(t);
+                }
+                size_t o = g->coff + bi * g->cs + i * g->ldc + j;
+                double cin = c->beta != 0.0f ? g->c0[o] : 0.0;
+                double want = c->alpha * s + c->beta * cin;
+                double scale = fabs(c->alpha) * mag + fabs(c->beta * cin) + 1e-30;
+                double err = fabs(got[o] - want) / scale;
                 worst = fmax(worst, isnan(err) ? INFINITY : err);
             }
+    }
+    CHECK(worst < 1e-5, "%s: %zux%zux%zu x%zu ta%d tb%d alpha %g beta %g: error %.3g relative to sum |terms|", what,
+          c->m, c->n, c->k, c->batch, c->ta, c->tb, (double)c->alpha, (double)c->beta, worst);
+    for (size_t i = 0; i < g->csz; i++)
+        if (g->c0[i] == SENT)
+            CHECK(got[i] == SENT, "%s: %zux%zux%zu x%zu ta%d tb%d: C[%zu] outside the result changed to %g", what,
+                  c->m, c->n, c->k, c->batch, c->ta, c->tb, i, got[i]);
+    return 0;
+}
+
+static const gcase cases[] = {
+    {0, 0, 1, 1, 1, 1, 1.0f, 0.0f},       /* tiny */
+    {0, 0, 1, 10, 256, 1, 1.0f, 0.0f},    /* batch-1 inference: one row */
+    {0, 0, 7, 5, 3, 1, 1.0f, 0.0f},       /* less than one tile */
+    {0, 0, 6, 16, 8, 1, 1.0f, 0.0f},      /* exactly one 6x16 tile */
+    {0, 0, 6, 32, 8, 1, 1.0f, 0.0f},      /* exactly one 6x32 tile */
+    {0, 0, 13, 33, 17, 1, 0.5f, 0.0f},    /* edge tiles both ways */
+    {0, 0, 37, 70, 300, 1, 1.0f, 0.0f},   /* two K blocks of the native kernel */
+    {0, 0, 130, 257, 513, 1, 1.0f, 0.0f}, /* several blocks, odd everything */
+    {0, 0, 97, 200, 64, 1, 1.0f, 1.0f},   /* beta 1 accumulates (input gradients) */
+    {0, 0, 40, 24, 600, 1, -1.5f, 0.25f}, /* beta on the first K block only */
+    {0, 0, 9, 11, 0, 1, 1.0f, 0.5f},      /* k = 0: C = beta C */
+    {0, 0, 9, 11, 0, 1, 1.0f, 0.0f},      /* k = 0, beta 0: C = 0 */
+    {0, 0, 64, 24, 64, 6, 1.0f, 0.0f},    /* strided batches (attention, grouped conv) */
+    {0, 0, 7, 5, 3, 4, 2.0f, 0.5f},
+    {0, 0, 5, 300, 40, 3, 1.0f, 0.0f},
+};
+
+/* Every case with every transpose combination. */
+static int backend_cases(nn_dev *d, nn_gemm_backend be)
+{
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int t = 0; t < 4; t++) {
+            gcase c = cases[i];
+            c.ta = t >> 1, c.tb = t & 1;
+            gmats g = {0};
+            if (mats_make(d, &c, &g))
+                return 1;
+            double *got = tu_xmalloc(g.csz * sizeof(double));
+            if (run_case(d, &c, &g, got) || check_result(&c, &g, got, nn_blas_backend_name(be)))
+                return 1;
+            free(got);
+            mats_free(&g);
         }
-    CHECK(worst < 1e-5, "%zux%zux%zu ta%d tb%d beta %g: error %.3g relative to sum |terms|", c->m, c->n, c->k, c->ta,
-          c->tb, (double)c->beta, worst);
-    /* everything outside C's m x n window is untouched */
-    for (int v = 0; v < 2; v++)
-        for (size_t i = 0; i < csz; i++) {
-            int inside = i >= coff && (i - coff) % ldc < c->n && (i - coff) / ldc < c->m;
-            if (!inside)
-                CHECK(got[v][i] == (float)c0[i] || (isnan(got[v][i]) && isnan(c0[i])),
-                      "C[%zu] outside the result changed (%s path)", i, v ? "split" : "plain");
-        }
-    free(a), free(b), free(c0), free(got[0]), free(got[1]);
-    nn_buf_free(&A);
-    nn_buf_free(&B);
-    nn_buf_free(&C);
+    return 0;
+}
+
+/* ... with the backend forced and split-K off, restored whatever happens */
+static int backend_suite(nn_dev *d, nn_gemm_backend be)
+{
+    nn_gemm_backend was = nn_blas_force(d, be);
+    int old = nn_blas_splitk_off(d, 1);
+    int r = backend_cases(d, be);
+    nn_blas_splitk_off(d, old);
+    nn_blas_force(d, was);
+    return r;
+}
+
+TEST(blas_gemm_native)
+{
+    NEED_DEV(d);
+    if (!nn_blas_usable(d, NN_GEMM_NATIVE))
+        SKIP("the native GEMM cannot run on %s (local memory)", d->name);
+    return backend_suite(d, NN_GEMM_NATIVE);
+}
+
+TEST(blas_gemm_clblast)
+{
+    NEED_DEV(d);
+    return backend_suite(d, NN_GEMM_CLBLAST);
+}
+
+/* Split-K against the reference and the unsplit GEMM, with each backend. */
+static int splitk_case(nn_dev *d, const gcase *c)
+{
+    gmats g = {0};
+    if (mats_make(d, c, &g))
+        return 1;
+    double *got = tu_xmalloc(g.csz * sizeof(double));
+    for (int split = 1; split >= 0; split--) {
+        nn_blas_splitk_off(d, !split);
+        long before = nn_blas_splitk_count(d);
+        if (run_case(d, c, &g, got) || check_result(c, &g, got, split ? "split-K" : "unsplit"))
+            return 1;
+        CHECK(!split || nn_blas_splitk_count(d) > before, "%zux%zux%zu ta%d tb%d: the split-K path was not taken",
+              c->m, c->n, c->k, c->ta, c->tb);
+    }
+    nn_blas_splitk_off(d, 0);
+    free(got);
+    mats_free(&g);
     return 0;
 }
 
 TEST(blas_gemm_splitk)
 {
-    static const gcase cases[] = {
-        {0, 1, 32, 25, 36864, 1.0f, 0.0f},  /* LeNet conv1's weight gradient */
-        {0, 0, 7, 5, 4099, 1.0f, 0.0f},     /* k not a multiple of the chunk */
-        {1, 0, 16, 9, 3000, 0.5f, 0.25f},   /* beta != 0 accumulates */
-        {1, 1, 3, 40, 5121, -1.0f, 1.0f},
-        {0, 1, 1, 1, 2048, 2.0f, 0.0f},
+    NEED_DEV(d);
+    static const gcase split_cases[] = {
+        {0, 1, 32, 25, 36864, 1, 1.0f, 0.0f}, /* LeNet conv1's weight gradient */
+        {0, 0, 7, 5, 4099, 1, 1.0f, 0.0f},    /* k not a multiple of the chunk */
+        {1, 0, 16, 9, 3000, 1, 0.5f, 0.25f},  /* beta != 0 accumulates */
+        {1, 1, 3, 40, 5121, 1, -1.0f, 1.0f},
+        {0, 1, 1, 1, 2048, 1, 2.0f, 0.0f},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        if (gemm_case(&cases[i]))
+    for (int be = 0; be < NN_GEMM_NBACKENDS; be++) {
+        if (!nn_blas_usable(d, (nn_gemm_backend)be))
+            continue;
+        nn_gemm_backend was = nn_blas_force(d, (nn_gemm_backend)be);
+        int r = 0;
+        for (size_t i = 0; i < sizeof split_cases / sizeof *split_cases && !r; i++)
+            r = splitk_case(d, &split_cases[i]);
+        nn_blas_splitk_off(d, 0);
+        nn_blas_force(d, was);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* The same GEMM twice gives the same bits (each backend), and the policy
+ * picks the CPU-shaped kernel on CPU devices, CLBlast elsewhere, unless
+ * forced. */
+TEST(blas_gemm_policy_determinism)
+{
+    NEED_DEV(d);
+    gcase c = {1, 0, 150, 260, 700, 1, 1.0f, 0.0f};
+    gmats g = {0};
+    if (mats_make(d, &c, &g))
+        return 1;
+    double *r1 = tu_xmalloc(g.csz * sizeof(double)), *r2 = tu_xmalloc(g.csz * sizeof(double));
+    for (int be = 0; be < NN_GEMM_NBACKENDS; be++) {
+        if (!nn_blas_usable(d, (nn_gemm_backend)be))
+            continue;
+        nn_gemm_backend was = nn_blas_force(d, (nn_gemm_backend)be);
+        nn_gemm_backend chosen = nn_blas_choice(d, 0, 0, 64, 64, 64, 1);
+        int r = run_case(d, &c, &g, r1) || run_case(d, &c, &g, r2);
+        nn_blas_force(d, was);
+        if (r)
             return 1;
+        CHECK(chosen == (nn_gemm_backend)be, "forcing %s did not take", nn_blas_backend_name((nn_gemm_backend)be));
+        for (size_t i = 0; i < g.csz; i++)
+            CHECK(r1[i] == r2[i] || (isnan(r1[i]) && isnan(r2[i])), "%s: C[%zu] differs between two runs: %.9g %.9g",
+                  nn_blas_backend_name((nn_gemm_backend)be), i, r1[i], r2[i]);
+    }
+    const char *env = getenv("NNRUN_GEMM");
+    if (!env || !*env || !strcmp(env, "auto")) {
+        nn_gemm_backend want = (d->type & CL_DEVICE_TYPE_CPU) && nn_blas_usable(d, NN_GEMM_NATIVE) ? NN_GEMM_NATIVE
+                                                                                                    : NN_GEMM_CLBLAST;
+        CHECK(nn_blas_choice(d, 0, 0, 128, 512, 784, 1) == want, "the policy chose %s on %s, expected %s",
+              nn_blas_backend_name(nn_blas_choice(d, 0, 0, 128, 512, 784, 1)), d->name, nn_blas_backend_name(want));
+    }
+    free(r1), free(r2);
+    mats_free(&g);
     return 0;
 }

@@ -1,0 +1,286 @@
+/* gemm.cl - nnrun's own SGEMM for CPU-type OpenCL devices (src/blas.c picks
+ * it; CLBlast serves GPUs).
+ *
+ * Shaped the way CPU BLAS libraries are (BLIS, OpenBLAS), not the way GPU
+ * kernels are. Launched with local size 1: a work-item is then simply a
+ * function that the implementation compiles for the host (PoCL: LLVM), and
+ * `__local` is per-work-item scratch with no barriers. A handful of
+ * work-items, a few per core, each own one block of C:
+ *
+ *   for each K block (<= kc terms):
+ *     pack op(A)[block rows, K block] into Ap as MR-row micro-panels
+ *     for each NC-column sub-block of the block:
+ *       pack op(B)[K block, sub-block] into Bp as NR-column micro-panels
+ *       for each B micro-panel (stays in L1), each A micro-panel (in L2):
+ *         MR x NR register tile (6x16: 12 float8 accumulators, AVX2;
+ *         6x32: 24, AVX-512), A broadcast,
+ *         B loaded as float8, explicit fma; then C = alpha*acc + beta*C
+ *         (first K block) or C += alpha*acc (the others), edges masked.
+ *
+ * The packing absorbs the transposes (four compile-time variants) and pads
+ * edge panels with zeros, so the micro-kernel never branches. The order of
+ * every sum is fixed by the block sizes: results are bit-identical run to
+ * run for the same parameters.
+ *
+ * C[i][j] (row-major, ldc) = alpha * sum_k op(A)[i][k] op(B)[k][j] + beta C;
+ * op(A)[i][k] = TA ? A[k*lda + i] : A[i*lda + k];
+ * op(B)[k][j] = TB ? B[j*ldb + k] : B[k*ldb + j].
+ * Batch b (get_global_id(1)) adds b*astride, b*bstride, b*cstride.
+ * beta == 0 never reads C (BLAS semantics: C may hold NaN). */
+
+#define GEMM_MR 6
+
+#if NN_CPU_DEVICE && defined(__clang__)
+#define GEMM_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define GEMM_PREFETCH(p)
+#endif
+
+/* Ap[p][k][r] = op(A)[i0 + p*MR + r][k0 + k], rows past `rows` zero. */
+inline void gemm_pack_a(const int ta, __global const float *A, int lda, int i0, int rows, int k0, int kb,
+                        __local float *Ap)
+{
+    for (int p = 0; p * GEMM_MR < rows; p++) {
+        __local float *dst = Ap + (size_t)p * kb * GEMM_MR;
+        int r0 = i0 + p * GEMM_MR, nr = min(GEMM_MR, rows - p * GEMM_MR);
+        if (ta) {
+            __global const float *src = A + (size_t)k0 * lda + r0;
+            if (nr == GEMM_MR) {
+                for (int k = 0; k < kb; k++, src += lda, dst += GEMM_MR) {
+                    dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+                    dst[3] = src[3]; dst[4] = src[4]; dst[5] = src[5];
+                }
+            } else {
+                for (int k = 0; k < kb; k++, src += lda, dst += GEMM_MR)
+                    for (int r = 0; r < GEMM_MR; r++)
+                        dst[r] = r < nr ? src[r] : 0.0f;
+            }
+        } else if (nr == GEMM_MR) {
+            /* six rows read side by side, the panel written in order */
+            __global const float *s0 = A + (size_t)r0 * lda + k0, *s1 = s0 + lda, *s2 = s1 + lda, *s3 = s2 + lda,
+                                 *s4 = s3 + lda, *s5 = s4 + lda;
+            for (int k = 0; k < kb; k++, dst += GEMM_MR) {
+                dst[0] = s0[k]; dst[1] = s1[k]; dst[2] = s2[k];
+                dst[3] = s3[k]; dst[4] = s4[k]; dst[5] = s5[k];
+            }
+        } else {
+            for (int r = 0; r < GEMM_MR; r++) {
+                if (r < nr) {
+                    __global const float *src = A + (size_t)(r0 + r) * lda + k0;
+                    for (int k = 0; k < kb; k++)
+                        dst[k * GEMM_MR + r] = src[k];
+                } else {
+                    for (int k = 0; k < kb; k++)
+                        dst[k * GEMM_MR + r] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* Bp[q][k][c] = op(B)[k0 + k][j0 + q*nr + c], columns past `cols` zero;
+ * nr (16 or 32) is a compile-time constant after inlining. */
+inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int ldb, int j0, int cols, int k0,
+                        int kb, __local float *Bp)
+{
+    for (int q = 0; q * nr < cols; q++) {
+        __local float *dst = Bp + (size_t)q * kb * nr;
+        int c0 = j0 + q * nr, nc = min(nr, cols - q * nr);
+        if (tb && nc == nr) {
+            /* 8 columns of op(B) (rows of B) at a time, transposed through
+             * registers: 8 contiguous reads, 8 contiguous writes */
+            for (int c = 0; c < nr; c += 8) {
+                __global const float *src = B + (size_t)(c0 + c) * ldb + k0;
+                int k = 0;
+                for (; k + 8 <= kb; k += 8) {
+                    float8 r0 = vload8(0, src + k), r1 = vload8(0, src + ldb + k), r2 = vload8(0, src + 2 * ldb + k),
+                           r3 = vload8(0, src + 3 * ldb + k), r4 = vload8(0, src + 4 * ldb + k),
+                           r5 = vload8(0, src + 5 * ldb + k), r6 = vload8(0, src + 6 * ldb + k),
+                           r7 = vload8(0, src + 7 * ldb + k);
+                    __local float *o = dst + k * nr + c;
+                    vstore8((float8)(r0.s0, r1.s0, r2.s0, r3.s0, r4.s0, r5.s0, r6.s0, r7.s0), 0, o);
+                    vstore8((float8)(r0.s1, r1.s1, r2.s1, r3.s1, r4.s1, r5.s1, r6.s1, r7.s1), 0, o + nr);
+                    vstore8((float8)(r0.s2, r1.s2, r2.s2, r3.s2, r4.s2, r5.s2, r6.s2, r7.s2), 0, o + 2 * nr);
+                    vstore8((float8)(r0.s3, r1.s3, r2.s3, r3.s3, r4.s3, r5.s3, r6.s3, r7.s3), 0, o + 3 * nr);
+                    vstore8((float8)(r0.s4, r1.s4, r2.s4, r3.s4, r4.s4, r5.s4, r6.s4, r7.s4), 0, o + 4 * nr);
+                    vstore8((float8)(r0.s5, r1.s5, r2.s5, r3.s5, r4.s5, r5.s5, r6.s5, r7.s5), 0, o + 5 * nr);
+                    vstore8((float8)(r0.s6, r1.s6, r2.s6, r3.s6, r4.s6, r5.s6, r6.s6, r7.s6), 0, o + 6 * nr);
+                    vstore8((float8)(r0.s7, r1.s7, r2.s7, r3.s7, r4.s7, r5.s7, r6.s7, r7.s7), 0, o + 7 * nr);
+                }
+                for (; k < kb; k++)
+                    for (int j = 0; j < 8; j++)
+                        dst[k * nr + c + j] = src[(size_t)j * ldb + k];
+            }
+        } else if (tb) {
+            for (int c = 0; c < nr; c++) {
+                if (c < nc) {
+                    __global const float *src = B + (size_t)(c0 + c) * ldb + k0;
+                    for (int k = 0; k < kb; k++)
+                        dst[k * nr + c] = src[k];
+                } else {
+                    for (int k = 0; k < kb; k++)
+                        dst[k * nr + c] = 0.0f;
+                }
+            }
+        } else {
+            __global const float *src = B + (size_t)k0 * ldb + c0;
+            if (nc == nr) {
+                for (int k = 0; k < kb; k++, src += ldb, dst += nr) {
+                    GEMM_PREFETCH(src + 4 * ldb);
+                    for (int v = 0; v < nr / 8; v++)
+                        vstore8(vload8(v, src), v, dst);
+                }
+            } else {
+                for (int k = 0; k < kb; k++, src += ldb, dst += nr)
+                    for (int c = 0; c < nr; c++)
+                        dst[c] = c < nc ? src[c] : 0.0f;
+            }
+        }
+    }
+}
+
+/* 8 values of C row r at columns [8v, 8v+8) of the tile: alpha * acc, plus
+ * beta * C on the first K block or C on the later ones; masked past nc. */
+#define GEMM_STORE8(r, v, acc)                                                                                     \
+    if ((r) < nr && 8 * (v) < nc) {                                                                                \
+        __global float *cr = C + (size_t)(r) * ldc + 8 * (v);                                                      \
+        float8 x = alpha * (acc);                                                                                  \
+        if (nc >= 8 * (v) + 8) {                                                                                   \
+            if (!first)                                                                                            \
+                x += vload8(0, cr);                                                                                \
+            else if (beta != 0.0f)                                                                                 \
+                x = fma((float8)beta, vload8(0, cr), x);                                                           \
+            vstore8(x, 0, cr);                                                                                     \
+        } else {                                                                                                   \
+            float t[8];                                                                                            \
+            vstore8(x, 0, t);                                                                                      \
+            for (int c = 0; c < nc - 8 * (v); c++) {                                                               \
+                float y = t[c];                                                                                    \
+                if (!first)                                                                                        \
+                    y += cr[c];                                                                                    \
+                else if (beta != 0.0f)                                                                             \
+                    y = fma(beta, cr[c], y);                                                                       \
+                cr[c] = y;                                                                                         \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+#define GEMM_FMA2(r)                                                                                               \
+    {                                                                                                              \
+        float8 av = (float8)(a[r]);                                                                                \
+        c##r##0 = fma(av, b0, c##r##0);                                                                            \
+        c##r##1 = fma(av, b1, c##r##1);                                                                            \
+    }
+#define GEMM_FMA4(r)                                                                                               \
+    {                                                                                                              \
+        float8 av = (float8)(a[r]);                                                                                \
+        c##r##0 = fma(av, b0, c##r##0);                                                                            \
+        c##r##1 = fma(av, b1, c##r##1);                                                                            \
+        c##r##2 = fma(av, b2, c##r##2);                                                                            \
+        c##r##3 = fma(av, b3, c##r##3);                                                                            \
+    }
+
+/* C[0..nr, 0..nc) (+)= alpha * Ap-panel . Bp-panel over kb terms: a 6x16
+ * tile in 12 float8 (16 vector registers: AVX2) ... */
+inline void gemm_micro16(int kb, __local const float *a, __local const float *b, __global float *C, int ldc,
+                         int nr, int nc, float alpha, float beta, int first)
+{
+    float8 c00 = 0.0f, c01 = 0.0f, c10 = 0.0f, c11 = 0.0f, c20 = 0.0f, c21 = 0.0f;
+    float8 c30 = 0.0f, c31 = 0.0f, c40 = 0.0f, c41 = 0.0f, c50 = 0.0f, c51 = 0.0f;
+    for (int k = 0; k < kb; k++) {
+        float8 b0 = vload8(0, b), b1 = vload8(1, b);
+        GEMM_PREFETCH(b + 8 * 16);
+        GEMM_FMA2(0) GEMM_FMA2(1) GEMM_FMA2(2) GEMM_FMA2(3) GEMM_FMA2(4) GEMM_FMA2(5)
+        a += GEMM_MR;
+        b += 16;
+    }
+    GEMM_STORE8(0, 0, c00) GEMM_STORE8(0, 1, c01)
+    GEMM_STORE8(1, 0, c10) GEMM_STORE8(1, 1, c11)
+    GEMM_STORE8(2, 0, c20) GEMM_STORE8(2, 1, c21)
+    GEMM_STORE8(3, 0, c30) GEMM_STORE8(3, 1, c31)
+    GEMM_STORE8(4, 0, c40) GEMM_STORE8(4, 1, c41)
+    GEMM_STORE8(5, 0, c50) GEMM_STORE8(5, 1, c51)
+}
+
+/* ... or a 6x32 tile in 24 float8 (32 vector registers: AVX-512). */
+inline void gemm_micro32(int kb, __local const float *a, __local const float *b, __global float *C, int ldc,
+                         int nr, int nc, float alpha, float beta, int first)
+{
+    float8 c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f, c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f;
+    float8 c20 = 0.0f, c21 = 0.0f, c22 = 0.0f, c23 = 0.0f, c30 = 0.0f, c31 = 0.0f, c32 = 0.0f, c33 = 0.0f;
+    float8 c40 = 0.0f, c41 = 0.0f, c42 = 0.0f, c43 = 0.0f, c50 = 0.0f, c51 = 0.0f, c52 = 0.0f, c53 = 0.0f;
+    for (int k = 0; k < kb; k++) {
+        float8 b0 = vload8(0, b), b1 = vload8(1, b), b2 = vload8(2, b), b3 = vload8(3, b);
+        GEMM_PREFETCH(b + 8 * 32);
+        GEMM_FMA4(0) GEMM_FMA4(1) GEMM_FMA4(2) GEMM_FMA4(3) GEMM_FMA4(4) GEMM_FMA4(5)
+        a += GEMM_MR;
+        b += 32;
+    }
+    GEMM_STORE8(0, 0, c00) GEMM_STORE8(0, 1, c01) GEMM_STORE8(0, 2, c02) GEMM_STORE8(0, 3, c03)
+    GEMM_STORE8(1, 0, c10) GEMM_STORE8(1, 1, c11) GEMM_STORE8(1, 2, c12) GEMM_STORE8(1, 3, c13)
+    GEMM_STORE8(2, 0, c20) GEMM_STORE8(2, 1, c21) GEMM_STORE8(2, 2, c22) GEMM_STORE8(2, 3, c23)
+    GEMM_STORE8(3, 0, c30) GEMM_STORE8(3, 1, c31) GEMM_STORE8(3, 2, c32) GEMM_STORE8(3, 3, c33)
+    GEMM_STORE8(4, 0, c40) GEMM_STORE8(4, 1, c41) GEMM_STORE8(4, 2, c42) GEMM_STORE8(4, 3, c43)
+    GEMM_STORE8(5, 0, c50) GEMM_STORE8(5, 1, c51) GEMM_STORE8(5, 2, c52) GEMM_STORE8(5, 3, c53)
+}
+
+/* One work-item: block (bm, bn) of the grid of mb x nb blocks of batch entry
+ * get_global_id(1). kc: K block length; nc: B sub-block width (a multiple
+ * of nr); Ap holds mb x kc floats (mb rounded up to MR), Bp kc x nc. */
+inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int N, int K, float alpha,
+                           __global const float *A, ulong aoff, int lda, ulong astride, __global const float *B,
+                           ulong boff, int ldb, ulong bstride, float beta, __global float *C, ulong coff, int ldc,
+                           ulong cstride, int mb, int nb, int kc, int nc, int nblk_n, __local float *Ap,
+                           __local float *Bp)
+{
+    int blk = get_global_id(0), bi = blk / nblk_n, bj = blk - bi * nblk_n;
+    ulong batch = get_global_id(1);
+    int i0 = bi * mb, j0 = bj * nb;
+    if (i0 >= M || j0 >= N)
+        return;
+    int rows = min(mb, M - i0), cols = min(nb, N - j0);
+    A += aoff + batch * astride;
+    B += boff + batch * bstride;
+    C += coff + batch * cstride;
+    /* K >= 1: src/blas.c runs K == 0 (C = beta C) as gemm_scale_c */
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        int kb = min(kc, K - k0);
+        gemm_pack_a(ta, A, lda, i0, rows, k0, kb, Ap);
+        for (int jc = 0; jc < cols; jc += nc) {
+            int ncols = min(nc, cols - jc);
+            gemm_pack_b(tb, nr, B, ldb, j0 + jc, ncols, k0, kb, Bp);
+            for (int q = 0; q * nr < ncols; q++) {
+                __local const float *bq = Bp + (size_t)q * kb * nr;
+                int cn = min(nr, ncols - q * nr);
+                for (int p = 0; p * GEMM_MR < rows; p++) {
+                    __global float *ct = C + (size_t)(i0 + p * GEMM_MR) * ldc + j0 + jc + q * nr;
+                    int rn = min(GEMM_MR, rows - p * GEMM_MR);
+                    if (nr == 16)
+                        gemm_micro16(kb, Ap + (size_t)p * kb * GEMM_MR, bq, ct, ldc, rn, cn, alpha, beta, k0 == 0);
+                    else
+                        gemm_micro32(kb, Ap + (size_t)p * kb * GEMM_MR, bq, ct, ldc, rn, cn, alpha, beta, k0 == 0);
+                }
+            }
+        }
+    }
+}
+
+/* gemm_cpu<NR>_<op(A)><op(B)>: n = plain, t = transposed. */
+#define GEMM_CPU_KERNEL(name, TA, TB, NR)                                                                          \
+    __kernel void name(int M, int N, int K, float alpha, __global const float *A, ulong aoff, int lda,          \
+                       ulong astride, __global const float *B, ulong boff, int ldb, ulong bstride, float beta,     \
+                       __global float *C, ulong coff, int ldc, ulong cstride, int mb, int nb, int kc, int nc,      \
+                       int nblk_n, __local float *Ap, __local float *Bp)                                           \
+    {                                                                                                              \
+        gemm_cpu_block(TA, TB, NR, M, N, K, alpha, A, aoff, lda, astride, B, boff, ldb, bstride, beta, C, coff,   \
+                       ldc, cstride, mb, nb, kc, nc, nblk_n, Ap, Bp);                                              \
+    }
+
+GEMM_CPU_KERNEL(gemm_cpu16_nn, 0, 0, 16)
+GEMM_CPU_KERNEL(gemm_cpu16_nt, 0, 1, 16)
+GEMM_CPU_KERNEL(gemm_cpu16_tn, 1, 0, 16)
+GEMM_CPU_KERNEL(gemm_cpu16_tt, 1, 1, 16)
+GEMM_CPU_KERNEL(gemm_cpu32_nn, 0, 0, 32)
+GEMM_CPU_KERNEL(gemm_cpu32_nt, 0, 1, 32)
+GEMM_CPU_KERNEL(gemm_cpu32_tn, 1, 0, 32)
+GEMM_CPU_KERNEL(gemm_cpu32_tt, 1, 1, 32)
