@@ -26,7 +26,8 @@ struct nn_blas {
     long splitk_count;
     /* native kernel: device facts and the knobs the cost model uses */
     int native_ok;               /* enough local memory for the smallest plan */
-    int nr, kc, mb_max, per_unit;
+    int nr, mb_max;
+    nn_native_knobs knobs;       /* where no shape choice applies */
     cl_ulong local_mem;
     /* recording (nnrun tune, bench) */
     nn_gemm_shape *rec;
@@ -35,6 +36,7 @@ struct nn_blas {
     /* per-shape winners from nnrun tune */
     nn_gemm_shape choice_shape[MAX_SHAPE_CHOICES];
     nn_gemm_backend choice[MAX_SHAPE_CHOICES];
+    nn_native_knobs choice_knobs[MAX_SHAPE_CHOICES];
     int nchoices;
     char tuned[256];             /* CLBlast parameters applied by tune.c, "" if none */
     char describe[512];
@@ -99,11 +101,12 @@ static size_t native_local_bytes(int nr, int mb, int kc)
  * per_unit blocks per compute unit over the batch, splitting N first (a
  * narrower block re-packs only its rows of op(A)) down to one B sub-block,
  * then M; then even out the blocks so none is a sliver. */
-static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm_args *g, native_plan *p)
+static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm_args *g, nn_native_knobs kn,
+                            native_plan *p)
 {
     int nr = b->nr;
     size_t tm = cdiv(g->m, NATIVE_MR), tn = cdiv(g->n, (size_t)nr);
-    size_t want = (size_t)b->per_unit * (d->units ? d->units : 1);
+    size_t want = (size_t)kn.per_unit * (d->units ? d->units : 1);
     size_t bm = tm < (size_t)b->mb_max / NATIVE_MR ? tm : (size_t)b->mb_max / NATIVE_MR, bn = tn;
     for (;;) {
         size_t count = cdiv(tm, bm) * cdiv(tn, bn) * g->batch;
@@ -124,13 +127,14 @@ static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm
     p->nb = (int)(bn * (size_t)nr);
     p->nc = nr * NATIVE_NC_PANELS;
     /* equal K blocks of at most kc, a multiple of 8 */
-    size_t nk = cdiv(g->k ? g->k : 1, (size_t)b->kc), kc = cdiv(cdiv(g->k ? g->k : 1, nk), 8) * 8;
+    size_t nk = cdiv(g->k ? g->k : 1, (size_t)kn.kc), kc = cdiv(cdiv(g->k ? g->k : 1, nk), 8) * 8;
     p->kc = (int)kc;
     p->nblk_m = (int)cdiv(g->m, (size_t)p->mb);
     p->nblk_n = (int)cdiv(g->n, (size_t)p->nb);
 }
 
 static int native_usable(const nn_dev *d);
+static const nn_native_knobs *knobs_for(const struct nn_blas *b, const gemm_args *g);
 
 static int native_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
 {
@@ -139,7 +143,7 @@ static int native_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
         {{"gemm_cpu32_nn", "gemm_cpu32_nt"}, {"gemm_cpu32_tn", "gemm_cpu32_tt"}},
     };
     native_plan p;
-    native_plan_for(d->blas, d, g, &p);
+    native_plan_for(d->blas, d, g, *knobs_for(d->blas, g), &p);
     size_t abytes = cdiv((size_t)p.mb, NATIVE_MR) * NATIVE_MR * (size_t)p.kc * sizeof(float);
     size_t bbytes = (size_t)p.kc * (size_t)p.nc * sizeof(float);
     double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch;
@@ -188,16 +192,29 @@ int nn_blas_usable(nn_dev *d, nn_gemm_backend b) { return b >= 0 && b < NN_GEMM_
  * shape on this device, else the device type's default: the CPU-shaped
  * kernel on CPU devices (8-13x CLBlast's GPU-shaped kernels there), CLBlast
  * on GPUs and accelerators. */
+static int tuned_choice(const struct nn_blas *b, const gemm_args *g)
+{
+    for (int i = 0; i < b->nchoices; i++) {
+        const nn_gemm_shape *s = &b->choice_shape[i];
+        if (s->ta == g->ta && s->tb == g->tb && s->m == g->m && s->n == g->n && s->k == g->k && s->batch == g->batch)
+            return i;
+    }
+    return -1;
+}
+
 static nn_gemm_backend gemm_choose(const struct nn_blas *b, const gemm_args *g)
 {
     if (b->forced != NN_GEMM_AUTO)
         return b->forced;
-    for (int i = 0; i < b->nchoices; i++) {
-        const nn_gemm_shape *s = &b->choice_shape[i];
-        if (s->ta == g->ta && s->tb == g->tb && s->m == g->m && s->n == g->n && s->k == g->k && s->batch == g->batch)
-            return b->choice[i];
-    }
-    return b->dflt;
+    int i = tuned_choice(b, g);
+    return i >= 0 ? b->choice[i] : b->dflt;
+}
+
+/* The native kernel's knobs for a shape: tuned ones where tune measured it. */
+static const nn_native_knobs *knobs_for(const struct nn_blas *b, const gemm_args *g)
+{
+    int i = tuned_choice(b, g);
+    return i >= 0 && b->choice[i] == NN_GEMM_NATIVE ? &b->choice_knobs[i] : &b->knobs;
 }
 
 nn_gemm_backend nn_blas_choice(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, size_t batch)
@@ -219,9 +236,8 @@ int nn_blas_open(nn_dev *d, nn_gemm_backend force, nn_err *e)
     if (clGetDeviceInfo(d->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof b->local_mem, &b->local_mem, NULL) != CL_SUCCESS)
         b->local_mem = 0;
     b->nr = vw >= 16 ? 32 : 16;
-    b->kc = NATIVE_KC;
+    b->knobs = (nn_native_knobs){NATIVE_KC, NATIVE_PER_UNIT};
     b->mb_max = NATIVE_MB_MAX;
-    b->per_unit = NATIVE_PER_UNIT;
     /* experiments and tuning: NNRUN_GEMM_NATIVE="nr=16,kc=128,mb=48,per_unit=8" */
     const char *knobs = getenv("NNRUN_GEMM_NATIVE");
     if (knobs) {
@@ -230,16 +246,16 @@ int nn_blas_open(nn_dev *d, nn_gemm_backend force, nn_err *e)
         if ((p = strstr(knobs, "nr=")) && sscanf(p + 3, "%d", &v) == 1 && (v == 16 || v == 32))
             b->nr = v;
         if ((p = strstr(knobs, "kc=")) && sscanf(p + 3, "%d", &v) == 1 && v >= 8 && v <= 4096)
-            b->kc = v;
+            b->knobs.kc = v;
         if ((p = strstr(knobs, "mb=")) && sscanf(p + 3, "%d", &v) == 1 && v >= 6 && v <= 1024)
             b->mb_max = v / NATIVE_MR * NATIVE_MR;
         if ((p = strstr(knobs, "per_unit=")) && sscanf(p + 9, "%d", &v) == 1 && v >= 1 && v <= 256)
-            b->per_unit = v;
+            b->knobs.per_unit = v;
     }
     /* shrink the K block until a block's panels fit the local memory */
-    while (b->kc > 32 && native_local_bytes(b->nr, b->mb_max, b->kc) > b->local_mem)
-        b->kc /= 2;
-    b->native_ok = native_local_bytes(b->nr, b->mb_max, b->kc) <= b->local_mem;
+    while (b->knobs.kc > 32 && native_local_bytes(b->nr, b->mb_max, b->knobs.kc) > b->local_mem)
+        b->knobs.kc /= 2;
+    b->native_ok = native_local_bytes(b->nr, b->mb_max, b->knobs.kc) <= b->local_mem;
     b->dflt = (d->type & CL_DEVICE_TYPE_CPU) && b->native_ok ? NN_GEMM_NATIVE : NN_GEMM_CLBLAST;
     b->forced = NN_GEMM_AUTO;
     if (force == NN_GEMM_AUTO) {
@@ -288,7 +304,7 @@ const char *nn_blas_describe(nn_dev *d)
                      b->forced != NN_GEMM_AUTO ? " (forced)" : "");
     if (w == NN_GEMM_NATIVE && o > 0 && (size_t)o < sizeof b->describe)
         o += snprintf(b->describe + o, sizeof b->describe - (size_t)o, ", %dx%d tile, K blocks of %d", NATIVE_MR,
-                      b->nr, b->kc);
+                      b->nr, b->knobs.kc);
     if (b->nchoices && o > 0 && (size_t)o < sizeof b->describe)
         o += snprintf(b->describe + o, sizeof b->describe - (size_t)o, ", %d tuned shapes", b->nchoices);
     if (b->tuned[0] && o > 0 && (size_t)o < sizeof b->describe)
@@ -296,14 +312,38 @@ const char *nn_blas_describe(nn_dev *d)
     return b->describe;
 }
 
-int nn_blas_set_shape_choice(nn_dev *d, const nn_gemm_shape *s, nn_gemm_backend w)
+/* Knobs in range, or the defaults where 0; -1 when out of range or when a
+ * block's panels would not fit the local memory. */
+static int knobs_fix(const struct nn_blas *b, nn_native_knobs *k)
+{
+    if (!k->kc)
+        k->kc = b->knobs.kc;
+    if (!k->per_unit)
+        k->per_unit = b->knobs.per_unit;
+    if (k->kc < 8 || k->kc > 4096 || k->per_unit < 1 || k->per_unit > 256 ||
+        native_local_bytes(b->nr, b->mb_max, k->kc) > b->local_mem)
+        return -1;
+    return 0;
+}
+
+int nn_blas_set_shape_choice(nn_dev *d, const nn_gemm_shape *s, nn_gemm_backend w, nn_native_knobs k)
 {
     struct nn_blas *b = d->blas;
-    if (!b || w < 0 || w >= NN_GEMM_NBACKENDS || !impls[w].usable(d) || b->nchoices == MAX_SHAPE_CHOICES)
+    if (!b || w < 0 || w >= NN_GEMM_NBACKENDS || !impls[w].usable(d) || b->nchoices == MAX_SHAPE_CHOICES ||
+        knobs_fix(b, &k))
         return -1;
     b->choice_shape[b->nchoices] = *s;
+    b->choice_knobs[b->nchoices] = k;
     b->choice[b->nchoices++] = w;
     return 0;
+}
+
+nn_native_knobs nn_blas_native_knobs(nn_dev *d, nn_native_knobs k)
+{
+    nn_native_knobs old = d->blas->knobs;
+    if (!knobs_fix(d->blas, &k))
+        d->blas->knobs = k;
+    return old;
 }
 
 nn_gemm_backend nn_blas_force(nn_dev *d, nn_gemm_backend w)

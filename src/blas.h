@@ -69,9 +69,19 @@ int nn_blas_splitk_off(nn_dev *d, int off);
 /* GEMMs split along k so far (tests observe the path). */
 long nn_blas_splitk_count(nn_dev *d);
 
-/* Tuning (tune.c) hands its results to the seam: per-shape winners, and a
- * description of the CLBlast parameters it applied. */
-int nn_blas_set_shape_choice(nn_dev *d, const nn_gemm_shape *s, nn_gemm_backend b);
+/* Knobs of the native kernel's cost model: K block length and work-items
+ * per compute unit (0: the default). */
+typedef struct nn_native_knobs {
+    int kc, per_unit;
+} nn_native_knobs;
+/* Sets the knobs used where no tuned shape choice applies; returns the
+ * previous ones (tune tries candidates this way). */
+nn_native_knobs nn_blas_native_knobs(nn_dev *d, nn_native_knobs k);
+
+/* Tuning (tune.c) hands its results to the seam: per-shape winners (with the
+ * native kernel's knobs), and a description of the CLBlast parameters it
+ * applied. -1 when the choice is unusable or the table is full. */
+int nn_blas_set_shape_choice(nn_dev *d, const nn_gemm_shape *s, nn_gemm_backend b, nn_native_knobs k);
 void nn_blas_set_tuned(nn_dev *d, const char *desc);
 
 #endif

@@ -1,9 +1,15 @@
-/* tune.c - a small CLBlast tuner built on CLBlastOverrideParameters: sample
- * XgemmDirect parameter sets that satisfy CLBlast's constraints, verify each
- * against the default parameters' results (a tuned set can compute wrong
- * results on some drivers), time the GEMM shapes the model uses, keep the
- * fastest. Only the direct kernel (XgemmDirect) is searched; see sample().
- * Stored as one text line: "XGEMM_MIN_INDIRECT_SIZE T KERNEL NAME VALUE ...". */
+/* tune.c - nnrun tune, in two steps:
+ * 1. a small CLBlast tuner built on CLBlastOverrideParameters: sample
+ *    XgemmDirect parameter sets that satisfy CLBlast's constraints, verify
+ *    each against the default parameters' results (a tuned set can compute
+ *    wrong results on some drivers), time the GEMM shapes the model uses,
+ *    keep the fastest. Only the direct kernel (XgemmDirect) is searched; see
+ *    sample(). Stored as one text line in clblast-HASH.tune:
+ *    "XGEMM_MIN_INDIRECT_SIZE T KERNEL NAME VALUE ...".
+ * 2. per shape, nnrun's own GEMM over a few knob sets (K block, work-items
+ *    per unit), verified the same way, against CLBlast as step 1 left it;
+ *    the winner of every shape goes to gemm-HASH.choice, which the seam's
+ *    policy (src/blas.c) consults before its per-device default. */
 #include "tune.h"
 
 #include <clblast_c.h>
@@ -37,7 +43,10 @@ static const char *const xgemm_names[] = {"GEMMK", "KREG", "KWG", "KWI", "MDIMA"
 
 static const char *const *names_of(const cand *c) { return !strcmp(c->kernel, "Xgemm") ? xgemm_names : direct_names; }
 
-static int tune_path(const nn_dev *d, char *out, size_t n)
+/* The tuning file of the device and driver: "<cache>/<kind>-<hash>.<ext>"
+ * (kind "clblast", ext "tune": CLBlast's parameters; kind "gemm", ext
+ * "choice": the per-shape backend winners). */
+static int tune_path(const nn_dev *d, const char *kind, const char *ext, char *out, size_t n)
 {
     char dir[3500];
     const char *x = getenv("NNRUN_CACHE_DIR");
@@ -54,7 +63,7 @@ static int tune_path(const nn_dev *d, char *out, size_t n)
     h = nn_fnv1a(h, d->name, strlen(d->name));
     h = nn_fnv1a(h, d->version, strlen(d->version));
     h = nn_fnv1a(h, d->driver, strlen(d->driver));
-    snprintf(out, n, "%s/clblast-%016llx.tune", dir, (unsigned long long)h);
+    snprintf(out, n, "%s/%s-%016llx.%s", dir, kind, (unsigned long long)h, ext);
     return 0;
 }
 
@@ -84,13 +93,62 @@ static void describe(const cand *c, char *out, size_t n)
         snprintf(out + o, n - o, " (indirect from m*n*k >= %zu)", c->threshold);
 }
 
+/* Creates the folder a tuning file goes in (one level: the cache folder). */
+static void make_parent(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *sl = strrchr(dir, '/');
+    if (sl) {
+        *sl = 0;
+        mkdir(dir, 0755);
+    }
+}
+
+#define CHOICE_MAGIC "NNRUN_GEMM_CHOICE 1"
+
+/* The per-shape winners of the last nnrun tune: after a magic line, one line
+ * per shape "ta tb m n k batch backend kc per_unit". A file that does not
+ * parse is ignored whole. */
+static void apply_choices(nn_dev *d)
+{
+    char path[4096], line[256];
+    if (tune_path(d, "gemm", "choice", path, sizeof path))
+        return;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    nn_gemm_shape sh[NN_MAX_GEMM_SHAPES * 4];
+    int be[NN_MAX_GEMM_SHAPES * 4];
+    nn_native_knobs kn[NN_MAX_GEMM_SHAPES * 4];
+    size_t n = 0;
+    int ok = fgets(line, sizeof line, f) && !strncmp(line, CHOICE_MAGIC "\n", sizeof CHOICE_MAGIC);
+    while (ok && fgets(line, sizeof line, f)) {
+        int ta, tb, kc, pu;
+        unsigned long m, nn, k, batch;
+        char name[32];
+        if (n == sizeof sh / sizeof *sh ||
+            sscanf(line, "%d %d %lu %lu %lu %lu %31s %d %d", &ta, &tb, &m, &nn, &k, &batch, name, &kc, &pu) != 9 ||
+            (ta | tb) & ~1 || (be[n] = nn_blas_backend_parse(name)) < 0) {
+            ok = 0;
+            break;
+        }
+        sh[n] = (nn_gemm_shape){ta, tb, m, nn, k, batch, 1};
+        kn[n++] = (nn_native_knobs){kc, pu};
+    }
+    fclose(f);
+    for (size_t i = 0; ok && i < n; i++)
+        nn_blas_set_shape_choice(d, &sh[i], (nn_gemm_backend)be[i], kn[i]);
+}
+
 void nn_tune_apply(nn_dev *d)
 {
     nn_blas_set_tuned(d, "");
     const char *skip = getenv("NNRUN_NO_TUNE");
     char path[4096];
-    if ((skip && *skip && strcmp(skip, "0")) || tune_path(d, path, sizeof path))
+    if ((skip && *skip && strcmp(skip, "0")) || tune_path(d, "clblast", "tune", path, sizeof path))
         return;
+    apply_choices(d);
     FILE *f = fopen(path, "r");
     if (!f)
         return;
@@ -179,7 +237,8 @@ typedef struct bufs {
 /* Runs every shape once (checking against the reference when ref != NULL),
  * then `reps` times; returns the weighted seconds, or -1 when a run fails or
  * its result is wrong. */
-static double time_shapes(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *bf, int reps, int check, nn_err *e)
+static double time_shapes(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *bf, int reps, int check, double *each,
+                          nn_err *e)
 {
     double total = 0;
     for (size_t s = 0; s < ns; s++) {
@@ -223,7 +282,10 @@ static double time_shapes(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *b
         }
         if (nn_dev_finish(d, &ig))
             return -1;
-        total += (nn_now() - t0) / reps * (double)g->count;
+        double t = (nn_now() - t0) / reps * (double)g->count;
+        if (each)
+            each[s] = t;
+        total += t;
     }
     return total;
 }
@@ -295,10 +357,93 @@ static size_t verify_shapes(nn_gemm_shape *v)
     return n;
 }
 
+/* The native kernel's knob sets tune tries per shape. */
+static const nn_native_knobs native_cands[] = {{256, 4}, {256, 2}, {256, 1}, {256, 8}, {128, 4},
+                                               {128, 2}, {384, 4}, {384, 2}, {512, 2}};
+
+/* Per shape: nnrun's own GEMM (when the device can run it) over its knob
+ * sets, each verified on the verification shapes and on the shape against
+ * CLBlast's default results, against CLBlast's time clb_each[s]; writes the
+ * winners to the choice file atomically (removes it when native cannot run). */
+static int tune_backends(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *bf, const nn_gemm_shape *vsh, size_t nv,
+                         bufs *vbf, const double *clb_each, const nn_tune_opts *o, int *nnative, double *chosen_t,
+                         nn_err *e)
+{
+    char path[4096];
+    if (tune_path(d, "gemm", "choice", path, sizeof path))
+        return nn_fail(e, NN_EIO, "no cache folder to store the tuned parameters in (set XDG_CACHE_HOME or HOME)");
+    int ncand = (int)(sizeof native_cands / sizeof *native_cands);
+    int *win = calloc(ns ? ns : 1, sizeof(int)); /* -1: CLBlast, else the knob set */
+    double *best = calloc(ns ? ns : 1, sizeof(double));
+    if (!win || !best) {
+        free(win);
+        free(best);
+        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+    }
+    for (size_t s = 0; s < ns; s++) {
+        win[s] = -1;
+        best[s] = clb_each[s];
+    }
+    if (nn_blas_usable(d, NN_GEMM_NATIVE)) {
+        nn_gemm_backend was = nn_blas_force(d, NN_GEMM_NATIVE);
+        for (int c = 0; c < ncand; c++) {
+            nn_native_knobs old = nn_blas_native_knobs(d, native_cands[c]);
+            int ok = time_shapes(d, vsh, nv, vbf, 0, 1, NULL, e) >= 0;
+            for (size_t s = 0; ok && s < ns; s++) {
+                double t = time_shapes(d, sh + s, 1, bf + s, o->reps, 1, NULL, e);
+                if (t >= 0 && t < best[s]) {
+                    best[s] = t;
+                    win[s] = c;
+                }
+            }
+            if (!ok && !o->quiet && !o->json)
+                printf("  native kc=%d per_unit=%d rejected (failed or computed wrong results)\n", native_cands[c].kc,
+                       native_cands[c].per_unit);
+            nn_blas_native_knobs(d, old);
+        }
+        nn_blas_force(d, was);
+    }
+    *nnative = 0;
+    *chosen_t = 0;
+    for (size_t s = 0; s < ns; s++) {
+        *nnative += win[s] >= 0;
+        *chosen_t += best[s];
+        if (!o->quiet && !o->json)
+            printf("  %s%s %zux%zux%zu%s: %s %.3f ms per step (CLBlast %.3f ms)\n", sh[s].ta ? "T" : "N",
+                   sh[s].tb ? "T" : "N", sh[s].m, sh[s].n, sh[s].k, sh[s].batch > 1 ? " (batched)" : "",
+                   win[s] >= 0 ? "native" : "clblast", best[s] * 1e3, clb_each[s] * 1e3);
+    }
+    int r = 0;
+    if (nn_blas_usable(d, NN_GEMM_NATIVE)) {
+        make_parent(path);
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+        FILE *f = fopen(tmp, "w");
+        int ok = f != NULL;
+        if (ok) {
+            fprintf(f, CHOICE_MAGIC "\n");
+            for (size_t s = 0; s < ns; s++) {
+                nn_native_knobs k = win[s] >= 0 ? native_cands[win[s]] : (nn_native_knobs){0, 0};
+                fprintf(f, "%d %d %zu %zu %zu %zu %s %d %d\n", sh[s].ta, sh[s].tb, sh[s].m, sh[s].n, sh[s].k,
+                        sh[s].batch, win[s] >= 0 ? "native" : "clblast", k.kc, k.per_unit);
+            }
+            ok = fclose(f) == 0 && rename(tmp, path) == 0;
+        }
+        if (!ok) {
+            unlink(tmp);
+            r = nn_fail(e, NN_EIO, "%s: cannot write the per-shape GEMM choices", path);
+        }
+    } else
+        unlink(path);
+    free(win);
+    free(best);
+    return r;
+}
+
 int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opts *o, nn_err *e)
 {
     char path[4096];
-    if (tune_path(d, path, sizeof path))
+    if (tune_path(d, "clblast", "tune", path, sizeof path))
         return nn_fail(e, NN_EIO, "no cache folder to store the tuned parameters in (set XDG_CACHE_HOME or HOME)");
     nn_rng rng;
     nn_rng_seed(&rng, o->seed);
@@ -312,9 +457,13 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
     if (!r)
         r = setup_bufs(d, vsh, nv, &rng, &vbf, e);
     /* the defaults' results are the references */
-    if (!r && time_shapes(d, vsh, nv, vbf, 0, 2, e) < 0)
+    double *base_each = calloc(ns ? ns : 1, sizeof(double)), *cand_each = calloc(ns ? ns : 1, sizeof(double));
+    double *best_each = calloc(ns ? ns : 1, sizeof(double));
+    if (!base_each || !cand_each || !best_each)
+        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+    if (!r && time_shapes(d, vsh, nv, vbf, 0, 2, NULL, e) < 0)
         r = nn_fail(e, NN_ESOFTWARE, "CLBlast failed with its default parameters on the verification shapes");
-    double base = r ? -1 : time_shapes(d, sh, ns, bf, o->reps, 2, e);
+    double base = r ? -1 : time_shapes(d, sh, ns, bf, o->reps, 2, base_each, e);
     if (!r && base < 0)
         r = nn_fail(e, NN_ESOFTWARE, "CLBlast failed with its default parameters on these shapes");
     if (!r && !o->quiet && !o->json)
@@ -338,7 +487,8 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
             continue;
         }
         tried++;
-        double t = time_shapes(d, vsh, nv, vbf, 0, 1, e) < 0 ? -1 : time_shapes(d, sh, ns, bf, o->reps, 1, e);
+        double t = time_shapes(d, vsh, nv, vbf, 0, 1, NULL, e) < 0 ? -1
+                                                                   : time_shapes(d, sh, ns, bf, o->reps, 1, cand_each, e);
         if (t < 0) {
             failed++;
             if (!o->quiet && !o->json)
@@ -351,18 +501,20 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
             best_t = t;
             best = c;
             have_best = 1;
+            memcpy(best_each, cand_each, ns * sizeof(double));
         }
     }
+    /* then nnrun's own GEMM, per shape, over its knobs: the winner of each
+     * shape (CLBlast as stored, or native with its best knobs) is stored */
+    int store = !r && have_best && best_t < base * 0.97;
+    const double *clb_each = store ? best_each : base_each;
+    int nnative = 0;
+    double chosen_t = 0;
+    if (!r)
+        r = tune_backends(d, sh, ns, bf, vsh, nv, vbf, clb_each, o, &nnative, &chosen_t, e);
     if (!r) {
-        int store = have_best && best_t < base * 0.97;
         if (store) {
-            char dir[4096];
-            snprintf(dir, sizeof dir, "%s", path);
-            char *sl = strrchr(dir, '/');
-            if (sl) {
-                *sl = 0;
-                mkdir(dir, 0755);
-            }
+            make_parent(path);
             char tmp[4200];
             snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
             FILE *f = fopen(tmp, "w");
@@ -390,6 +542,9 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
                 nn_json_num(stdout, "best_gflops", flops / best_t / 1e9);
                 printf(",\"stored\":%s,\"path\":", store ? "true" : "false");
                 nn_json_str(stdout, path);
+                printf(",\"native_shapes\":%d", nnative);
+                nn_json_num(stdout, "chosen_ms", chosen_t * 1e3);
+                nn_json_num(stdout, "chosen_gflops", chosen_t > 0 ? flops / chosen_t / 1e9 : 0);
                 printf("}\n");
             } else if (!o->quiet) {
                 if (store) {
@@ -401,10 +556,15 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
                 else
                     printf("no candidate beat the defaults by 3%% (%d tried, %d rejected); nothing stored\n", tried,
                            failed);
+                printf("per shape: nnrun's GEMM wins %d of %zu shapes; the chosen backends take %.2f ms per step "
+                       "(%.1f GFLOP/s)\n", nnative, ns, chosen_t * 1e3, chosen_t > 0 ? flops / chosen_t / 1e9 : 0);
             }
         }
     }
     free_bufs(bf, ns);
     free_bufs(vbf, nv);
+    free(base_each);
+    free(cand_each);
+    free(best_each);
     return r;
 }

@@ -246,6 +246,7 @@ WHY="exit $RC; tune --json should print one object with default_ms and stored"
 DETAIL="$OUT$ERR"
 check tune/runs eval '[ "$RC" = 0 ] && py "import json,sys; d=json.loads(sys.argv[1]); assert d[\"default_ms\"] > 0 and \"stored\" in d" "$OUT"'
 NNRUN_CACHE_DIR=$T/tunecache nn train "$ROOT/models/iris_mlp.json" --output "$T/tuned_iris.bin" --json
+tuned_start=$(head -n 1 "$T/out")
 acc=$(py 'import json,sys
 print([json.loads(l) for l in open(sys.argv[1])][-2]["accuracy"])' "$T/out" 2>/dev/null)
 WHY="exit $RC, iris test accuracy ${acc:-none} with tuned GEMM parameters (want >= 0.95)"
@@ -262,6 +263,20 @@ if [ -n "$tf" ]; then
 else
     WHY="tune stored no file but reported stored=$stored"
     check tune/nothing_stored_consistent test "$stored" = False
+fi
+# the per-shape backend choices: written, applied (train names them),
+# ignored whole when corrupted
+cf=$(ls "$T"/tunecache/gemm-*.choice 2>/dev/null | head -n 1)
+WHY="tune wrote ${cf:-no gemm-*.choice file}; a later train's start event should name the tuned shapes"
+DETAIL="$tuned_start"
+check tune/choices_applied eval '[ -n "$cf" ] && py "import json,sys; d = json.loads(sys.argv[1]); assert \"tuned shapes\" in d[\"gemm\"], d" "$tuned_start"'
+if [ -n "$cf" ]; then
+    printf 'NNRUN_GEMM_CHOICE 1\n0 0 1 2 3 1 quantum 0 0\n' >"$cf"
+    NNRUN_CACHE_DIR=$T/tunecache nn train "$ROOT/models/iris_mlp.json" --output "$T/tuned_iris3.bin" --json
+    start=$(printf '%s\n' "$OUT" | head -n 1)
+    WHY="exit $RC; a corrupted choice file must be ignored whole"
+    DETAIL="$start$ERR"
+    check tune/corrupt_choices_ignored eval '[ "$RC" = 0 ] && py "import json,sys; d = json.loads(sys.argv[1]); assert \"tuned shapes\" not in d[\"gemm\"], d" "$start"'
 fi
 
 summary

@@ -75,7 +75,8 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e)
     }
     int json = nn_arg(opts, "json")->set;
     if (!json) {
-        printf("tuning CLBlast XgemmDirect on %s for %zu GEMM shapes:\n", d.name, ns);
+        printf("tuning the GEMMs on %s for %zu shapes (CLBlast's XgemmDirect parameters, then the backend per "
+               "shape):\n", d.name, ns);
         for (size_t i = 0; i < ns; i++)
             printf("  %s%s %zux%zux%zu%s x%ld per step\n", shapes[i].ta ? "T" : "N", shapes[i].tb ? "T" : "N", shapes[i].m,
                    shapes[i].n, shapes[i].k, shapes[i].batch > 1 ? " (batched)" : "", shapes[i].count);
