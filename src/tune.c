@@ -93,16 +93,28 @@ static void describe(const cand *c, char *out, size_t n)
         snprintf(out + o, n - o, " (indirect from m*n*k >= %zu)", c->threshold);
 }
 
-/* Creates the folder a tuning file goes in (one level: the cache folder). */
-static void make_parent(const char *path)
+/* Writes a tuning file atomically (a temporary file renamed over it),
+ * creating the cache folder it goes in (one level); -1 on any failure. */
+static int write_text(const char *path, const char *text)
 {
-    char dir[4096];
+    char dir[4096], tmp[4200];
     snprintf(dir, sizeof dir, "%s", path);
     char *sl = strrchr(dir, '/');
     if (sl) {
         *sl = 0;
         mkdir(dir, 0755);
     }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int ok = f != NULL;
+    if (ok) {
+        ok = fputs(text, f) >= 0;
+        ok &= fclose(f) == 0;
+        ok = ok && rename(tmp, path) == 0;
+    }
+    if (!ok)
+        unlink(tmp);
+    return ok ? 0 : -1;
 }
 
 #define CHOICE_MAGIC "NNRUN_GEMM_CHOICE 1"
@@ -415,24 +427,20 @@ static int tune_backends(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *bf
     }
     int r = 0;
     if (nn_blas_usable(d, NN_GEMM_NATIVE)) {
-        make_parent(path);
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-        FILE *f = fopen(tmp, "w");
-        int ok = f != NULL;
-        if (ok) {
-            fprintf(f, CHOICE_MAGIC "\n");
-            for (size_t s = 0; s < ns; s++) {
-                nn_native_knobs k = win[s] >= 0 ? native_cands[win[s]] : (nn_native_knobs){0, 0};
-                fprintf(f, "%d %d %zu %zu %zu %zu %s %d %d\n", sh[s].ta, sh[s].tb, sh[s].m, sh[s].n, sh[s].k,
-                        sh[s].batch, win[s] >= 0 ? "native" : "clblast", k.kc, k.per_unit);
-            }
-            ok = fclose(f) == 0 && rename(tmp, path) == 0;
+        size_t cap = 64 + ns * 128, len = 0;
+        char *text = malloc(cap);
+        if (!text)
+            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        else
+            len += (size_t)snprintf(text, cap, CHOICE_MAGIC "\n");
+        for (size_t s = 0; !r && s < ns && len < cap; s++) {
+            nn_native_knobs k = win[s] >= 0 ? native_cands[win[s]] : (nn_native_knobs){0, 0};
+            len += (size_t)snprintf(text + len, cap - len, "%d %d %zu %zu %zu %zu %s %d %d\n", sh[s].ta, sh[s].tb, sh[s].m,
+                                  sh[s].n, sh[s].k, sh[s].batch, win[s] >= 0 ? "native" : "clblast", k.kc, k.per_unit);
         }
-        if (!ok) {
-            unlink(tmp);
+        if (!r && write_text(path, text))
             r = nn_fail(e, NN_EIO, "%s: cannot write the per-shape GEMM choices", path);
-        }
+        free(text);
     } else
         unlink(path);
     free(win);
@@ -514,22 +522,15 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
         r = tune_backends(d, sh, ns, bf, vsh, nv, vbf, clb_each, o, &nnative, &chosen_t, e);
     if (!r) {
         if (store) {
-            make_parent(path);
-            char tmp[4200];
-            snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-            FILE *f = fopen(tmp, "w");
-            int ok = f != NULL;
-            if (ok) {
-                fprintf(f, "XGEMM_MIN_INDIRECT_SIZE %zu %s", best.threshold, best.kernel);
-                for (int i = 0; i < best.np; i++)
-                    fprintf(f, " %s %zu", names_of(&best)[i], best.v[i]);
-                fprintf(f, "\n");
-                ok = fclose(f) == 0 && rename(tmp, path) == 0;
-            }
-            if (!ok) {
-                unlink(tmp);
+            char text[1024];
+            size_t len = (size_t)snprintf(text, sizeof text, "XGEMM_MIN_INDIRECT_SIZE %zu %s", best.threshold,
+                                          best.kernel);
+            for (int i = 0; i < best.np && len < sizeof text; i++)
+                len += (size_t)snprintf(text + len, sizeof text - len, " %s %zu", names_of(&best)[i], best.v[i]);
+            if (len < sizeof text)
+                snprintf(text + len, sizeof text - len, "\n");
+            if (write_text(path, text))
                 r = nn_fail(e, NN_EIO, "%s: cannot write the tuned parameters", path);
-            }
         }
         if (!r) {
             if (o->json) {
