@@ -66,3 +66,28 @@ inline float hash_uniform(uint seed_lo, uint seed_hi, uint stream, uint idx)
     h ^= h >> 13;
     return (float)(h >> 8) * (1.0f / 16777216.0f);
 }
+
+/* A software prefetch of the cache line at p where the compiler has one for
+ * a CPU (PoCL: prefetcht0; OpenCL's prefetch() compiles to nothing there),
+ * nothing elsewhere. */
+#if NN_CPU_DEVICE && defined(__clang__)
+#define NN_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define NN_PREFETCH(p) ((void)0)
+#endif
+
+/* The outputs o in [0, O) whose input position base + o*stride lies in
+ * [0, len): o in [.x, .y), .x <= .y. Divides only for strides above 1. */
+inline int2 out_range(int base, int stride, int len, int O)
+{
+    int a, b;
+    if (stride == 1) {
+        a = -base;
+        b = len - base;
+    } else {
+        a = base >= 0 ? 0 : (stride - 1 - base) / stride;
+        b = len > base ? (len - base + stride - 1) / stride : 0;
+    }
+    a = clamp(a, 0, O);
+    return (int2)(a, clamp(b, a, O));
+}

@@ -10,18 +10,20 @@
  *                     one strided-batched GEMM over the groups otherwise);
  *   3. conv_bias_act: y[n, F, OHW] = act(tmp[F, n, OHW] + b) (bias, activation, permute).
  * Backward:
- *   1. conv_grad_permute: tmp[F, n*OHW] = dy * act'(y) (dy is left alone);
- *   2. conv_bias_grad:    db[f] = sum of tmp row f;
+ *   1. conv_grad_permute: tmp[F, n*OHW] = dy * act'(y) (dy is left alone), and
+ *                         with a bias part[F, n] = the sum of each (f, s) row;
+ *   2. conv_bias_grad:    db[f] = sum of part row f (no second pass over tmp);
  *   3. GEMM:              dW_g = tmp_g . col_g^T (col still holds the forward's im2col);
  *   4. GEMM:              dcol_g = W_g^T . tmp_g, written over col (no longer needed);
- *   5. conv_col2im:       dx += col2im(dcol); one work item per dx row gathers every
- *                         kernel offset's contribution (it owns the row: no atomics).
- * Steps 4-5 are skipped when dx is NULL (the first layer). The element kernels
- * loop over a row per work item: on CPUs (PoCL) that is several times faster
- * than one work item per element; the GEMMs dominate either way.
+ *   5. conv_col2im:       dx += col2im(dcol); a work item owns dx rows and adds every
+ *                         kernel offset's dcol segments to them (no atomics).
+ * Steps 4-5 are skipped when dx is NULL (the first layer). The data-movement
+ * kernels loop over whole rows; nn_row_split gives each work item one row on
+ * GPUs and a long run of rows on CPUs (PoCL), several times faster there.
  *
- * Scratch per sample (L->work): C*kh*kw*OH*OW (col) + F*OH*OW (tmp); the
- * col of the forward must survive until the backward (L->work is per layer).
+ * Scratch per sample (L->work): C*kh*kw*OH*OW (col) + F*OH*OW (tmp) + F
+ * (part); the col of the forward must survive until the backward (L->work is
+ * per layer).
  *
  * Padding "same": output ceil(in / stride); the total padding
  * max((out-1)*stride + (k-1)*dilation + 1 - in, 0) is split as TensorFlow and
@@ -183,7 +185,7 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
         nn_layer_add_param(L, "bias", 1, &F, bi, fan_in, fan_out);
     size_t ohw = (size_t)p->OH * p->OW;
     L->flops = 2.0 * (double)ohw * F * Cg * kk;
-    L->scratch = (size_t)p->C * kk * ohw + (size_t)F * ohw;
+    L->scratch = (size_t)p->C * kk * ohw + (size_t)F * ohw + (size_t)F;
     if (L->scratch > (size_t)INT_MAX / 4)
         return nn_fail(e, NN_EDATA, "%s: the im2col buffer of this convolution (%zu floats per sample) is too large",
                        path, L->scratch);
@@ -195,7 +197,8 @@ static int check_batch(const nn_layer *L, const nn_run *r, nn_err *e)
 {
     const conv2d *p = L->p;
     size_t ohw = (size_t)p->OH * p->OW, n = (size_t)r->n;
-    size_t big = ((size_t)p->C * p->k[0] * p->k[1] + (size_t)p->filters) * ohw * n; /* col + tmp */
+    /* col + tmp + part */
+    size_t big = (((size_t)p->C * p->k[0] * p->k[1] + (size_t)p->filters) * ohw + (size_t)p->filters) * n;
     size_t y = (size_t)p->filters * ohw * n, x = (size_t)p->C * p->H * p->W * n;
     if (big > INT_MAX || y > INT_MAX || x > INT_MAX)
         return nn_fail(e, NN_EDATA, "%s: a batch of %d is too large for this convolution's im2col buffer (%zu "
@@ -221,18 +224,21 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
     int rc = check_batch(L, r, e);
     if (rc)
         return rc;
+    nn_dev *d = r->dev;
     int n = r->n, ohw = p->OH * p->OW, Ckk = p->C * p->k[0] * p->k[1];
     size_t N = (size_t)n * ohw, tmp_off = (size_t)Ckk * N;
-    rc = nn_launch2(r->dev, "conv_im2col", (size_t)n * p->OH, (size_t)Ckk, 0, 0, e, 17, KMEM(L->x[0]), KMEM(L->work),
+    nn_rows ri = nn_row_split(d, (size_t)n * p->OH, (size_t)Ckk);
+    rc = nn_launch2(d, "conv_im2col", ri.items, (size_t)Ckk, ri.local, ri.local, e, 17, KMEM(L->x[0]), KMEM(L->work),
                     KINT(n), KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
                     KINT(p->s[1]), KINT(p->pb[0]), KINT(p->pb[1]), KINT(p->dil[0]), KINT(p->dil[1]), KINT(p->OH),
-                    KINT(p->OW), KINT(Ckk));
+                    KINT(p->OW), KINT(ri.per));
     if (!rc)
-        rc = gemm_forward(L, r->dev, N, L->work, L->work, tmp_off, e);
+        rc = gemm_forward(L, d, N, L->work, L->work, tmp_off, e);
+    nn_rows rb = nn_row_split(d, (size_t)n * p->filters, 1);
     if (!rc)
-        rc = nn_launch(r->dev, "conv_bias_act", (size_t)n * p->filters, 0, e, 9, KMEM(L->work), KINT(tmp_off),
+        rc = nn_launch(d, "conv_bias_act", rb.items, rb.local, e, 10, KMEM(L->work), KINT(tmp_off),
                        KMEM(p->use_bias ? L->param[1].w : L->param[0].w), KMEM(L->y), KINT(n), KINT(p->filters),
-                       KINT(ohw), KINT(p->use_bias), KINT(L->act));
+                       KINT(ohw), KINT(p->use_bias), KINT(L->act), KINT(rb.per));
     return rc;
 }
 
@@ -246,16 +252,14 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     int n = r->n, ohw = p->OH * p->OW, F = p->filters;
     size_t G = (size_t)p->groups, Fg = (size_t)F / G, Kg = (size_t)p->C / G * p->k[0] * p->k[1], K = Kg * G;
     size_t N = (size_t)n * ohw, T = K * N; /* tmp offset in work */
+    size_t P = T + (size_t)F * N;          /* part offset in work */
     cl_mem w = L->param[0].w, dw = L->param[0].g, col = L->work;
-    rc = nn_launch(d, "conv_grad_permute", (size_t)F * n, 0, e, 8, KMEM(L->y), KMEM(L->dy), KMEM(col), KINT(T),
-                   KINT(n), KINT(F), KINT(ohw), KINT(L->act));
-    if (!rc && p->use_bias) {
-        size_t wg = 64;
-        while (wg > 1 && wg > d->max_wg)
-            wg /= 2;
-        rc = nn_launch(d, "conv_bias_grad", (size_t)F * wg, wg, e, 6, KMEM(col), KINT(T), KMEM(L->param[1].g),
-                       KINT(F), KINT(N), KLOCAL(wg * sizeof(float)));
-    }
+    nn_rows rg = nn_row_split(d, (size_t)F * n, 1);
+    rc = nn_launch(d, "conv_grad_permute", rg.items, rg.local, e, 10, KMEM(L->y), KMEM(L->dy), KMEM(col), KINT(T),
+                   KINT(p->use_bias ? (int)P : -1), KINT(n), KINT(F), KINT(ohw), KINT(L->act), KINT(rg.per));
+    if (!rc && p->use_bias)
+        rc = nn_launch(d, "conv_bias_grad", (size_t)F, 0, e, 5, KMEM(col), KINT(P), KMEM(L->param[1].g), KINT(F),
+                       KINT(n));
     /* dW_g[Fg, Kg] = tmp_g[Fg, N] . col_g[Kg, N]^T */
     if (!rc) {
         if (G == 1)
@@ -272,11 +276,12 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     else
         rc = nn_gemm_strided(d, 1, 0, Kg, N, Fg, 1.0f, w, 0, Kg, Fg * Kg, col, T, N, Fg * N, 0.0f, col, 0, N, Kg * N,
                              G, e);
+    nn_rows rx = nn_row_split(d, (size_t)n * p->C * p->H, 1);
     if (!rc)
-        rc = nn_launch(d, "conv_col2im", (size_t)n * p->C * p->H, 0, e, 16, KMEM(col), KMEM(L->dx[0]),
-                       KINT(n), KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
+        rc = nn_launch(d, "conv_col2im", rx.items, rx.local, e, 17, KMEM(col), KMEM(L->dx[0]), KINT(n),
+                       KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
                        KINT(p->s[1]), KINT(p->pb[0]), KINT(p->pb[1]), KINT(p->dil[0]), KINT(p->dil[1]), KINT(p->OH),
-                       KINT(p->OW));
+                       KINT(p->OW), KINT(rx.per));
     return rc;
 }
 

@@ -177,6 +177,20 @@ nn_param *nn_layer_add_param(nn_layer *L, const char *name, int nd, const int *d
     return p;
 }
 
+nn_rows nn_row_split(const nn_dev *d, size_t rows, size_t other)
+{
+    nn_rows r = {rows, 1, 0};
+    if (!(d->type & CL_DEVICE_TYPE_CPU) || rows == 0)
+        return r;
+    size_t want = 8 * (size_t)(d->units ? d->units : 1), runs = (want + other - 1) / (other ? other : 1);
+    if (runs > rows)
+        runs = rows;
+    r.per = (int)((rows + runs - 1) / runs);
+    r.items = (rows + (size_t)r.per - 1) / (size_t)r.per;
+    r.local = 1;
+    return r;
+}
+
 int nn_act_forward(nn_dev *d, int act, cl_mem x, cl_mem y, size_t n, nn_err *e)
 {
     return nn_launch(d, "act_forward", n, 0, e, 4, KMEM(x), KMEM(y), KINT(n), KINT(act));

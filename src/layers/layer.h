@@ -139,6 +139,20 @@ nn_param *nn_layer_add_param(nn_layer *L, const char *name, int nd, const int *d
  * t[rows[i] * tdim + k] (src/layers/denormalize.c). */
 int nn_denormalize_adapt(nn_layer *L, nn_dev *d, const float *t, int tdim, const int *rows, size_t n, nn_err *e);
 
+/* How a row-looping kernel (cl/conv.cl, cl/pool.cl) spreads `rows` rows of
+ * work over work items, beside `other` independent items (its second range
+ * dimension; 1 when it has none). The one place that shapes them per device:
+ * on GPUs one row per item, as many items as rows, the local size left to the
+ * implementation; on CPUs (PoCL compiles a work-group into a loop, so per-item
+ * index math and short loops dominate) about eight items per compute unit in
+ * all, each a long run of consecutive rows, with local size 1. */
+typedef struct nn_rows {
+    size_t items; /* work items along the rows: ceil(rows / per) */
+    int per;      /* rows per work item (the kernels' `rows` argument) */
+    size_t local; /* local size of the launch (0: the implementation's choice) */
+} nn_rows;
+nn_rows nn_row_split(const nn_dev *d, size_t rows, size_t other);
+
 /* Elementwise activation kernels shared by the types (cl/activation.cl). */
 int nn_act_forward(nn_dev *d, int act, cl_mem x, cl_mem y, size_t n, nn_err *e);
 int nn_act_backward(nn_dev *d, int act, cl_mem y, cl_mem dy, cl_mem dx, size_t n, nn_err *e);
