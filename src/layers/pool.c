@@ -11,7 +11,11 @@
  * avgpool EXCLUDES padding from the count (PyTorch count_include_pad=False,
  * TensorFlow/Keras "same" behaviour): a border window averages only the
  * input elements it covers.
- * Backward kernels gather (no atomics) and accumulate into dx. */
+ * Backward kernels gather (no atomics) and accumulate into dx; maxpool with
+ * windows that do not overlap scatters each output's gradient to its argmax
+ * instead (every input element is in at most one window: no races either).
+ * The 2-D kernels loop over rows, one per work item on GPUs and a long run
+ * per item on CPUs (nn_row_split). */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -152,14 +156,15 @@ static int forward2d(nn_layer *L, const nn_run *r, nn_err *e)
     if (rc)
         return rc;
     int planes = r->n * p->C;
-    size_t rows = (size_t)planes * p->OH;
+    nn_rows ro = nn_row_split(r->dev, (size_t)planes * p->OH, 1);
     if (p->max)
-        return nn_launch(r->dev, "maxpool_forward", rows, 0, e, 14, KMEM(L->x[0]), KMEM(L->y), KMEM(L->work),
-                         KINT(planes), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
-                         KINT(p->s[1]), KINT(p->pad[0]), KINT(p->pad[1]), KINT(p->OH), KINT(p->OW));
-    return nn_launch(r->dev, "avgpool_forward", rows, 0, e, 13, KMEM(L->x[0]), KMEM(L->y), KINT(planes), KINT(p->H),
-                     KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]), KINT(p->s[1]), KINT(p->pad[0]),
-                     KINT(p->pad[1]), KINT(p->OH), KINT(p->OW));
+        return nn_launch(r->dev, "maxpool_forward", ro.items, ro.local, e, 15, KMEM(L->x[0]), KMEM(L->y),
+                         KMEM(L->work), KINT(planes), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]),
+                         KINT(p->s[0]), KINT(p->s[1]), KINT(p->pad[0]), KINT(p->pad[1]), KINT(p->OH), KINT(p->OW),
+                         KINT(ro.per));
+    return nn_launch(r->dev, "avgpool_forward", ro.items, ro.local, e, 14, KMEM(L->x[0]), KMEM(L->y), KINT(planes),
+                     KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]), KINT(p->s[1]),
+                     KINT(p->pad[0]), KINT(p->pad[1]), KINT(p->OH), KINT(p->OW), KINT(ro.per));
 }
 
 static int backward2d(nn_layer *L, const nn_run *r, nn_err *e)
@@ -171,14 +176,21 @@ static int backward2d(nn_layer *L, const nn_run *r, nn_err *e)
     if (rc)
         return rc;
     int planes = r->n * p->C;
-    size_t rows = (size_t)planes * p->H;
+    if (p->max && p->s[0] >= p->k[0] && p->s[1] >= p->k[1]) {
+        nn_rows ro = nn_row_split(r->dev, (size_t)planes * p->OH, 1);
+        return nn_launch(r->dev, "maxpool_backward_scatter", ro.items, ro.local, e, 9, KMEM(L->dy), KMEM(L->work),
+                         KMEM(L->dx[0]), KINT(planes), KINT(p->H), KINT(p->W), KINT(p->OH), KINT(p->OW),
+                         KINT(ro.per));
+    }
+    nn_rows ri = nn_row_split(r->dev, (size_t)planes * p->H, 1);
     if (p->max)
-        return nn_launch(r->dev, "maxpool_backward", rows, 0, e, 14, KMEM(L->dy), KMEM(L->work), KMEM(L->dx[0]),
-                         KINT(planes), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
-                         KINT(p->s[1]), KINT(p->pad[0]), KINT(p->pad[1]), KINT(p->OH), KINT(p->OW));
-    return nn_launch(r->dev, "avgpool_backward", rows, 0, e, 13, KMEM(L->dy), KMEM(L->dx[0]), KINT(planes), KINT(p->H),
-                     KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]), KINT(p->s[1]), KINT(p->pad[0]),
-                     KINT(p->pad[1]), KINT(p->OH), KINT(p->OW));
+        return nn_launch(r->dev, "maxpool_backward", ri.items, ri.local, e, 15, KMEM(L->dy), KMEM(L->work),
+                         KMEM(L->dx[0]), KINT(planes), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]),
+                         KINT(p->s[0]), KINT(p->s[1]), KINT(p->pad[0]), KINT(p->pad[1]), KINT(p->OH), KINT(p->OW),
+                         KINT(ri.per));
+    return nn_launch(r->dev, "avgpool_backward", ri.items, ri.local, e, 14, KMEM(L->dy), KMEM(L->dx[0]), KINT(planes),
+                     KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]), KINT(p->s[1]),
+                     KINT(p->pad[0]), KINT(p->pad[1]), KINT(p->OH), KINT(p->OW), KINT(ri.per));
 }
 
 /* ------------------------------------------------------- global_avgpool */
