@@ -100,7 +100,8 @@ static size_t native_local_bytes(int nr, int mb, int kc)
 /* The cost model: split C into blocks of whole micro-tiles, about
  * per_unit blocks per compute unit over the batch, splitting N first (a
  * narrower block re-packs only its rows of op(A)) down to one B sub-block,
- * then M; then even out the blocks so none is a sliver. */
+ * then M, then N down to single micro-panels; then even out the blocks so
+ * none is a sliver. */
 static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm_args *g, nn_native_knobs kn,
                             native_plan *p)
 {
@@ -116,6 +117,8 @@ static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm
             bn = cdiv(bn, 2);
         else if (bm > 1)
             bm = cdiv(bm, 2);
+        else if (bn > 1)
+            bn = cdiv(bn, 2); /* a few rows (batch-1 inference): single micro-panels */
         else
             break;
     }
