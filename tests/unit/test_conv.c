@@ -611,6 +611,12 @@ TEST(pool_max)
         {1, 5, 9, 5, 3, 2, 2, 1, 1, 0, 4, 4, 0},  /* non-square window and stride */
         {1, 3, 7, 7, 3, 3, 2, 2, 1, 1, 3, 5, 1},  /* ties: the first maximum wins */
         {1, 2, 8, 6, 2, 2, 0, 0, 0, 0, 5, 6, 1},
+        /* wide rows: the four-outputs-at-a-time path (windows inside the
+         * row) with its scalar edges, ties and padding */
+        {1, 3, 24, 24, 2, 2, 0, 0, 0, 0, 3, 4, 1},  /* LeNet's 2x2/2 */
+        {1, 2, 11, 29, 3, 3, 2, 2, 1, 1, 2, 3, 1},  /* overlapping, padded, ties */
+        {1, 2, 9, 37, 2, 3, 1, 1, 0, 1, 2, 2, 0},   /* stride 1, odd width */
+        {1, 1, 6, 40, 3, 3, 3, 3, 1, 1, 3, 3, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         if (pool_case(&cases[i]))
