@@ -15,7 +15,7 @@ LIBOBJ := $(LIBSRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o
 CLSRC  := $(sort $(wildcard cl/*.cl))
 TESTSRC := $(wildcard tests/unit/*.c)
 
-.PHONY: all deps demo test test-unit test-clblast bench clean
+.PHONY: all deps demo test test-unit test-clblast test-portability bench clean
 all: nnrun
 
 nnrun: $(OBJ)
@@ -64,6 +64,12 @@ test: deps
 test-clblast: deps
 	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
 	@NNRUN_GEMM=clblast tests/run.sh
+
+# The unit, cli and e2e suites on a second OpenCL implementation (Intel's CPU
+# runtime from PyPI, installed into a cache folder), beside PoCL.
+test-portability: deps
+	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
+	@tests/portability.sh
 
 # Benchmarks (never part of the tests): nnrun vs PyTorch on W1, W2, W3.
 bench: deps

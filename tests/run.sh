@@ -70,16 +70,20 @@ suite() {
     total_skip=$((total_skip + s))
 }
 
+# NNRUN_SUITES="unit cli" runs only those (tests/portability.sh)
+SUITES=" ${NNRUN_SUITES:-unit cli e2e rel} "
 UNIT_TESTS=${UNIT_TESTS:-build/unit_tests}
-if [ -x "$UNIT_TESTS" ]; then
-    suite unit "$UNIT_TESTS"
-else
-    echo "FAIL unit: $UNIT_TESTS is missing (make $UNIT_TESTS)"
-    total_fail=$((total_fail + 1))
-fi
-suite cli tests/cli.sh
-suite e2e tests/e2e.sh
-suite rel tests/reliability.sh
+case $SUITES in *" unit "*)
+    if [ -x "$UNIT_TESTS" ]; then
+        suite unit "$UNIT_TESTS"
+    else
+        echo "FAIL unit: $UNIT_TESTS is missing (make $UNIT_TESTS)"
+        total_fail=$((total_fail + 1))
+    fi ;;
+esac
+case $SUITES in *" cli "*) suite cli tests/cli.sh ;; esac
+case $SUITES in *" e2e "*) suite e2e tests/e2e.sh ;; esac
+case $SUITES in *" rel "*) suite rel tests/reliability.sh ;; esac
 
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" = 0 ]

@@ -93,6 +93,8 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
     }
+    if (g_dev_state > 0)
+        printf("# device: %s [%s], GEMM %s\n", g_dev.name, g_dev.platform_name, nn_blas_describe(&g_dev));
     printf("%d passed, %d failed, %d skipped\n", pass, fail, skip);
     return fail ? 1 : 0;
 }
