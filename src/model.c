@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "blas.h"
-#include "checkpoint.h"
+#include "modelbin.h"
 #include "loss.h"
 #include "tune.h"
 #include "util.h"
@@ -71,14 +71,14 @@ int nn_model_load_source(const nn_model *m, const nn_source *src, int labels_opt
 /* --------------------------------------------------------- model.bin I/O */
 
 typedef struct collect {
-    nn_ckpt *c;
+    nn_modelbin *c;
     nn_dev *dev;
 } collect;
 
 static int collect_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
 {
     collect *cc = ctx;
-    nn_ckpt_tensor *t = &cc->c->tensors[cc->c->ntensors];
+    nn_modelbin_tensor *t = &cc->c->tensors[cc->c->ntensors];
     size_t nl = strlen(L->name) + strlen(p->name) + 2;
     t->name = malloc(nl);
     t->data = malloc(p->n * sizeof(float));
@@ -105,7 +105,7 @@ static int count_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
 int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, const nn_extra_tensor *more,
                         int nmore, nn_err *e)
 {
-    nn_ckpt c;
+    nn_modelbin c;
     memset(&c, 0, sizeof c);
     int np = 0;
     nn_net_each_param(&m->net, count_param, &np, e);
@@ -118,7 +118,7 @@ int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, c
     if (!r)
         r = nn_net_each_param(&m->net, collect_param, &cc, e);
     for (int i = 0; !r && i < nmore; i++) {
-        nn_ckpt_tensor *t = &c.tensors[c.ntensors];
+        nn_modelbin_tensor *t = &c.tensors[c.ntensors];
         t->name = nn_strdup(more[i].name);
         t->data = malloc(more[i].n * sizeof(float));
         if (!t->name || !t->data) {
@@ -140,23 +140,23 @@ int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, c
         c.mean = m->mean;
         c.std = m->std;
         c.extra_json = (char *)extra_json;
-        r = nn_ckpt_write(path, &c, e);
+        r = nn_modelbin_write(path, &c, e);
         c.classes = NULL; /* borrowed */
         c.nclasses = 0;
         c.mean = c.std = NULL;
         c.nnorm = 0;
         c.extra_json = NULL;
     }
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     return r;
 }
 
 int nn_model_save(nn_model *m, const char *path, nn_err *e) { return nn_model_save_state(m, path, NULL, NULL, 0, e); }
 
-int nn_model_place_params(nn_model *m, const nn_ckpt *c, const char *path, nn_err *e);
+int nn_model_place_params(nn_model *m, const nn_modelbin *c, const char *path, nn_err *e);
 
 typedef struct place {
-    const nn_ckpt *c;
+    const nn_modelbin *c;
     const char *path;
     nn_dev *dev;
 } place;
@@ -166,7 +166,7 @@ static int place_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     place *pl = ctx;
     char name[160];
     snprintf(name, sizeof name, "%s.%s", L->name, p->name);
-    const nn_ckpt_tensor *t = nn_ckpt_find(pl->c, name);
+    const nn_modelbin_tensor *t = nn_modelbin_find(pl->c, name);
     if (!t)
         return nn_fail(e, NN_EDATA, "%s: tensor '%s' is missing", pl->path, name);
     int same = t->ndim == p->shape.nd && t->length == p->n;
@@ -180,7 +180,7 @@ static int place_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     return nn_buf_write(pl->dev, p->w, 0, p->n * sizeof(float), t->data, 1, e);
 }
 
-int nn_model_place_params(nn_model *m, const nn_ckpt *c, const char *path, nn_err *e)
+int nn_model_place_params(nn_model *m, const nn_modelbin *c, const char *path, nn_err *e)
 {
     place pl = {c, path, &m->dev};
     return nn_net_each_param(&m->net, place_param, &pl, e);
@@ -189,8 +189,8 @@ int nn_model_place_params(nn_model *m, const nn_ckpt *c, const char *path, nn_er
 int nn_model_load(const char *path, const char *device, int max_batch, nn_model *m, nn_err *e)
 {
     memset(m, 0, sizeof *m);
-    nn_ckpt c;
-    int r = nn_ckpt_read(path, &c, e);
+    nn_modelbin c;
+    int r = nn_modelbin_read(path, &c, e);
     if (r)
         return r;
     r = nn_spec_parse(c.model_json, strlen(c.model_json), path, &m->spec, e);
@@ -229,7 +229,7 @@ int nn_model_load(const char *path, const char *device, int max_batch, nn_model 
         goto out;
     r = nn_model_place_params(m, &c, path, e);
 out:
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     return r;
 }
 

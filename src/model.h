@@ -40,8 +40,8 @@ typedef struct nn_extra_tensor {
 int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, const nn_extra_tensor *more,
                         int nmore, nn_err *e);
 /* Uploads the tensors of a read model.bin into the net's parameters. */
-struct nn_ckpt;
-int nn_model_place_params(nn_model *m, const struct nn_ckpt *c, const char *path, nn_err *e);
+struct nn_modelbin;
+int nn_model_place_params(nn_model *m, const struct nn_modelbin *c, const char *path, nn_err *e);
 
 /* Label options that map a source's labels onto this model's classes. */
 void nn_model_label_opts(const nn_model *m, nn_label_opts *lo);

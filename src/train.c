@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "blas.h"
-#include "checkpoint.h"
+#include "modelbin.h"
 #include "loss.h"
 #include "model.h"
 #include "optim.h"
@@ -185,8 +185,8 @@ static int resume_num(const cJSON *o, const char *key, double *v)
 static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr, int *epoch, size_t *batch,
                        uint64_t *step, float acc[4], nn_err *e)
 {
-    nn_ckpt c;
-    int r = nn_ckpt_read(path, &c, e);
+    nn_modelbin c;
+    int r = nn_modelbin_read(path, &c, e);
     if (r)
         return r;
     cJSON *x = c.extra_json ? cJSON_Parse(c.extra_json) : NULL;
@@ -211,7 +211,7 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
         for (int i = 0; !r && i < 2; i++) {
             if (!bufs[i])
                 continue;
-            const nn_ckpt_tensor *t = nn_ckpt_find(&c, names[i]);
+            const nn_modelbin_tensor *t = nn_modelbin_find(&c, names[i]);
             if (!t || t->length != opt->n)
                 r = nn_fail(e, NN_EDATA, "%s: optimiser state '%s' is missing or has the wrong size (another optimizer?)",
                             path, names[i]);
@@ -230,7 +230,7 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
     }
     cJSON_Delete(x);
     cJSON_Delete(saved);
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     return r;
 }
 

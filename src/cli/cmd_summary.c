@@ -2,7 +2,7 @@
  * and an estimate of the device memory training needs at a batch size. */
 #include <string.h>
 
-#include "../checkpoint.h"
+#include "../modelbin.h"
 #include "../net.h"
 #include "../util.h"
 #include "cli.h"
@@ -43,11 +43,11 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
     const char *path = pos[0];
     size_t pl = strlen(path);
     if (pl > 4 && !strcmp(path + pl - 4, ".bin")) {
-        nn_ckpt c;
-        if ((r = nn_ckpt_read(path, &c, e)))
+        nn_modelbin c;
+        if ((r = nn_modelbin_read(path, &c, e)))
             return r;
         r = nn_spec_parse(c.model_json, strlen(c.model_json), path, &s, e);
-        nn_ckpt_free(&c);
+        nn_modelbin_free(&c);
     } else {
         r = nn_spec_load(path, &s, e);
     }
