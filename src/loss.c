@@ -9,8 +9,7 @@ int nn_loss_from_logits(const nn_net *net)
     case NN_LOSS_CE:
         return !net->fused_softmax;
     case NN_LOSS_BCE:
-        return !(!strcmp(out->type->name, "sigmoid") ||
-                 (!strcmp(out->type->name, "dense") && out->act == NN_ACT_SIGMOID));
+        return nn_layer_output(out) != NN_OUT_SIGMOID;
     default:
         return 0;
     }
@@ -38,14 +37,8 @@ int nn_loss_check(const nn_net *net, int nclasses, int tdim, int ylen, nn_err *e
     size_t od = net->out_dim;
     for (int i = 0; i < net->nl; i++) {
         const nn_layer *L = &net->L[i];
-        if (strcmp(L->type->name, "denormalize"))
-            continue;
-        if (i != net->nl - 1)
-            return nn_fail(e, NN_EDATA, "%s: %s (%s): denormalize must be the last layer (the model's output)", file,
-                           L->path, L->name);
-        if (net->spec->loss != NN_LOSS_MSE)
-            return nn_fail(e, NN_EDATA, "%s: %s (%s): denormalize scales regression targets; it needs \"loss\": \"mse\"",
-                           file, L->path, L->name);
+        if (L->type->check_place && L->type->check_place(L, i == net->nl - 1, net->spec->loss == NN_LOSS_MSE, e))
+            return nn_wrap(e, "%s: ", file);
     }
     switch (net->spec->loss) {
     case NN_LOSS_CE:

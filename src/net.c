@@ -1,6 +1,7 @@
 /* net.c - shapes, parameter layout, device buffers, forward and backward. */
 #include "net.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,6 @@ static const nn_shape *shape_of(const nn_net *net, int idx)
 {
     return idx < 0 ? &net->in_shape : &net->L[idx].out_shape;
 }
-
-static const char *name_of(const nn_net *net, int idx) { return idx < 0 ? "input" : net->L[idx].name; }
 
 int nn_net_build(nn_net *net, nn_spec *spec, nn_err *e)
 {
@@ -60,12 +59,33 @@ int nn_net_build(nn_net *net, nn_spec *spec, nn_err *e)
     net->nstate = soff;
     nn_layer *out = nn_net_out(net);
     net->out_dim = nn_shape_size(&out->out_shape);
-    net->fused_softmax = spec->loss == NN_LOSS_CE && !strcmp(out->type->name, "softmax");
-    (void)name_of;
+    net->fused_softmax = spec->loss == NN_LOSS_CE && nn_layer_output(out) == NN_OUT_SOFTMAX;
     return 0;
 }
 
 nn_layer *nn_net_out(nn_net *net) { return &net->L[net->nl - 1]; }
+
+/* The kernels index a batch's activations and scratch with 32-bit ints:
+ * every buffer a layer touches must hold at most INT_MAX floats for the
+ * largest batch. Checked once here for every layer, not per forward call. */
+static int check_batch(const nn_net *net, int max_batch, nn_err *e)
+{
+    for (int i = 0; i < net->nl; i++) {
+        const nn_layer *L = &net->L[i];
+        size_t per = nn_shape_size(&L->out_shape);
+        for (int k = 0; k < L->nin; k++)
+            if (nn_shape_size(&L->in_shape[k]) > per)
+                per = nn_shape_size(&L->in_shape[k]);
+        if (L->scratch > per)
+            per = L->scratch;
+        if ((size_t)max_batch * per > (size_t)INT_MAX)
+            return nn_fail(e, NN_EDATA,
+                           "%s (%s): a batch of %d is too large for this layer (%zu floats per sample in one buffer); "
+                           "use a smaller batch size",
+                           L->path, L->name, max_batch, per);
+    }
+    return 0;
+}
 
 int nn_net_alloc(nn_net *net, nn_dev *dev, int max_batch, int training, nn_err *e)
 {
@@ -77,6 +97,8 @@ int nn_net_alloc(nn_net *net, nn_dev *dev, int max_batch, int training, nn_err *
     if (dev->align > 256 && net->nparams)
         return nn_fail(e, NN_ENODEV, "%s needs %u-byte sub-buffer alignment; nnrun supports up to 256", dev->name,
                        dev->align);
+    if ((r = check_batch(net, max_batch, e)))
+        return r;
     if ((r = nn_buf_alloc(dev, (net->nparams ? net->nparams : 1) * fb, "the parameters", &net->params, e)))
         return r;
     if (net->nstate && (r = nn_buf_alloc(dev, net->nstate * fb, "the layer state", &net->state, e)))

@@ -436,15 +436,11 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     nn_net *net = &m.net;
     if ((r = nn_net_init_params(net, s->train.seed, e)) || (r = nn_optim_init(&opt, d, &s->opt, net->nparams, e)))
         goto done;
-    for (int i = 0; i < net->nl; i++) /* a denormalize output learns the training targets' scale */
-        if (!strcmp(net->L[i].type->name, "denormalize")) {
-            if (!train.ds.t) {
-                r = nn_fail(e, NN_EDATA, "%s: %s (denormalize): the training data has no regression targets", s->file,
-                            net->L[i].path);
-                goto done;
-            }
-            if ((r = nn_denormalize_adapt(&net->L[i], d, train.ds.t, train.ds.tdim, perm, ntr, e)))
-                goto done;
+    for (int i = 0; i < net->nl; i++) /* layers that learn from the training targets (denormalize: their scale) */
+        if (net->L[i].type->fit &&
+            (r = net->L[i].type->fit(&net->L[i], d, train.ds.t, train.ds.tdim, perm, ntr, e))) {
+            nn_wrap(e, "%s: ", s->file);
+            goto done;
         }
     if ((r = nn_model_feed(&m, &train, perm, ntr, &ftrain, e)))
         goto done;

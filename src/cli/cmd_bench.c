@@ -119,7 +119,6 @@ static int profiled_step(nn_model *m, nn_optim *opt, nn_feed *f, nn_run *run, cl
             r = net->L[i].type->backward(&net->L[i], run, e);
     }
     bmark[0] = d->prof_n;
-    size_t end_bwd = d->prof_n;
     if (!r)
         r = nn_optim_step(opt, d, net->params, net->grads, m->spec.opt.lr, e);
     d->prof_on = 0;
@@ -131,7 +130,6 @@ static int profiled_step(nn_model *m, nn_optim *opt, nn_feed *f, nn_run *run, cl
         /* layer i's backward events lie in [bmark[i+1], bmark[i]) */
         for (int i = net->nl - 1; i >= 0; i--)
             lt[i].bwd += nn_prof_sum(d, bmark[i + 1], bmark[i], NULL, NULL);
-        (void)end_bwd;
         *step_s += nn_prof_sum(d, 0, d->prof_n, gemm_s, gemm_flops);
         kernel_times_add(d, kt, nkt);
     }
@@ -210,8 +208,6 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
     nn_spec *s = &m.spec;
     if (!B)
         B = s->train.batch_size;
-    if (B < IB && 0)
-        B = IB;
     m.task = s->loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
     int use_data = nn_arg(opts, "data")->set;
     if (s->has_train && !strcmp(s->train_src.format, "text")) {

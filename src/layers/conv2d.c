@@ -51,36 +51,6 @@ typedef struct conv2d {
 static const char *const keys[] = {"filters", "kernel",  "stride",     "padding", "dilation",
                                    "groups",  "use_bias", "activation", "init",    NULL};
 
-/* An int or a [a, b] pair of ints in [min, max]. */
-static int get_pair(const cJSON *j, const char *key, const char *path, int min, int max, int dflt, int out[2],
-                    nn_err *e)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!v) {
-        if (dflt == INT32_MIN)
-            return nn_fail(e, NN_EDATA, "%s.%s: required key is missing", path, key);
-        out[0] = out[1] = dflt;
-        return 0;
-    }
-    if (cJSON_IsNumber(v)) {
-        int r = nn_layer_get_int(j, key, path, min, max, dflt, &out[0], e);
-        out[1] = out[0];
-        return r;
-    }
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
-        return nn_fail(e, NN_EDATA, "%s.%s: expected an integer or a pair [height, width] of integers", path, key);
-    int i = 0;
-    for (const cJSON *it = v->child; it; it = it->next, i++) {
-        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
-            return nn_fail(e, NN_EDATA, "%s.%s[%d]: expected an integer", path, key, i);
-        if (it->valuedouble < min || it->valuedouble > max)
-            return nn_fail(e, NN_EDATA, "%s.%s[%d]: %g is out of range [%d, %d]", path, key, i, it->valuedouble,
-                           min, max);
-        out[i] = (int)it->valuedouble;
-    }
-    return 0;
-}
-
 static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
     conv2d *p = calloc(1, sizeof *p);
@@ -89,11 +59,11 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
     L->p = p;
     int r = nn_layer_get_int(j, "filters", path, 1, 1 << 16, INT32_MIN, &p->filters, e);
     if (!r)
-        r = get_pair(j, "kernel", path, 1, 1 << 12, INT32_MIN, p->k, e);
+        r = nn_layer_get_pair(j, "kernel", path, 1, 1 << 12, NULL, p->k, e);
     if (!r)
-        r = get_pair(j, "stride", path, 1, 1 << 12, 1, p->s, e);
+        r = nn_layer_get_pair(j, "stride", path, 1, 1 << 12, (const int[2]){1, 1}, p->s, e);
     if (!r)
-        r = get_pair(j, "dilation", path, 1, 1 << 12, 1, p->dil, e);
+        r = nn_layer_get_pair(j, "dilation", path, 1, 1 << 12, (const int[2]){1, 1}, p->dil, e);
     if (!r)
         r = nn_layer_get_int(j, "groups", path, 1, 1 << 16, 1, &p->groups, e);
     if (!r)
@@ -111,7 +81,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
         else
             return nn_fail(e, NN_EDATA, "%s.padding: expected \"same\", \"valid\", an integer or a pair; got \"%s\"",
                            path, pd->valuestring);
-    } else if ((r = get_pair(j, "padding", path, 0, 1 << 12, 0, p->pad, e))) {
+    } else if ((r = nn_layer_get_pair(j, "padding", path, 0, 1 << 12, (const int[2]){0, 0}, p->pad, e))) {
         return r;
     }
     if (p->filters % p->groups)
@@ -191,17 +161,6 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
 }
 
 /* Checks that every index of the kernels fits in an int for this batch. */
-static int check_batch(const nn_layer *L, const nn_run *r, nn_err *e)
-{
-    const conv2d *p = L->p;
-    size_t ohw = (size_t)p->OH * p->OW, n = (size_t)r->n;
-    size_t big = ((size_t)p->C * p->k[0] * p->k[1] + (size_t)p->filters) * ohw * n; /* col + tmp */
-    size_t y = (size_t)p->filters * ohw * n, x = (size_t)p->C * p->H * p->W * n;
-    if (big > INT_MAX || y > INT_MAX || x > INT_MAX)
-        return nn_fail(e, NN_EDATA, "%s: a batch of %d is too large for this convolution's im2col buffer (%zu "
-                       "floats); use a smaller batch size", L->path, r->n, big);
-    return 0;
-}
 
 /* tmp[F, n*OHW] = W . col, per group. */
 static int gemm_forward(nn_layer *L, nn_dev *d, size_t N, cl_mem col, cl_mem tmp, size_t tmp_off, nn_err *e)
@@ -218,12 +177,9 @@ static int gemm_forward(nn_layer *L, nn_dev *d, size_t N, cl_mem col, cl_mem tmp
 static int forward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     conv2d *p = L->p;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     int n = r->n, ohw = p->OH * p->OW, Ckk = p->C * p->k[0] * p->k[1];
     size_t N = (size_t)n * ohw, tmp_off = (size_t)Ckk * N;
-    rc = nn_launch2(r->dev, "conv_im2col", (size_t)n * p->OH, (size_t)Ckk, 0, 0, e, 17, KMEM(L->x[0]), KMEM(L->work),
+    int rc = nn_launch2(r->dev, "conv_im2col", (size_t)n * p->OH, (size_t)Ckk, 0, 0, e, 17, KMEM(L->x[0]), KMEM(L->work),
                     KINT(n), KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
                     KINT(p->s[1]), KINT(p->pb[0]), KINT(p->pb[1]), KINT(p->dil[0]), KINT(p->dil[1]), KINT(p->OH),
                     KINT(p->OW), KINT(Ckk));
@@ -239,15 +195,12 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
 static int backward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     conv2d *p = L->p;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     nn_dev *d = r->dev;
     int n = r->n, ohw = p->OH * p->OW, F = p->filters;
     size_t G = (size_t)p->groups, Fg = (size_t)F / G, Kg = (size_t)p->C / G * p->k[0] * p->k[1], K = Kg * G;
     size_t N = (size_t)n * ohw, T = K * N; /* tmp offset in work */
     cl_mem w = L->param[0].w, dw = L->param[0].g, col = L->work;
-    rc = nn_launch(d, "conv_grad_permute", (size_t)F * n, 0, e, 8, KMEM(L->y), KMEM(L->dy), KMEM(col), KINT(T),
+    int rc = nn_launch(d, "conv_grad_permute", (size_t)F * n, 0, e, 8, KMEM(L->y), KMEM(L->dy), KMEM(col), KINT(T),
                    KINT(n), KINT(F), KINT(ohw), KINT(L->act));
     if (!rc && p->use_bias) {
         size_t wg = 64;
