@@ -28,6 +28,24 @@ size_t nn_loss_target_bytes(const nn_net *net, int tdim)
     return tdim ? (size_t)tdim * sizeof(float) : nn_loss_rows(net) * sizeof(int);
 }
 
+int nn_loss_bufs_alloc(nn_dev *d, const nn_net *net, int B, int tdim, nn_loss_bufs *b, nn_err *e)
+{
+    size_t tsz = nn_loss_target_bytes(net, tdim), rows = nn_loss_rows(net);
+    int r = nn_buf_alloc(d, (size_t)B * tsz, "the batch labels", &b->target, e);
+    if (!r)
+        r = nn_buf_alloc(d, (size_t)B * rows * 2 * sizeof(float), "the batch metrics", &b->metrics, e);
+    if (!r)
+        r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &b->acc, e);
+    return r;
+}
+
+void nn_loss_bufs_free(nn_loss_bufs *b)
+{
+    nn_buf_free(&b->target);
+    nn_buf_free(&b->metrics);
+    nn_buf_free(&b->acc);
+}
+
 int nn_loss_check(const nn_net *net, int nclasses, int tdim, int ylen, nn_err *e)
 {
     const nn_layer *out = &net->L[net->nl - 1];

@@ -14,20 +14,20 @@ static const nn_shape *shape_of(const nn_net *net, int idx)
     return idx < 0 ? &net->in_shape : &net->L[idx].out_shape;
 }
 
-int nn_net_build(nn_net *net, nn_spec *spec, nn_err *e)
+int nn_net_build(nn_net *net, nn_spec *spec, const nn_shape *input, int vocab, nn_err *e)
 {
     memset(net, 0, sizeof *net);
     net->spec = spec;
     net->L = spec->layers;
     net->nl = spec->nlayers;
-    net->in_shape = spec->input;
+    net->in_shape = *input;
     net->in_dim = nn_shape_size(&net->in_shape);
     const char *file = spec->file ? spec->file : "model";
     size_t off = 0, soff = 0;
     for (int i = 0; i < net->nl; i++) {
         nn_layer *L = &net->L[i];
         L->nparam = 0;
-        L->vocab = spec->vocab;
+        L->vocab = vocab;
         for (int k = 0; k < L->nin; k++)
             L->in_shape[k] = *shape_of(net, L->in[k]);
         int r = L->type->shape(L, L->path, e);
@@ -97,8 +97,6 @@ int nn_net_alloc(nn_net *net, nn_dev *dev, int max_batch, int training, nn_err *
     if (dev->align > 256 && net->nparams)
         return nn_fail(e, NN_ENODEV, "%s needs %u-byte sub-buffer alignment; nnrun supports up to 256", dev->name,
                        dev->align);
-    if ((r = check_batch(net, max_batch, e)))
-        return r;
     if ((r = nn_buf_alloc(dev, (net->nparams ? net->nparams : 1) * fb, "the parameters", &net->params, e)))
         return r;
     if (net->nstate && (r = nn_buf_alloc(dev, net->nstate * fb, "the layer state", &net->state, e)))
@@ -164,7 +162,8 @@ int nn_net_alloc(nn_net *net, nn_dev *dev, int max_batch, int training, nn_err *
                 return r;
         }
     }
-    return 0;
+    /* after the buffers: a batch that does not fit the device says so first (69) */
+    return check_batch(net, max_batch, e);
 }
 
 int nn_net_init_params(nn_net *net, uint64_t seed, nn_err *e)

@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "modelbin.h"
+#include "data/format.h"
 #include "fuzz_common.h"
 #include "net.h"
 #include "spec.h"
@@ -73,11 +74,12 @@ static void after_parse(const nn_modelbin *c)
 
     nn_spec s;
     int r = nn_spec_parse(c->model_json, strlen(c->model_json), "fuzz.bin", &s, &e);
-    if (r == 0 && s.has_train && !strcmp(s.train_src.format, "text"))
-        s.vocab = c->nclasses; /* as nn_model_load does */
+    int vocab = 0;
+    if (r == 0 && s.has_train && nn_source_is(&s.train_src, NN_FMT_TOKENS))
+        vocab = c->nclasses; /* as nn_model_load does */
     if (r == 0 && s.has_input_shape) {
         nn_net net;
-        int rn = nn_net_build(&net, &s, &e);
+        int rn = nn_net_build(&net, &s, &s.input, vocab, &e);
         if (rn == 0)
             rn = nn_net_each_param(&net, check_param, (void *)c, &e);
         if (fuzz_verbose())

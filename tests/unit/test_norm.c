@@ -486,7 +486,7 @@ TEST(bn_params_layout)
                        "{\"type\":\"batchnorm\"},{\"type\":\"relu\"},{\"type\":\"dense\",\"units\":3}],"
                        "\"loss\":\"mse\"}";
     TRY(nn_spec_parse(json, strlen(json), "test.json", &s, &E));
-    TRY(nn_net_build(&net, &s, &E));
+    TRY(nn_net_build(&net, &s, &s.input, 0, &E));
     nn_layer *L = &net.L[1];
     CHECK(!strcmp(L->name, "batchnorm_1"), "name %s", L->name);
     CHECK(L->out_shape.nd == 1 && L->out_shape.d[0] == 6, "output shape");
@@ -767,7 +767,7 @@ TEST(merge_shapes)
                        "{\"type\":\"concat\",\"name\":\"d\",\"axis\":2,\"inputs\":[\"c\",\"input\",\"c\"]},"
                        "{\"type\":\"add\",\"name\":\"e\",\"inputs\":[\"input\",\"input\"]}],\"loss\":\"mse\"}";
     TRY(nn_spec_parse(json, strlen(json), "test.json", &s, &E));
-    int r = nn_net_build(&net, &s, &E);
+    int r = nn_net_build(&net, &s, &s.input, 0, &E);
     CHECK(r == NN_EDATA && strstr(E.msg, "layers[1] (b): input 'input' has shape [3, 5, 7] but 'a' has [9, 5, 7]"),
           "axis -2 with different channels: %d %s", r, E.msg);
     nn_spec_free(&s);
@@ -778,7 +778,7 @@ TEST(merge_shapes)
            "{\"type\":\"add\",\"name\":\"e\",\"inputs\":[\"input\",\"input\"]}],\"loss\":\"mse\"}";
     memset(&s, 0, sizeof s);
     TRY(nn_spec_parse(json, strlen(json), "test.json", &s, &E));
-    TRY(nn_net_build(&net, &s, &E));
+    TRY(nn_net_build(&net, &s, &s.input, 0, &E));
     const nn_shape *o0 = &net.L[0].out_shape, *o2 = &net.L[2].out_shape, *o3 = &net.L[3].out_shape;
     CHECK(o0->nd == 3 && o0->d[0] == 9 && o0->d[1] == 5 && o0->d[2] == 7, "concat axis 0 shape");
     CHECK(o2->nd == 3 && o2->d[0] == 3 && o2->d[1] == 5 && o2->d[2] == 15, "concat axis 2 shape");
