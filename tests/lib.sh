@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # FASHION, RC, OUT, ERR ... are for the scripts that source this
 # tests/lib.sh - shared by the black-box test scripts (sourced, not run):
 # tests/cli.sh, tests/e2e.sh, tests/reliability.sh.
 # Set before sourcing: PREFIX (the name lines start with: cli, e2e, rel) and
@@ -10,7 +11,7 @@
 # PREFIX/NAME: why" lines; the caller ends with `summary` ("N passed, N
 # failed", plus ", N skipped" when any were).
 set -u
-cd "$(dirname "$0")/.." || exit 2
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 ROOT=$(pwd)
 NNRUN=${NNRUN:-$ROOT/nnrun}
 TMO=${NNRUN_TEST_TIMEOUT:-300}
@@ -64,7 +65,7 @@ for tool in ${NEED_TOOLS:-python3 timeout}; do
         exit 1
     fi
 done
-T=$(mktemp -d "${TMPDIR:-/tmp}/nnrun-$PREFIX.XXXXXX") || exit 2
+T=$(mktemp -d "${TMPDIR:-/tmp}/nnrun-${PREFIX//\//-}.XXXXXX") || exit 2
 BG=""
 cleanup() {
     [ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
