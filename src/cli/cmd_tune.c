@@ -55,7 +55,7 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e)
         return r;
     if ((r = nn_blas_open(&d, NN_GEMM_CLBLAST, e))) {
         nn_blas_close(&d);
-    nn_dev_close(&d);
+        nn_dev_close(&d);
         return r;
     }
     int json = nn_arg(opts, "json")->set;
@@ -68,6 +68,7 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e)
     }
     nn_tune_opts o = {.candidates = (int)cand, .reps = (int)reps, .seed = (uint64_t)seed, .json = json};
     r = nn_tune_run(&d, shapes, ns, &o, e);
+    nn_blas_close(&d);
     nn_dev_close(&d);
     return r;
 }
