@@ -194,6 +194,11 @@ int nn_model_place_params(nn_model *m, const nn_modelbin *c, const char *path, n
     return nn_net_each_param(&m->net, place_param, &pl, e);
 }
 
+int nn_model_stored_vocab(const nn_spec *s, int nclasses)
+{
+    return s->has_train && nn_source_is(&s->train_src, NN_FMT_TOKENS) ? nclasses : 0;
+}
+
 int nn_model_load(const char *path, const char *device, int max_batch, nn_model *m, nn_err *e)
 {
     memset(m, 0, sizeof *m);
@@ -210,9 +215,8 @@ int nn_model_load(const char *path, const char *device, int max_batch, nn_model 
         r = nn_fail(e, NN_EDATA, "%s: the stored model has no input shape", path);
         goto out;
     }
-    m->input = m->spec.input;
-    if (m->spec.has_train && nn_source_is(&m->spec.train_src, NN_FMT_TOKENS))
-        m->vocab = c.nclasses; /* the stored vocabulary sizes "vocab" layers */
+    m->input = m->spec.input; /* the shape used in training, stored as input.shape */
+    m->vocab = nn_model_stored_vocab(&m->spec, c.nclasses);
     if ((r = nn_net_build(&m->net, &m->spec, &m->input, m->vocab, e)))
         goto out;
     m->built = 1;

@@ -29,6 +29,10 @@ typedef struct nn_model {
 /* Opens the device (`device`: see nn_dev_select) and allocates the net. */
 int nn_model_open_device(nn_model *m, const char *device, int max_batch, int training, nn_err *e);
 
+/* The vocabulary size of a stored model's "vocab" layers: its class count
+ * when it was trained on token data (text), else 0. */
+int nn_model_stored_vocab(const nn_spec *s, int nclasses);
+
 /* Loads model.bin: validates, builds the net, uploads the tensors. */
 int nn_model_load(const char *path, const char *device, int max_batch, nn_model *m, nn_err *e);
 /* Writes model.bin atomically. */

@@ -2,7 +2,7 @@
  * and an estimate of the device memory training needs at a batch size. */
 #include <string.h>
 
-#include "../data/format.h"
+#include "../model.h"
 #include "../modelbin.h"
 #include "../net.h"
 #include "../util.h"
@@ -49,8 +49,8 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
         if ((r = nn_modelbin_read(path, &c, e)))
             return r;
         r = nn_spec_parse(c.model_json, strlen(c.model_json), path, &s, e);
-        if (!r && s.has_train && nn_source_is(&s.train_src, NN_FMT_TOKENS))
-            vocab = c.nclasses; /* the stored vocabulary sizes "vocab" layers */
+        if (!r)
+            vocab = nn_model_stored_vocab(&s, c.nclasses);
         nn_modelbin_free(&c);
     } else {
         r = nn_spec_load(path, &s, e);

@@ -16,9 +16,9 @@
 
 #include <zlib.h>
 
-#include "modelbin.h"
-#include "data/format.h"
 #include "fuzz_common.h"
+#include "model.h"
+#include "modelbin.h"
 #include "net.h"
 #include "spec.h"
 
@@ -74,9 +74,7 @@ static void after_parse(const nn_modelbin *c)
 
     nn_spec s;
     int r = nn_spec_parse(c->model_json, strlen(c->model_json), "fuzz.bin", &s, &e);
-    int vocab = 0;
-    if (r == 0 && s.has_train && nn_source_is(&s.train_src, NN_FMT_TOKENS))
-        vocab = c->nclasses; /* as nn_model_load does */
+    int vocab = r == 0 ? nn_model_stored_vocab(&s, c->nclasses) : 0; /* as nn_model_load does */
     if (r == 0 && s.has_input_shape) {
         nn_net net;
         int rn = nn_net_build(&net, &s, &s.input, vocab, &e);
