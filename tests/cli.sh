@@ -769,6 +769,11 @@ nn eval "$T/series.bin" --data "$T/series_test.csv" --max-loss 0.05 --json
 WHY="exit $RC; eval --data on the test series (184 windows)"
 DETAIL="$OUT$ERR"
 check series/eval_data eval '[ "$RC" = 0 ] && py "import json,sys; d = json.loads(sys.argv[1]); assert d[\"samples\"] == 184" "$OUT"'
+# bench --data derives the input shape from the windows as train does ([16, 2])
+nn bench "$T/series.json" --data --steps 2 --batch-size 16 --infer-batch 8 --json
+WHY="exit $RC; bench --data on a time series should run on [16, 2] windows"
+DETAIL="$ERR"
+check series/bench_data eval '[ "$RC" = 0 ] && py "import json,sys; d = json.loads(sys.argv[1]); assert d[\"train_samples_per_s\"] > 0" "$OUT"'
 series='m["loss"] = "mse"; m["input"] = {"shape": [16, 2]}; m["layers"] = [{"type": "lstm", "units": 4}, {"type": "dense", "units": 1}]
 del D["test"]; D["train"] = {"format": "csv", "path": "series.csv", "features": ["x", "y"], "target": "x", "window": 16}'
 variant ts_target_no_window "$series"'
