@@ -553,7 +553,7 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
     /* the format's keys decide what is read */
     if ((r = check_keys(sj, ff->keys, NULL, path, s, e)))
         return r;
-    if ((r = take_path(sj, ff->path_key, path, s, strcmp(ff->path_key, "images") ? &src->path : &src->images, 1, e)))
+    if ((r = take_path(sj, ff->path_key, path, s, (char **)((char *)src + ff->path_field), 1, e)))
         return r;
     if (has_key(ff->keys, "labels") && (r = take_path(sj, "labels", path, s, &src->labels, 0, e)))
         return r;

@@ -55,11 +55,15 @@ static const char *const text_keys[] = {"format", "path", "sequence_length", "li
 
 /* Sorted by name (the order of messages listing them). */
 const nn_format nn_formats[] = {
-    {"csv", csv_keys, "path", NN_FMT_CSV_FILE, load_csv, NULL, nn_source_copy_csv},
-    {"idx", idx_keys, "images", NN_FMT_PAIRED, load_idx, NULL, NULL},
-    {"images", image_keys, "path", NN_FMT_FOLDER, NULL, scan_folder, NULL},
-    {"list", image_keys, "path", NN_FMT_CSV_FILE, NULL, scan_list, NULL},
-    {"text", text_keys, "path", NN_FMT_TOKENS, load_text, NULL, NULL},
+#define PATH "path", offsetof(nn_source, path)
+#define IMAGES "images", offsetof(nn_source, images)
+    {"csv", csv_keys, PATH, NN_FMT_CSV_FILE, load_csv, NULL, nn_source_copy_csv},
+    {"idx", idx_keys, IMAGES, NN_FMT_PAIRED, load_idx, NULL, NULL},
+    {"images", image_keys, PATH, NN_FMT_FOLDER, NULL, scan_folder, NULL},
+    {"list", image_keys, PATH, NN_FMT_CSV_FILE, NULL, scan_list, NULL},
+    {"text", text_keys, PATH, NN_FMT_TOKENS, load_text, NULL, NULL},
+#undef PATH
+#undef IMAGES
 };
 const int nn_nformats = (int)(sizeof nn_formats / sizeof nn_formats[0]);
 

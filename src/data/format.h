@@ -6,6 +6,8 @@
 #ifndef NN_FORMAT_H
 #define NN_FORMAT_H
 
+#include <stddef.h>
+
 #include "dataset.h"
 #include "imgset.h"
 
@@ -30,6 +32,7 @@ typedef struct nn_format {
     const char *name;
     const char *const *keys;  /* the source object's allowed keys, NULL-terminated */
     const char *path_key;     /* the required key naming the file or folder */
+    size_t path_field;        /* where it goes: offsetof(nn_source, path) or offsetof(nn_source, images) */
     unsigned flags;           /* NN_FMT_* */
     /* Loads the whole source into memory (NULL: formats that scan). */
     int (*load)(const nn_source *src, const nn_load_opts *o, nn_dataset *out, nn_err *e);
