@@ -56,13 +56,13 @@ demo: deps
 	./nnrun infer iris.bin data/iris_test.csv --top 2 --json | head -n 3
 
 test: deps
-	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
+	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests $(REPLAY_BINS)
 	@tests/run.sh
 
 # The whole suite with CLBlast forced behind the GEMM seam (`make test` runs
 # the device's default: nnrun's own GEMM on CPU devices). CI runs both.
 test-clblast: deps
-	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests
+	@$(MAKE) --no-print-directory nnrun $(BUILD)/unit_tests $(REPLAY_BINS)
 	@NNRUN_GEMM=clblast tests/run.sh
 
 # The unit, cli and e2e suites on a second OpenCL implementation (Intel's CPU
@@ -96,11 +96,14 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := spec csv idx image ckpt list text
+FUZZ_TARGETS := spec csv idx image modelbin list text
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(filter-out -O% -g,$(CFLAGS))
 FUZZ_LIBOBJ  := $(LIBSRC:src/%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/cl_embed.o
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+# The same targets without libFuzzer: tests/fuzz/replay_main.c runs each on
+# the reproducers in tests/fuzz/crashes/ (tests/fuzz/replay.sh, in `make test`).
+REPLAY_BINS  := $(FUZZ_TARGETS:%=$(BUILD)/replay/fuzz_%)
 
 ASAN_CC      ?= $(CC)
 ASAN_BUILD   ?= build-asan
@@ -144,9 +147,13 @@ $(FUZZ_BUILD)/fuzz_image: $(FUZZ_BUILD)/stb_impl.o
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_BUILD)/libnnrun.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $(filter %.c %.o,$^) $(FUZZ_BUILD)/libnnrun.a $(LDLIBS)
 
+$(BUILD)/replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h tests/fuzz/replay_main.c $(LIBOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay_main.c $(LIBOBJ) $(LDLIBS)
+
 test-asan: deps
-	@$(MAKE) --no-print-directory nnrun-asan $(ASAN_BUILD)/unit_tests
-	@NNRUN=$(CURDIR)/nnrun-asan UNIT_TESTS=$(ASAN_BUILD)/unit_tests \
+	@$(MAKE) --no-print-directory nnrun-asan $(ASAN_BUILD)/unit_tests $(FUZZ_TARGETS:%=$(ASAN_BUILD)/replay/fuzz_%)
+	@NNRUN=$(CURDIR)/nnrun-asan UNIT_TESTS=$(ASAN_BUILD)/unit_tests REPLAY_DIR=$(ASAN_BUILD)/replay \
 	 ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 \
 	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize.supp:print_suppressions=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -168,5 +175,9 @@ $(ASAN_BUILD)/cl_embed.o: $(ASAN_BUILD)/cl_embed.c
 
 $(ASAN_BUILD)/unit_tests: $(TESTSRC) $(ASAN_LIBOBJ)
 	$(ASAN_CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $(TESTSRC) $(ASAN_LIBOBJ) $(LDLIBS)
+
+$(ASAN_BUILD)/replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h tests/fuzz/replay_main.c $(ASAN_LIBOBJ)
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(ASAN_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay_main.c $(ASAN_LIBOBJ) $(LDLIBS)
 
 -include $(FUZZ_LIBOBJ:.o=.d) $(ASAN_OBJ:.o=.d)

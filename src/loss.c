@@ -9,8 +9,7 @@ int nn_loss_from_logits(const nn_net *net)
     case NN_LOSS_CE:
         return !net->fused_softmax;
     case NN_LOSS_BCE:
-        return !(!strcmp(out->type->name, "sigmoid") ||
-                 (!strcmp(out->type->name, "dense") && out->act == NN_ACT_SIGMOID));
+        return nn_layer_output(out) != NN_OUT_SIGMOID;
     default:
         return 0;
     }
@@ -29,6 +28,24 @@ size_t nn_loss_target_bytes(const nn_net *net, int tdim)
     return tdim ? (size_t)tdim * sizeof(float) : nn_loss_rows(net) * sizeof(int);
 }
 
+int nn_loss_bufs_alloc(nn_dev *d, const nn_net *net, int B, int tdim, nn_loss_bufs *b, nn_err *e)
+{
+    size_t tsz = nn_loss_target_bytes(net, tdim), rows = nn_loss_rows(net);
+    int r = nn_buf_alloc(d, (size_t)B * tsz, "the batch labels", &b->target, e);
+    if (!r)
+        r = nn_buf_alloc(d, (size_t)B * rows * 2 * sizeof(float), "the batch metrics", &b->metrics, e);
+    if (!r)
+        r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &b->acc, e);
+    return r;
+}
+
+void nn_loss_bufs_free(nn_loss_bufs *b)
+{
+    nn_buf_free(&b->target);
+    nn_buf_free(&b->metrics);
+    nn_buf_free(&b->acc);
+}
+
 int nn_loss_check(const nn_net *net, int nclasses, int tdim, int ylen, nn_err *e)
 {
     const nn_layer *out = &net->L[net->nl - 1];
@@ -38,14 +55,8 @@ int nn_loss_check(const nn_net *net, int nclasses, int tdim, int ylen, nn_err *e
     size_t od = net->out_dim;
     for (int i = 0; i < net->nl; i++) {
         const nn_layer *L = &net->L[i];
-        if (strcmp(L->type->name, "denormalize"))
-            continue;
-        if (i != net->nl - 1)
-            return nn_fail(e, NN_EDATA, "%s: %s (%s): denormalize must be the last layer (the model's output)", file,
-                           L->path, L->name);
-        if (net->spec->loss != NN_LOSS_MSE)
-            return nn_fail(e, NN_EDATA, "%s: %s (%s): denormalize scales regression targets; it needs \"loss\": \"mse\"",
-                           file, L->path, L->name);
+        if (L->type->check_place && L->type->check_place(L, i == net->nl - 1, net->spec->loss == NN_LOSS_MSE, e))
+            return nn_wrap(e, "%s: ", file);
     }
     switch (net->spec->loss) {
     case NN_LOSS_CE:

@@ -17,6 +17,14 @@ size_t nn_loss_rows(const nn_net *net);
 /* Bytes of labels/targets per sample. */
 size_t nn_loss_target_bytes(const nn_net *net, int tdim);
 
+/* The buffers a batch of up to B samples needs around the loss: labels or
+ * targets, per-row metrics, and the 4 metric sums (nn_metrics_accum). */
+typedef struct nn_loss_bufs {
+    cl_mem target, metrics, acc;
+} nn_loss_bufs;
+int nn_loss_bufs_alloc(nn_dev *d, const nn_net *net, int B, int tdim, nn_loss_bufs *b, nn_err *e);
+void nn_loss_bufs_free(nn_loss_bufs *b);
+
 /* Per-sample loss and metric into metrics[2*n]; with want_grad also the
  * output gradient (scaled by 1/n). `target` is int labels or float targets. */
 int nn_loss_run(nn_net *net, const nn_run *r, cl_mem target, cl_mem metrics, int want_grad, nn_err *e);

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "blas.h"
-#include "checkpoint.h"
+#include "modelbin.h"
 #include "loss.h"
 #include "tune.h"
 #include "util.h"
@@ -30,38 +30,46 @@ void nn_model_label_opts(const nn_model *m, nn_label_opts *lo)
 {
     memset(lo, 0, sizeof *lo);
     lo->task = m->task;
-    lo->class_names = m->classes;
-    lo->nclasses = m->nclasses;
+    /* the model's classes once derived; before that, the names the JSON gives */
+    lo->class_names = m->classes ? m->classes : m->spec.classes;
+    lo->nclasses = m->classes ? m->nclasses : m->spec.nclasses;
     lo->by_index = m->spec.nclasses > 0; /* names given in the JSON: integer labels index them */
+}
+
+/* A trained model's vocabulary (token data): its class names are the byte values. */
+static int *model_vocab(const nn_model *m)
+{
+    int *vocab = m->nclasses ? malloc(sizeof(int) * (size_t)m->nclasses) : NULL;
+    for (int i = 0; vocab && i < m->nclasses; i++)
+        vocab[i] = atoi(m->classes[i]);
+    return vocab;
 }
 
 int nn_model_load_source(const nn_model *m, const nn_source *src, int labels_optional, nn_dataset *ds, nn_err *e)
 {
-    int r;
     memset(ds, 0, sizeof *ds);
-    if (!strcmp(src->format, "idx")) {
-        r = nn_idx_load(src, ds, e);
-        if (!r && m->task != NN_TASK_CLASSIFY)
-            r = nn_fail(e, NN_EDATA, "%s: IDX labels are classes, but the loss is mse", src->images);
-        if (!r && ds->y && m->nclasses)
-            for (size_t i = 0; i < ds->n; i++)
-                if (ds->y[i] >= m->nclasses) {
-                    r = nn_fail(e, NN_EDATA, "%s: label %d of sample %zu is not one of the model's %d classes",
-                                src->labels, ds->y[i], i, m->nclasses);
-                    break;
-                }
-    } else {
-        nn_label_opts lo;
-        nn_model_label_opts(m, &lo);
-        lo.labels_optional = labels_optional;
-        r = nn_csv_load(src, &lo, ds, e);
+    const nn_format *f = nn_format_of(src);
+    if (!f || !f->load)
+        return nn_fail(e, NN_ESOFTWARE, "%s: format '%s' is not loaded into memory", src->json_path ? src->json_path : "data",
+                       src->format);
+    nn_load_opts o;
+    memset(&o, 0, sizeof o);
+    nn_model_label_opts(m, &o.labels);
+    o.labels.labels_optional = labels_optional;
+    int *vocab = NULL;
+    if ((f->flags & NN_FMT_TOKENS) && m->classes) {
+        /* a token source evaluated or predicted with a trained model: its vocabulary */
+        o.vocab = vocab = model_vocab(m);
+        o.nvocab = m->nclasses;
     }
+    int r = f->load(src, &o, ds, e);
+    free(vocab);
     if (r)
         return r;
     if (m->built && ds->dim != m->net.in_dim) {
         char b[64];
-        const char *f = src->path ? src->path : src->images;
-        r = nn_fail(e, NN_EDATA, "%s: %zu features per sample, but the model's input shape %s needs %zu", f, ds->dim,
+        const char *fn = src->path ? src->path : src->images;
+        r = nn_fail(e, NN_EDATA, "%s: %zu features per sample, but the model's input shape %s needs %zu", fn, ds->dim,
                     nn_shape_str(&m->net.in_shape, b, sizeof b), m->net.in_dim);
         nn_dataset_free(ds);
     }
@@ -71,14 +79,14 @@ int nn_model_load_source(const nn_model *m, const nn_source *src, int labels_opt
 /* --------------------------------------------------------- model.bin I/O */
 
 typedef struct collect {
-    nn_ckpt *c;
+    nn_modelbin *c;
     nn_dev *dev;
 } collect;
 
 static int collect_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
 {
     collect *cc = ctx;
-    nn_ckpt_tensor *t = &cc->c->tensors[cc->c->ntensors];
+    nn_modelbin_tensor *t = &cc->c->tensors[cc->c->ntensors];
     size_t nl = strlen(L->name) + strlen(p->name) + 2;
     t->name = malloc(nl);
     t->data = malloc(p->n * sizeof(float));
@@ -105,12 +113,12 @@ static int count_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
 int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, const nn_extra_tensor *more,
                         int nmore, nn_err *e)
 {
-    nn_ckpt c;
+    nn_modelbin c;
     memset(&c, 0, sizeof c);
     int np = 0;
     nn_net_each_param(&m->net, count_param, &np, e);
     c.tensors = calloc((size_t)(np + nmore + 1), sizeof *c.tensors);
-    c.model_json = nn_spec_canonical(&m->spec, e);
+    c.model_json = nn_spec_canonical(&m->spec, &m->input, e);
     int r = 0;
     if (!c.tensors || !c.model_json)
         r = e->code ? e->code : nn_fail(e, NN_ESOFTWARE, "out of memory");
@@ -118,7 +126,7 @@ int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, c
     if (!r)
         r = nn_net_each_param(&m->net, collect_param, &cc, e);
     for (int i = 0; !r && i < nmore; i++) {
-        nn_ckpt_tensor *t = &c.tensors[c.ntensors];
+        nn_modelbin_tensor *t = &c.tensors[c.ntensors];
         t->name = nn_strdup(more[i].name);
         t->data = malloc(more[i].n * sizeof(float));
         if (!t->name || !t->data) {
@@ -140,23 +148,23 @@ int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, c
         c.mean = m->mean;
         c.std = m->std;
         c.extra_json = (char *)extra_json;
-        r = nn_ckpt_write(path, &c, e);
+        r = nn_modelbin_write(path, &c, e);
         c.classes = NULL; /* borrowed */
         c.nclasses = 0;
         c.mean = c.std = NULL;
         c.nnorm = 0;
         c.extra_json = NULL;
     }
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     return r;
 }
 
 int nn_model_save(nn_model *m, const char *path, nn_err *e) { return nn_model_save_state(m, path, NULL, NULL, 0, e); }
 
-int nn_model_place_params(nn_model *m, const nn_ckpt *c, const char *path, nn_err *e);
+int nn_model_place_params(nn_model *m, const nn_modelbin *c, const char *path, nn_err *e);
 
 typedef struct place {
-    const nn_ckpt *c;
+    const nn_modelbin *c;
     const char *path;
     nn_dev *dev;
 } place;
@@ -166,7 +174,7 @@ static int place_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     place *pl = ctx;
     char name[160];
     snprintf(name, sizeof name, "%s.%s", L->name, p->name);
-    const nn_ckpt_tensor *t = nn_ckpt_find(pl->c, name);
+    const nn_modelbin_tensor *t = nn_modelbin_find(pl->c, name);
     if (!t)
         return nn_fail(e, NN_EDATA, "%s: tensor '%s' is missing", pl->path, name);
     int same = t->ndim == p->shape.nd && t->length == p->n;
@@ -180,17 +188,22 @@ static int place_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     return nn_buf_write(pl->dev, p->w, 0, p->n * sizeof(float), t->data, 1, e);
 }
 
-int nn_model_place_params(nn_model *m, const nn_ckpt *c, const char *path, nn_err *e)
+int nn_model_place_params(nn_model *m, const nn_modelbin *c, const char *path, nn_err *e)
 {
     place pl = {c, path, &m->dev};
     return nn_net_each_param(&m->net, place_param, &pl, e);
 }
 
+int nn_model_stored_vocab(const nn_spec *s, int nclasses)
+{
+    return s->has_train && nn_source_is(&s->train_src, NN_FMT_TOKENS) ? nclasses : 0;
+}
+
 int nn_model_load(const char *path, const char *device, int max_batch, nn_model *m, nn_err *e)
 {
     memset(m, 0, sizeof *m);
-    nn_ckpt c;
-    int r = nn_ckpt_read(path, &c, e);
+    nn_modelbin c;
+    int r = nn_modelbin_read(path, &c, e);
     if (r)
         return r;
     r = nn_spec_parse(c.model_json, strlen(c.model_json), path, &m->spec, e);
@@ -202,9 +215,9 @@ int nn_model_load(const char *path, const char *device, int max_batch, nn_model 
         r = nn_fail(e, NN_EDATA, "%s: the stored model has no input shape", path);
         goto out;
     }
-    if (m->spec.has_train && !strcmp(m->spec.train_src.format, "text"))
-        m->spec.vocab = c.nclasses; /* the stored vocabulary sizes "vocab" layers */
-    if ((r = nn_net_build(&m->net, &m->spec, e)))
+    m->input = m->spec.input; /* the shape used in training, stored as input.shape */
+    m->vocab = nn_model_stored_vocab(&m->spec, c.nclasses);
+    if ((r = nn_net_build(&m->net, &m->spec, &m->input, m->vocab, e)))
         goto out;
     m->built = 1;
     m->task = m->spec.loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
@@ -229,7 +242,7 @@ int nn_model_load(const char *path, const char *device, int max_batch, nn_model 
         goto out;
     r = nn_model_place_params(m, &c, path, e);
 out:
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     return r;
 }
 
@@ -238,23 +251,9 @@ out:
 int nn_model_open_data(const nn_model *m, const nn_source *src, nn_data *out, nn_err *e)
 {
     memset(out, 0, sizeof *out);
+    const nn_format *f = nn_format_of(src);
     int r;
-    if (!strcmp(src->format, "text")) {
-        /* a text source evaluated or predicted with a trained model: its vocabulary */
-        int *vocab = m->nclasses ? malloc(sizeof(int) * (size_t)m->nclasses) : NULL;
-        for (int i = 0; vocab && i < m->nclasses; i++)
-            vocab[i] = atoi(m->classes[i]);
-        size_t nv;
-        r = nn_text_load(src, vocab, m->nclasses, 0, &out->ds, &nv, e);
-        free(vocab);
-        if (r)
-            return r;
-        out->n = out->ds.n;
-        out->nclasses = out->ds.nclasses;
-        out->class_names = out->ds.class_names;
-        return 0;
-    }
-    if (strcmp(src->format, "images") && strcmp(src->format, "list")) {
+    if (f && !f->scan) {
         if ((r = nn_model_load_source(m, src, 0, &out->ds, e)))
             return r;
         out->n = out->ds.n;
@@ -269,10 +268,7 @@ int nn_model_open_data(const nn_model *m, const nn_source *src, nn_data *out, nn
                        s->file, src->json_path ? src->json_path : "data");
     nn_label_opts lo;
     nn_model_label_opts(m, &lo);
-    const nn_label_opts *lop = lo.class_names ? &lo : NULL;
-    r = !strcmp(src->format, "images") ? nn_imgset_folder(src->path, lop, src->limit, &out->set, e)
-                                       : nn_imgset_list(src->path, lop, src->limit, &out->set, e);
-    if (r)
+    if ((r = f->scan(src, &lo, &out->set, e)))
         return r;
     out->n = out->set.n;
     out->nclasses = out->set.nclasses;
@@ -293,11 +289,192 @@ int nn_model_open_data(const nn_model *m, const nn_source *src, nn_data *out, nn
     return r;
 }
 
+int nn_model_open_train(const nn_model *m, double val_fraction, nn_data *out, size_t *nval, nn_err *e)
+{
+    const nn_source *src = &m->spec.train_src;
+    *nval = 0;
+    if (!nn_source_is(src, NN_FMT_TOKENS))
+        return nn_model_open_data(m, src, out, e);
+    /* validation by position: the corpus' last windows */
+    memset(out, 0, sizeof *out);
+    nn_load_opts o;
+    memset(&o, 0, sizeof o);
+    nn_model_label_opts(m, &o.labels);
+    o.val_fraction = val_fraction;
+    o.nval = nval;
+    int r = nn_format_of(src)->load(src, &o, &out->ds, e);
+    out->n = out->ds.n;
+    out->nclasses = out->ds.nclasses;
+    out->class_names = out->ds.class_names;
+    return r;
+}
+
+/* Classes for the model from the training data and the JSON. */
+static int derive_classes(nn_model *m, const nn_data *data, nn_err *e)
+{
+    nn_spec *s = &m->spec;
+    if (m->task == NN_TASK_REGRESS) {
+        m->tdim = data->ds.tdim;
+        return 0;
+    }
+    int n = 0;
+    char **src = NULL;
+    if (s->nclasses) {
+        n = s->nclasses;
+        src = s->classes;
+    } else {
+        n = data->nclasses;
+        src = data->class_names;
+    }
+    const int *y = data->streamed ? data->set.labels : data->ds.y;
+    if (y)
+        for (size_t i = 0; i < data->n; i++)
+            if (y[i] < 0 || y[i] >= n)
+                return nn_fail(e, NN_EDATA, "%s: data.classes names %d classes, but the training labels go up to %d",
+                               s->file, n, y[i]);
+    m->classes = calloc((size_t)(n ? n : 1), sizeof *m->classes);
+    if (!m->classes)
+        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+    m->nclasses = n;
+    for (int i = 0; i < n; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", i);
+        m->classes[i] = nn_strdup(src ? src[i] : num);
+        if (!m->classes[i])
+            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+    }
+    return 0;
+}
+
+/* The input shape: given (checked against resident data), or the data's. */
+static int derive_input(nn_model *m, const nn_data *train, nn_err *e)
+{
+    const nn_spec *s = &m->spec;
+    nn_shape *in = &m->input;
+    if (s->has_input_shape) {
+        *in = s->input;
+        if (train && !train->streamed && nn_shape_size(in) != train->ds.dim) {
+            char b[64];
+            return nn_fail(e, NN_EDATA, "%s: input.shape %s holds %zu values, but data.train has %zu features per sample",
+                           s->file, nn_shape_str(in, b, sizeof b), nn_shape_size(in), train->ds.dim);
+        }
+        return 0;
+    }
+    if (!train)
+        return nn_fail(e, NN_EDATA, "%s: input.shape is needed for synthetic data (or pass --data)", s->file);
+    const nn_dataset *ds = &train->ds;
+    memset(in, 0, sizeof *in);
+    in->nd = ds->seq_f > 0 ? 2 : (ds->h * ds->w > 1) ? 3 : 1;
+    if (in->nd == 2) { /* time-series windows: [steps, features] */
+        in->d[0] = (int)(ds->dim / (size_t)ds->seq_f);
+        in->d[1] = ds->seq_f;
+    } else if (in->nd == 3) {
+        in->d[0] = ds->c;
+        in->d[1] = ds->h;
+        in->d[2] = ds->w;
+    } else
+        in->d[0] = (int)ds->dim;
+    return 0;
+}
+
+int nn_model_derive(nn_model *m, const nn_data *train, nn_err *e)
+{
+    int r;
+    m->task = m->spec.loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
+    if (train && (r = derive_classes(m, train, e)))
+        return r;
+    if ((r = derive_input(m, train, e)))
+        return r;
+    m->vocab = train && m->spec.has_train && nn_source_is(&m->spec.train_src, NN_FMT_TOKENS) ? train->ds.nclasses : 0;
+    if ((r = nn_net_build(&m->net, &m->spec, &m->input, m->vocab, e)))
+        return r;
+    m->built = 1;
+    return 0;
+}
+
+/* Mean/std per channel (images) or per feature (CSV) over the training rows.
+ * Time-series windows ([T, F]) get one mean/std per feature F over all time
+ * steps, stored repeated for each step (dim values). */
+static int auto_norm(nn_model *m, const nn_dataset *ds, const int *rows, size_t n, nn_err *e)
+{
+    size_t hw = (size_t)ds->h * (size_t)ds->w;
+    int k = hw > 1 ? ds->c : (int)ds->dim;
+    size_t per = hw > 1 ? hw : 1;
+    size_t F = ds->seq_f > 0 ? (size_t)ds->seq_f : 0;
+    double *sum = calloc((size_t)k, sizeof(double)), *sq = calloc((size_t)k, sizeof(double));
+    m->mean = malloc(sizeof(float) * (size_t)k);
+    m->std = malloc(sizeof(float) * (size_t)k);
+    if (!sum || !sq || !m->mean || !m->std) {
+        free(sum);
+        free(sq);
+        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const float *x = ds->x + (size_t)rows[i] * ds->dim;
+        for (size_t j = 0; j < ds->dim; j++) {
+            size_t c = F ? j % F : j / per;
+            sum[c] += x[j];
+            sq[c] += (double)x[j] * x[j];
+        }
+    }
+    double cnt = (double)n * (double)per;
+    if (F)
+        cnt = (double)n * (double)(ds->dim / F); /* every step of every window */
+    for (int c = 0; c < k; c++) {
+        if (F && (size_t)c >= F) {
+            m->mean[c] = m->mean[(size_t)c % F];
+            m->std[c] = m->std[(size_t)c % F];
+            continue;
+        }
+        double mu = cnt > 0 ? sum[c] / cnt : 0, var = cnt > 0 ? sq[c] / cnt - mu * mu : 1;
+        double sd = var > 1e-12 ? sqrt(var) : 1.0;
+        m->mean[c] = (float)mu;
+        m->std[c] = (float)sd;
+    }
+    m->nnorm = k;
+    free(sum);
+    free(sq);
+    return 0;
+}
+
+int nn_model_derive_norm(nn_model *m, const nn_data *train, const int *rows, size_t n, nn_err *e)
+{
+    const nn_spec *s = &m->spec;
+    int r = 0;
+    if (s->norm == NN_NORM_AUTO && !nn_source_is(&s->train_src, NN_FMT_TOKENS)) { /* token ids are not normalised */
+        if (!train->streamed)
+            return auto_norm(m, &train->ds, rows, n, e);
+        /* streamed images: statistics of up to 2000 training images */
+        size_t k = n < 2000 ? n : 2000;
+        nn_dataset sample;
+        r = nn_imgset_decode(&train->set, rows, k, m->input.d[0], m->input.d[1], m->input.d[2], &sample, e);
+        if (!r) {
+            int *ident = malloc(k * sizeof(int));
+            for (size_t i = 0; ident && i < k; i++)
+                ident[i] = (int)i;
+            r = ident ? auto_norm(m, &sample, ident, k, e) : nn_fail(e, NN_ESOFTWARE, "out of memory");
+            free(ident);
+            nn_dataset_free(&sample);
+        }
+        return r;
+    }
+    if (s->norm == NN_NORM_GIVEN) {
+        m->nnorm = s->nnorm;
+        m->mean = malloc(sizeof(float) * (size_t)s->nnorm);
+        m->std = malloc(sizeof(float) * (size_t)s->nnorm);
+        if (!m->mean || !m->std)
+            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        memcpy(m->mean, s->mean, sizeof(float) * (size_t)s->nnorm);
+        memcpy(m->std, s->std, sizeof(float) * (size_t)s->nnorm);
+    }
+    return 0;
+}
+
 int nn_model_feed(nn_model *m, nn_data *data, const int *rows, size_t nrows, nn_feed *f, nn_err *e)
 {
     if (!data->streamed)
         return nn_feed_resident(f, &m->dev, &data->ds, rows, nrows, e);
-    const nn_shape *is = &m->spec.input;
+    const nn_shape *is = &m->input;
     return nn_feed_stream(f, &m->dev, &data->set, rows, nrows, m->net.max_batch, is->d[0], is->d[1], is->d[2], e);
 }
 
@@ -313,13 +490,10 @@ int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_
     nn_net *net = &m->net;
     nn_dev *d = &m->dev;
     int B = net->max_batch;
-    cl_mem target = NULL, metrics = NULL, acc = NULL;
-    size_t tsz = nn_loss_target_bytes(net, m->tdim), rows = nn_loss_rows(net);
-    int r = nn_buf_alloc(d, (size_t)B * tsz, "the batch labels", &target, e);
-    if (!r)
-        r = nn_buf_alloc(d, (size_t)B * rows * 2 * sizeof(float), "the batch metrics", &metrics, e);
-    if (!r)
-        r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &acc, e);
+    nn_loss_bufs lb = {0};
+    size_t rows = nn_loss_rows(net);
+    int r = nn_loss_bufs_alloc(d, net, B, m->tdim, &lb, e);
+    cl_mem target = lb.target, metrics = lb.metrics, acc = lb.acc;
     if (!r)
         r = nn_feed_begin(f, d, NULL, 0, e);
     nn_run run = {.dev = d, .train = 0};
@@ -341,9 +515,7 @@ int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_
         *loss = h[2] > 0 ? h[0] / h[2] : NAN;
         *metric = h[2] > 0 ? h[1] / h[2] : NAN;
     }
-    nn_buf_free(&target);
-    nn_buf_free(&metrics);
-    nn_buf_free(&acc);
+    nn_loss_bufs_free(&lb);
     return r;
 }
 

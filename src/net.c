@@ -1,6 +1,7 @@
 /* net.c - shapes, parameter layout, device buffers, forward and backward. */
 #include "net.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,22 +14,20 @@ static const nn_shape *shape_of(const nn_net *net, int idx)
     return idx < 0 ? &net->in_shape : &net->L[idx].out_shape;
 }
 
-static const char *name_of(const nn_net *net, int idx) { return idx < 0 ? "input" : net->L[idx].name; }
-
-int nn_net_build(nn_net *net, nn_spec *spec, nn_err *e)
+int nn_net_build(nn_net *net, nn_spec *spec, const nn_shape *input, int vocab, nn_err *e)
 {
     memset(net, 0, sizeof *net);
     net->spec = spec;
     net->L = spec->layers;
     net->nl = spec->nlayers;
-    net->in_shape = spec->input;
+    net->in_shape = *input;
     net->in_dim = nn_shape_size(&net->in_shape);
     const char *file = spec->file ? spec->file : "model";
     size_t off = 0, soff = 0;
     for (int i = 0; i < net->nl; i++) {
         nn_layer *L = &net->L[i];
         L->nparam = 0;
-        L->vocab = spec->vocab;
+        L->vocab = vocab;
         for (int k = 0; k < L->nin; k++)
             L->in_shape[k] = *shape_of(net, L->in[k]);
         int r = L->type->shape(L, L->path, e);
@@ -60,12 +59,33 @@ int nn_net_build(nn_net *net, nn_spec *spec, nn_err *e)
     net->nstate = soff;
     nn_layer *out = nn_net_out(net);
     net->out_dim = nn_shape_size(&out->out_shape);
-    net->fused_softmax = spec->loss == NN_LOSS_CE && !strcmp(out->type->name, "softmax");
-    (void)name_of;
+    net->fused_softmax = spec->loss == NN_LOSS_CE && nn_layer_output(out) == NN_OUT_SOFTMAX;
     return 0;
 }
 
 nn_layer *nn_net_out(nn_net *net) { return &net->L[net->nl - 1]; }
+
+/* The kernels index a batch's activations and scratch with 32-bit ints:
+ * every buffer a layer touches must hold at most INT_MAX floats for the
+ * largest batch. Checked once here for every layer, not per forward call. */
+static int check_batch(const nn_net *net, int max_batch, nn_err *e)
+{
+    for (int i = 0; i < net->nl; i++) {
+        const nn_layer *L = &net->L[i];
+        size_t per = nn_shape_size(&L->out_shape);
+        for (int k = 0; k < L->nin; k++)
+            if (nn_shape_size(&L->in_shape[k]) > per)
+                per = nn_shape_size(&L->in_shape[k]);
+        if (L->scratch > per)
+            per = L->scratch;
+        if ((size_t)max_batch * per > (size_t)INT_MAX)
+            return nn_fail(e, NN_EDATA,
+                           "%s (%s): a batch of %d is too large for this layer (%zu floats per sample in one buffer); "
+                           "use a smaller batch size",
+                           L->path, L->name, max_batch, per);
+    }
+    return 0;
+}
 
 int nn_net_alloc(nn_net *net, nn_dev *dev, int max_batch, int training, nn_err *e)
 {
@@ -142,7 +162,8 @@ int nn_net_alloc(nn_net *net, nn_dev *dev, int max_batch, int training, nn_err *
                 return r;
         }
     }
-    return 0;
+    /* after the buffers: a batch that does not fit the device says so first (69) */
+    return check_batch(net, max_batch, e);
 }
 
 int nn_net_init_params(nn_net *net, uint64_t seed, nn_err *e)

@@ -31,8 +31,9 @@ typedef struct nn_net {
     cl_mem norm;              /* [2, in_dim]: mean, 1/std per feature; NULL = none */
 } nn_net;
 
-/* Shape inference and parameter layout (no device). spec->input must be set. */
-int nn_net_build(nn_net *net, nn_spec *spec, nn_err *e);
+/* Shape inference and parameter layout (no device) for samples of shape
+ * `input`; `vocab` sizes "vocab" layers (0: none). */
+int nn_net_build(nn_net *net, nn_spec *spec, const nn_shape *input, int vocab, nn_err *e);
 /* Device buffers for batches of up to max_batch; training adds gradients. */
 int nn_net_alloc(nn_net *net, nn_dev *dev, int max_batch, int training, nn_err *e);
 /* He/Glorot initialisation from the seed (host RNG, uploaded once). */

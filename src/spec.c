@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/format.h"
 #include "util.h"
 
 #define MAX_JSON_BYTES (16u << 20)
@@ -466,6 +467,14 @@ static int parse_train(const cJSON *root, nn_spec *s, nn_err *e)
 
 /* ------------------------------------------------------------------- data */
 
+static int has_key(const char *const *keys, const char *key)
+{
+    for (; *keys; keys++)
+        if (!strcmp(*keys, key))
+            return 1;
+    return 0;
+}
+
 static int take_path(const cJSON *o, const char *key, const char *path, nn_spec *s, char **out, int required,
                      nn_err *e)
 {
@@ -525,36 +534,30 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
     if (!fmt) {
         char p[128];
         snprintf(p, sizeof p, "%s.format", path);
-        return FAIL(e, s, p, "required key is missing (\"csv\", \"idx\", \"images\", \"list\" or \"text\")");
+        char known[256];
+        return FAIL(e, s, p, "required key is missing (%s)", nn_format_names(known, sizeof known, "\"", ", ", " or "));
     }
-    static const char *const formats[] = {"csv", "idx", "images", "list", "text"};
-    int fi = -1;
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(fmt, formats[i]))
-            fi = i;
-    if (fi < 0) {
-        char p[128];
+    const nn_format *ff = nn_format_find(fmt);
+    if (!ff) {
+        char p[128], known[256];
         snprintf(p, sizeof p, "%s.format", path);
-        const char *sug = nn_suggest(fmt, formats, 5);
-        return FAIL(e, s, p, "unknown format '%s'%s%s%s (known: csv, idx, images, list, text)", fmt,
-                    sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
+        const char *names[32];
+        for (int i = 0; i < nn_nformats && i < 32; i++)
+            names[i] = nn_formats[i].name;
+        const char *sug = nn_suggest(fmt, names, nn_nformats < 32 ? nn_nformats : 32);
+        return FAIL(e, s, p, "unknown format '%s'%s%s%s (known: %s)", fmt, sug ? " (did you mean '" : "",
+                    sug ? sug : "", sug ? "'?)" : "", nn_format_names(known, sizeof known, "", ", ", ", "));
     }
     snprintf(src->format, sizeof src->format, "%s", fmt);
     double lim = 0;
-    if (fi == 1) {
-        static const char *const keys[] = {"format", "images", "labels", "limit", "augment", NULL};
-        if ((r = check_keys(sj, keys, NULL, path, s, e)))
-            return r;
-        if ((r = take_path(sj, "images", path, s, &src->images, 1, e)))
-            return r;
-        if ((r = take_path(sj, "labels", path, s, &src->labels, 0, e)))
-            return r;
-    } else if (fi == 4) {
-        static const char *const keys[] = {"format", "path", "sequence_length", "limit", NULL};
-        if ((r = check_keys(sj, keys, NULL, path, s, e)))
-            return r;
-        if ((r = take_path(sj, "path", path, s, &src->path, 1, e)))
-            return r;
+    /* the format's keys decide what is read */
+    if ((r = check_keys(sj, ff->keys, NULL, path, s, e)))
+        return r;
+    if ((r = take_path(sj, ff->path_key, path, s, (char **)((char *)src + ff->path_field), 1, e)))
+        return r;
+    if (has_key(ff->keys, "labels") && (r = take_path(sj, "labels", path, s, &src->labels, 0, e)))
+        return r;
+    if (has_key(ff->keys, "sequence_length")) {
         double T = 0;
         char tp[128];
         snprintf(tp, sizeof tp, "%s.sequence_length", path);
@@ -563,19 +566,8 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
         if ((r = get_num(sj, "sequence_length", path, s, 1, 65536, 1, &T, e)))
             return r;
         src->seq_len = (int)T;
-    } else if (fi >= 2) {
-        static const char *const keys[] = {"format", "path", "limit", "augment", NULL};
-        if ((r = check_keys(sj, keys, NULL, path, s, e)))
-            return r;
-        if ((r = take_path(sj, "path", path, s, &src->path, 1, e)))
-            return r;
-    } else {
-        static const char *const keys[] = {"format", "path",    "label",  "target", "features", "window",
-                                           "horizon", "stride", "header", "limit", NULL};
-        if ((r = check_keys(sj, keys, NULL, path, s, e)))
-            return r;
-        if ((r = take_path(sj, "path", path, s, &src->path, 1, e)))
-            return r;
+    }
+    if (has_key(ff->keys, "label")) { /* label/target columns, features, header, time-series windows */
         const cJSON *h = cJSON_GetObjectItemCaseSensitive(sj, "header");
         if (h && !cJSON_IsBool(h)) {
             char p[128];
@@ -850,7 +842,7 @@ static void set_abs(cJSON *obj, const char *key, const char *resolved)
     free(abs);
 }
 
-char *nn_spec_canonical(const nn_spec *s, nn_err *e)
+char *nn_spec_canonical(const nn_spec *s, const nn_shape *input, nn_err *e)
 {
     cJSON *c = cJSON_Duplicate(s->root, 1);
     if (!c) {
@@ -890,14 +882,16 @@ char *nn_spec_canonical(const nn_spec *s, nn_err *e)
         cJSON_AddItemToObject(c, "optimizer", o);
     }
     /* the input shape actually used (it may have come from the data) */
-    if (s->has_input_shape) {
+    if (!input && s->has_input_shape)
+        input = &s->input;
+    if (input) {
         cJSON *in = cJSON_GetObjectItemCaseSensitive(c, "input");
         if (!in) {
             in = cJSON_CreateObject();
             cJSON_AddItemToObject(c, "input", in);
         }
         cJSON_DeleteItemFromObjectCaseSensitive(in, "shape");
-        cJSON_AddItemToObject(in, "shape", cJSON_CreateIntArray(s->input.d, s->input.nd));
+        cJSON_AddItemToObject(in, "shape", cJSON_CreateIntArray(input->d, input->nd));
     }
     char *txt = cJSON_PrintUnformatted(c);
     cJSON_Delete(c);

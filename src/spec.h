@@ -28,6 +28,9 @@ typedef struct nn_train_spec {
     int shuffle;
 } nn_train_spec;
 
+/* The model JSON as the user wrote it (plus command-line overrides of the
+ * training settings). What the data decides (input shape, vocabulary,
+ * classes, normalisation) lives in the model (model.h), not here. */
 typedef struct nn_spec {
     cJSON *root;              /* the parsed JSON (owned) */
     char *file;               /* where it came from, for messages and relative paths */
@@ -45,7 +48,6 @@ typedef struct nn_spec {
     int has_train, has_test;
     nn_source train_src, test_src;
     int nclasses;             /* data.classes, 0 when not given */
-    int vocab;                /* text data: vocabulary size ("vocab" in layers), 0 otherwise */
     char **classes;
     char *output;             /* output path (relative to the current directory) */
 } nn_spec;
@@ -58,8 +60,10 @@ int nn_spec_load(const char *file, nn_spec *s, nn_err *e);
 void nn_spec_free(nn_spec *s);
 
 /* The model JSON to store in model.bin: the parsed JSON with data paths made
- * absolute and the effective training settings written back. malloc'd text. */
-char *nn_spec_canonical(const nn_spec *s, nn_err *e);
+ * absolute, the effective training settings written back and `input` (the
+ * shape used, perhaps from the data; NULL: as given) as input.shape.
+ * malloc'd text. */
+char *nn_spec_canonical(const nn_spec *s, const nn_shape *input, nn_err *e);
 
 const char *nn_loss_name(nn_loss_kind k);
 const char *nn_opt_name(nn_opt_kind k);

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "blas.h"
-#include "checkpoint.h"
+#include "modelbin.h"
 #include "loss.h"
 #include "model.h"
 #include "optim.h"
@@ -40,88 +40,6 @@ static int check_output_dir(const char *out, nn_err *e)
     return 0;
 }
 
-/* Classes for the model from the training data and the JSON. */
-static int setup_classes(nn_model *m, nn_data *data, nn_err *e)
-{
-    nn_spec *s = &m->spec;
-    if (m->task == NN_TASK_REGRESS) {
-        m->tdim = data->ds.tdim;
-        return 0;
-    }
-    int n = 0;
-    char **src = NULL;
-    if (s->nclasses) {
-        n = s->nclasses;
-        src = s->classes;
-    } else {
-        n = data->nclasses;
-        src = data->class_names;
-    }
-    const int *y = data->streamed ? data->set.labels : data->ds.y;
-    if (y)
-        for (size_t i = 0; i < data->n; i++)
-            if (y[i] < 0 || y[i] >= n)
-                return nn_fail(e, NN_EDATA, "%s: data.classes names %d classes, but the training labels go up to %d",
-                               s->file, n, y[i]);
-    m->classes = calloc((size_t)(n ? n : 1), sizeof *m->classes);
-    if (!m->classes)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
-    m->nclasses = n;
-    for (int i = 0; i < n; i++) {
-        char num[16];
-        snprintf(num, sizeof num, "%d", i);
-        m->classes[i] = nn_strdup(src ? src[i] : num);
-        if (!m->classes[i])
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
-    }
-    return 0;
-}
-
-/* Mean/std per channel (images) or per feature (CSV) over the training rows.
- * Time-series windows ([T, F]) get one mean/std per feature F over all time
- * steps, stored repeated for each step (dim values). */
-static int auto_norm(nn_model *m, const nn_dataset *ds, const int *rows, size_t n, nn_err *e)
-{
-    size_t hw = (size_t)ds->h * (size_t)ds->w;
-    int k = hw > 1 ? ds->c : (int)ds->dim;
-    size_t per = hw > 1 ? hw : 1;
-    size_t F = ds->seq_f > 0 ? (size_t)ds->seq_f : 0;
-    double *sum = calloc((size_t)k, sizeof(double)), *sq = calloc((size_t)k, sizeof(double));
-    m->mean = malloc(sizeof(float) * (size_t)k);
-    m->std = malloc(sizeof(float) * (size_t)k);
-    if (!sum || !sq || !m->mean || !m->std) {
-        free(sum);
-        free(sq);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        const float *x = ds->x + (size_t)rows[i] * ds->dim;
-        for (size_t j = 0; j < ds->dim; j++) {
-            size_t c = F ? j % F : j / per;
-            sum[c] += x[j];
-            sq[c] += (double)x[j] * x[j];
-        }
-    }
-    double cnt = (double)n * (double)per;
-    if (F)
-        cnt = (double)n * (double)(ds->dim / F); /* every step of every window */
-    for (int c = 0; c < k; c++) {
-        if (F && (size_t)c >= F) {
-            m->mean[c] = m->mean[(size_t)c % F];
-            m->std[c] = m->std[(size_t)c % F];
-            continue;
-        }
-        double mu = cnt > 0 ? sum[c] / cnt : 0, var = cnt > 0 ? sq[c] / cnt - mu * mu : 1;
-        double sd = var > 1e-12 ? sqrt(var) : 1.0;
-        m->mean[c] = (float)mu;
-        m->std[c] = (float)sd;
-    }
-    m->nnorm = k;
-    free(sum);
-    free(sq);
-    return 0;
-}
-
 static void progress_bar(int epoch, int epochs, size_t done, size_t total, double loss, double metric, int regress)
 {
     int w = 24, fill = total ? (int)((double)done / (double)total * w) : w;
@@ -134,14 +52,15 @@ static void progress_bar(int epoch, int epochs, size_t done, size_t total, doubl
     fflush(stderr);
 }
 
-int nn_train_step(nn_model *m, nn_optim *opt, nn_feed *f, size_t start, const nn_run *run, cl_mem target,
-                  cl_mem metrics, cl_mem acc, const nn_augment *aug, nn_err *e)
+int nn_train_step(nn_model *m, nn_optim *opt, nn_feed *f, size_t start, const nn_run *run, const nn_loss_bufs *lb,
+                  const nn_augment *aug, nn_err *e)
 {
     nn_net *net = &m->net;
     int r;
-    if ((r = nn_feed_batch(f, net, start, run->n, target, aug, run->seed, run->step, e)) ||
+    if ((r = nn_feed_batch(f, net, start, run->n, lb->target, aug, run->seed, run->step, e)) ||
         (r = nn_net_forward(net, run, e)) || (r = nn_net_zero_grads(net, e)) ||
-        (r = nn_loss_run(net, run, target, metrics, 1, e)) || (r = nn_metrics_accum(&m->dev, metrics, run->n * (int)nn_loss_rows(net), acc, e)) ||
+        (r = nn_loss_run(net, run, lb->target, lb->metrics, 1, e)) ||
+        (r = nn_metrics_accum(&m->dev, lb->metrics, run->n * (int)nn_loss_rows(net), lb->acc, e)) ||
         (r = nn_net_backward(net, run, e)) || (r = nn_optim_step(opt, &m->dev, net->params, net->grads, m->spec.opt.lr, e)))
         return r;
     return 0;
@@ -185,8 +104,8 @@ static int resume_num(const cJSON *o, const char *key, double *v)
 static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr, int *epoch, size_t *batch,
                        uint64_t *step, float acc[4], nn_err *e)
 {
-    nn_ckpt c;
-    int r = nn_ckpt_read(path, &c, e);
+    nn_modelbin c;
+    int r = nn_modelbin_read(path, &c, e);
     if (r)
         return r;
     cJSON *x = c.extra_json ? cJSON_Parse(c.extra_json) : NULL;
@@ -211,7 +130,7 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
         for (int i = 0; !r && i < 2; i++) {
             if (!bufs[i])
                 continue;
-            const nn_ckpt_tensor *t = nn_ckpt_find(&c, names[i]);
+            const nn_modelbin_tensor *t = nn_modelbin_find(&c, names[i]);
             if (!t || t->length != opt->n)
                 r = nn_fail(e, NN_EDATA, "%s: optimiser state '%s' is missing or has the wrong size (another optimizer?)",
                             path, names[i]);
@@ -230,7 +149,7 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
     }
     cJSON_Delete(x);
     cJSON_Delete(saved);
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     return r;
 }
 
@@ -279,22 +198,126 @@ static int diverged(nn_model *m, const nn_run *run, int ep, double loss, const n
                    ep, isnan(loss) ? "NaN" : "infinite", where, m->spec.opt.lr / 10);
 }
 
-int nn_train_run(const nn_train_opts *o, nn_err *e)
-{
-    nn_model m;
-    memset(&m, 0, sizeof m);
-    nn_data train = {0}, test = {0};
-    nn_feed ftrain = {0}, fval = {0}, ftest = {0};
-    nn_optim opt = {0};
-    cl_mem target = NULL, metrics = NULL, acc = NULL;
-    int *perm = NULL, *order = NULL;
-    FILE *log = NULL;
-    FILE *out = stdout;
-    int r;
+/* ------------------------------------------------------------ the run */
 
-    if ((r = nn_spec_load(o->model_path, &m.spec, e)))
-        goto done;
-    nn_spec *s = &m.spec;
+/* One training run's state, through its stages: prepare, run_epochs, finish. */
+typedef struct trainer {
+    const nn_train_opts *o;
+    nn_model m;
+    nn_data train, test;
+    nn_feed ftrain, fval, ftest;
+    nn_optim opt;
+    nn_loss_bufs lb;          /* labels, metrics, metric sums */
+    int *perm, *order;        /* perm: [training rows | validation rows]; order: this epoch's */
+    size_t ntr, nval;
+    int B;
+    int regress, tokens;
+    const char *mname;        /* "accuracy" or "mae" */
+    FILE *log, *out;
+    char ckpt_path[4096];
+} trainer;
+
+/* What the run reports: one printer for text, JSON lines and the CSV log. */
+typedef enum { EV_START, EV_EPOCH, EV_TEST, EV_SAVED } event_kind;
+typedef struct event {
+    event_kind kind;
+    int epoch;
+    double loss, metric, vloss, vmetric, secs, sps; /* EV_EPOCH; loss, metric for EV_TEST */
+    size_t samples;                                 /* EV_TEST */
+} event;
+
+static void emit(trainer *t, const event *ev)
+{
+    const nn_train_opts *o = t->o;
+    const nn_spec *s = &t->m.spec;
+    FILE *out = t->out;
+    const char *short_name = t->regress ? "mae" : "acc";
+    if (ev->kind == EV_EPOCH && o->progress)
+        fprintf(stderr, "\r\033[K");
+    if (!o->quiet) {
+        switch (ev->kind) {
+        case EV_START:
+            if (o->json) {
+                fprintf(out, "{\"event\":\"start\",\"model\":");
+                nn_json_str(out, s->name);
+                fprintf(out, ",\"device\":");
+                nn_json_str(out, t->m.dev.name);
+                fprintf(out, ",\"gemm\":");
+                nn_json_str(out, nn_blas_describe(&t->m.dev));
+                fprintf(out, ",\"train_samples\":%zu,\"validation_samples\":%zu,\"parameters\":%zu,\"epochs\":%d,"
+                             "\"batch_size\":%d}\n",
+                        t->ntr, t->nval, t->m.net.ntrainable, s->train.epochs, t->B);
+            } else {
+                fprintf(out, "training %s on %s: %zu train / %zu validation samples, %zu parameters\n", s->name,
+                        t->m.dev.name, t->ntr, t->nval, t->m.net.ntrainable);
+            }
+            fflush(out);
+            break;
+        case EV_EPOCH:
+            if (o->json) {
+                fprintf(out, "{\"event\":\"epoch\",\"epoch\":%d,\"epochs\":%d", ev->epoch, s->train.epochs);
+                nn_json_num(out, "loss", ev->loss);
+                nn_json_num(out, t->mname, ev->metric);
+                if (t->nval) {
+                    nn_json_num(out, "val_loss", ev->vloss);
+                    nn_json_num(out, t->regress ? "val_mae" : "val_accuracy", ev->vmetric);
+                    if (t->tokens)
+                        nn_json_num(out, "val_bits_per_char", ev->vloss / M_LN2);
+                }
+                nn_json_num(out, "seconds", ev->secs);
+                nn_json_num(out, "samples_per_s", ev->sps);
+                fprintf(out, "}\n");
+            } else {
+                fprintf(out, "epoch %d/%d  loss %.4f  %s %.4f", ev->epoch, s->train.epochs, ev->loss, short_name,
+                        ev->metric);
+                if (t->nval)
+                    fprintf(out, "  val_loss %.4f  val_%s %.4f", ev->vloss, short_name, ev->vmetric);
+                if (t->nval && t->tokens)
+                    fprintf(out, "  val_bpc %.3f", ev->vloss / M_LN2);
+                fprintf(out, "  %.1fs  %.0f samples/s\n", ev->secs, ev->sps);
+            }
+            fflush(out);
+            break;
+        case EV_TEST:
+            if (o->json) {
+                fprintf(out, "{\"event\":\"test\",\"samples\":%zu", ev->samples);
+                nn_json_num(out, "loss", ev->loss);
+                nn_json_num(out, t->mname, ev->metric);
+                fprintf(out, "}\n");
+            } else
+                fprintf(out, "test  loss %.4f  %s %.4f  (%zu samples)\n", ev->loss, short_name, ev->metric,
+                        ev->samples);
+            break;
+        case EV_SAVED:
+            if (o->json) {
+                fprintf(out, "{\"event\":\"saved\",\"path\":");
+                nn_json_str(out, s->output);
+                fprintf(out, "}\n");
+            } else
+                fprintf(out, "saved %s\n", s->output);
+            break;
+        }
+    }
+    if (t->log && ev->kind == EV_START)
+        fprintf(t->log, "epoch,loss,%s,val_loss,val_%s,seconds,samples_per_s\n", t->mname, t->mname);
+    if (t->log && ev->kind == EV_EPOCH) {
+        fprintf(t->log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f\n", ev->epoch, ev->loss, ev->metric, ev->vloss, ev->vmetric,
+                ev->secs, ev->sps);
+        fflush(t->log);
+    }
+}
+
+/* The spec with the command line's overrides, the data, what the model
+ * derives from it, the validation split, the device, parameters, feeds and
+ * batch buffers. */
+static int prepare(trainer *t, nn_err *e)
+{
+    const nn_train_opts *o = t->o;
+    nn_model *m = &t->m;
+    int r;
+    if ((r = nn_spec_load(o->model_path, &m->spec, e)))
+        return r;
+    nn_spec *s = &m->spec;
     if (o->epochs >= 0)
         s->train.epochs = o->epochs;
     if (o->batch_size > 0)
@@ -307,339 +330,216 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         free(s->output);
         s->output = nn_strdup(o->output);
     }
-    if (!s->has_train) {
-        r = nn_fail(e, NN_EDATA, "%s: data.train: required for training (a source such as {\"format\": \"csv\", ...})",
-                    s->file);
-        goto done;
-    }
-    if (o->log && !(log = fopen(o->log, "w"))) {
-        r = nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing: %s", o->log, strerror(errno));
-        goto done;
-    }
+    if (!s->has_train)
+        return nn_fail(e, NN_EDATA, "%s: data.train: required for training (a source such as {\"format\": \"csv\", ...})",
+                       s->file);
+    if (o->log && !(t->log = fopen(o->log, "w")))
+        return nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing: %s", o->log, strerror(errno));
     if ((r = check_output_dir(s->output, e)))
-        goto done;
-    m.task = s->loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
-    if (s->nclasses) {
-        m.classes = s->classes; /* for label mapping while loading; replaced below */
-        m.nclasses = s->nclasses;
-    }
-    const int is_text = !strcmp(s->train_src.format, "text");
-    size_t text_nval = 0;
-    if (is_text) {
-        /* validation by position: the corpus' last windows */
-        r = nn_text_load(&s->train_src, NULL, 0, s->train.validation_split, &train.ds, &text_nval, e);
-        train.n = train.ds.n;
-        train.nclasses = train.ds.nclasses;
-        train.class_names = train.ds.class_names;
-        s->vocab = train.ds.nclasses;
-    } else
-        r = nn_model_open_data(&m, &s->train_src, &train, e);
-    m.classes = NULL; /* borrowed from the spec while loading */
-    m.nclasses = 0;
-    if (r)
-        goto done;
-    if (train.n == 0) {
-        r = nn_fail(e, NN_EDATA, "%s: data.train holds no samples", s->file);
-        goto done;
-    }
-    if ((r = setup_classes(&m, &train, e)))
-        goto done;
-    /* the input shape: given, or the data's */
-    if (!s->has_input_shape) {
-        const nn_dataset *ds = &train.ds;
-        s->input.nd = ds->seq_f > 0 ? 2 : (ds->h * ds->w > 1) ? 3 : 1;
-        if (s->input.nd == 2) { /* time-series windows: [steps, features] */
-            s->input.d[0] = (int)(ds->dim / (size_t)ds->seq_f);
-            s->input.d[1] = ds->seq_f;
-        } else if (s->input.nd == 3) {
-            s->input.d[0] = ds->c;
-            s->input.d[1] = ds->h;
-            s->input.d[2] = ds->w;
-        } else
-            s->input.d[0] = (int)ds->dim;
-        s->has_input_shape = 1;
-    } else if (!train.streamed && nn_shape_size(&s->input) != train.ds.dim) {
-        char b[64];
-        r = nn_fail(e, NN_EDATA, "%s: input.shape %s holds %zu values, but data.train has %zu features per sample",
-                    s->file, nn_shape_str(&s->input, b, sizeof b), nn_shape_size(&s->input), train.ds.dim);
-        goto done;
-    }
-    if ((r = nn_net_build(&m.net, s, e)))
-        goto done;
-    m.built = 1;
-    if ((r = nn_loss_check(&m.net, m.nclasses, m.tdim, train.ds.ylen, e)))
-        goto done;
-    if (s->has_test && (r = nn_model_open_data(&m, &s->test_src, &test, e)))
-        goto done;
+        return r;
+    m->task = s->loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
+    t->regress = m->task == NN_TASK_REGRESS;
+    t->mname = t->regress ? "mae" : "accuracy";
+    t->tokens = nn_source_is(&s->train_src, NN_FMT_TOKENS);
+    size_t tok_nval = 0;
+    if ((r = nn_model_open_train(m, s->train.validation_split, &t->train, &tok_nval, e)))
+        return r;
+    if (t->train.n == 0)
+        return nn_fail(e, NN_EDATA, "%s: data.train holds no samples", s->file);
+    if ((r = nn_model_derive(m, &t->train, e)) ||
+        (r = nn_loss_check(&m->net, m->nclasses, m->tdim, t->train.ds.ylen, e)))
+        return r;
+    if (s->has_test && (r = nn_model_open_data(m, &s->test_src, &t->test, e)))
+        return r;
 
     /* validation split: a seeded random subset; by position (the last
-     * samples) for text and time series, whose neighbours overlap */
-    const int by_position = is_text || s->train_src.window > 0;
-    size_t n = train.n, nval = is_text ? text_nval : (size_t)((double)n * s->train.validation_split);
-    if (!is_text && s->train.validation_split > 0 && nval == 0)
+     * samples) for token data and time series, whose neighbours overlap */
+    const int by_position = t->tokens || s->train_src.window > 0;
+    size_t n = t->train.n, nval = t->tokens ? tok_nval : (size_t)((double)n * s->train.validation_split);
+    if (!t->tokens && s->train.validation_split > 0 && nval == 0)
         nval = 1;
-    if (nval >= n) {
-        r = nn_fail(e, NN_EDATA, "%s: train.validation_split leaves no training samples (%zu samples)", s->file, n);
-        goto done;
-    }
+    if (nval >= n)
+        return nn_fail(e, NN_EDATA, "%s: train.validation_split leaves no training samples (%zu samples)", s->file, n);
     size_t ntr = n - nval;
-    perm = malloc(n * sizeof(int));
-    order = malloc(n * sizeof(int));
-    if (!perm || !order) {
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
-        goto done;
-    }
+    t->ntr = ntr;
+    t->nval = nval;
+    t->perm = malloc(n * sizeof(int));
+    t->order = malloc(n * sizeof(int));
+    if (!t->perm || !t->order)
+        return nn_fail(e, NN_ESOFTWARE, "out of memory");
     for (size_t i = 0; i < n; i++)
-        perm[i] = (int)i;
+        t->perm[i] = (int)i;
     nn_rng rng;
     nn_rng_seed(&rng, s->train.seed ^ 0x5eed5eedULL);
     if (nval && !by_position)
-        nn_shuffle(&rng, perm, n);
-    if (s->norm == NN_NORM_AUTO && !is_text) { /* token ids are not normalised */
-        if (!train.streamed)
-            r = auto_norm(&m, &train.ds, perm, ntr, e);
-        else {
-            /* streamed images: statistics of up to 2000 training images */
-            size_t k = ntr < 2000 ? ntr : 2000;
-            nn_dataset sample;
-            r = nn_imgset_decode(&train.set, perm, k, s->input.d[0], s->input.d[1], s->input.d[2], &sample, e);
-            if (!r) {
-                int *ident = malloc(k * sizeof(int));
-                for (size_t i = 0; ident && i < k; i++)
-                    ident[i] = (int)i;
-                r = ident ? auto_norm(&m, &sample, ident, k, e) : nn_fail(e, NN_ESOFTWARE, "out of memory");
-                free(ident);
-                nn_dataset_free(&sample);
-            }
-        }
-        if (r)
-            goto done;
-    }
-    if (s->norm == NN_NORM_GIVEN) {
-        m.nnorm = s->nnorm;
-        m.mean = malloc(sizeof(float) * (size_t)s->nnorm);
-        m.std = malloc(sizeof(float) * (size_t)s->nnorm);
-        if (!m.mean || !m.std) {
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
-            goto done;
-        }
-        memcpy(m.mean, s->mean, sizeof(float) * (size_t)s->nnorm);
-        memcpy(m.std, s->std, sizeof(float) * (size_t)s->nnorm);
-    }
+        nn_shuffle(&rng, t->perm, n);
+    if ((r = nn_model_derive_norm(m, &t->train, t->perm, ntr, e)))
+        return r;
 
     if ((size_t)s->train.batch_size > ntr) /* one batch of everything; never allocate for samples that do not exist */
         s->train.batch_size = (int)ntr;
-    int B = s->train.batch_size;
-    if ((r = nn_model_open_device(&m, o->device, B, 1, e)))
-        goto done;
-    nn_dev *d = &m.dev;
-    nn_net *net = &m.net;
-    if ((r = nn_net_init_params(net, s->train.seed, e)) || (r = nn_optim_init(&opt, d, &s->opt, net->nparams, e)))
-        goto done;
-    for (int i = 0; i < net->nl; i++) /* a denormalize output learns the training targets' scale */
-        if (!strcmp(net->L[i].type->name, "denormalize")) {
-            if (!train.ds.t) {
-                r = nn_fail(e, NN_EDATA, "%s: %s (denormalize): the training data has no regression targets", s->file,
-                            net->L[i].path);
-                goto done;
-            }
-            if ((r = nn_denormalize_adapt(&net->L[i], d, train.ds.t, train.ds.tdim, perm, ntr, e)))
-                goto done;
-        }
-    if ((r = nn_model_feed(&m, &train, perm, ntr, &ftrain, e)))
-        goto done;
-    if (nval && (r = nn_model_feed(&m, &train, perm + ntr, nval, &fval, e)))
-        goto done;
-    const nn_augment aug = {.flip = s->train_src.aug_flip, .shift = s->train_src.aug_crop + s->train_src.aug_translate};
-    size_t tsz = nn_loss_target_bytes(&m.net, m.tdim), rows = nn_loss_rows(&m.net);
-    if ((r = nn_buf_alloc(d, (size_t)B * tsz, "the batch labels", &target, e)) ||
-        (r = nn_buf_alloc(d, (size_t)B * rows * 2 * sizeof(float), "the batch metrics", &metrics, e)) ||
-        (r = nn_buf_alloc(d, 4 * sizeof(float), "the metric sums", &acc, e)))
-        goto done;
+    t->B = s->train.batch_size;
+    if ((r = nn_model_open_device(m, o->device, t->B, 1, e)))
+        return r;
+    nn_dev *d = &m->dev;
+    nn_net *net = &m->net;
+    if ((r = nn_net_init_params(net, s->train.seed, e)) || (r = nn_optim_init(&t->opt, d, &s->opt, net->nparams, e)))
+        return r;
+    for (int i = 0; i < net->nl; i++) /* layers that learn from the training targets (denormalize: their scale) */
+        if (net->L[i].type->fit &&
+            (r = net->L[i].type->fit(&net->L[i], d, t->train.ds.t, t->train.ds.tdim, t->perm, ntr, e)))
+            return nn_wrap(e, "%s: ", s->file);
+    if ((r = nn_model_feed(m, &t->train, t->perm, ntr, &t->ftrain, e)))
+        return r;
+    if (nval && (r = nn_model_feed(m, &t->train, t->perm + ntr, nval, &t->fval, e)))
+        return r;
+    if ((r = nn_loss_bufs_alloc(d, net, t->B, m->tdim, &t->lb, e)))
+        return r;
+    if (o->checkpoint)
+        snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s", o->checkpoint);
+    else
+        snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s.ckpt", s->output);
+    return 0;
+}
 
-    const int regress = m.task == NN_TASK_REGRESS;
-    const char *mname = regress ? "mae" : "accuracy";
-    if (!o->quiet) {
-        if (o->json) {
-            fprintf(out, "{\"event\":\"start\",\"model\":");
-            nn_json_str(out, s->name);
-            fprintf(out, ",\"device\":");
-            nn_json_str(out, d->name);
-            fprintf(out, ",\"gemm\":");
-            nn_json_str(out, nn_blas_describe(d));
-            fprintf(out, ",\"train_samples\":%zu,\"validation_samples\":%zu,\"parameters\":%zu,\"epochs\":%d,"
-                         "\"batch_size\":%d}\n",
-                    ntr, nval, net->ntrainable, s->train.epochs, B);
-        } else {
-            fprintf(out, "training %s on %s: %zu train / %zu validation samples, %zu parameters\n", s->name, d->name,
-                    ntr, nval, net->ntrainable);
-        }
-        fflush(out);
-    }
-    if (log)
-        fprintf(log, "epoch,loss,%s,val_loss,val_%s,seconds,samples_per_s\n", mname, mname);
-
+/* The epochs (from a checkpoint's position with --resume), with progress,
+ * divergence checks, validation and checkpoints. */
+static int run_epochs(trainer *t, nn_err *e)
+{
+    const nn_train_opts *o = t->o;
+    nn_model *m = &t->m;
+    const nn_spec *s = &m->spec;
+    nn_dev *d = &m->dev;
+    const size_t ntr = t->ntr, B = (size_t)t->B;
+    const char *ckpt_path = t->ckpt_path;
+    int r;
     /* resume: the loop position, optimiser state and weights of a checkpoint */
     int start_ep = 1;
     size_t start_batch = 0;
     uint64_t step = 0;
     float acc0[4] = {0};
-    if (o->resume && (r = load_resume(&m, &opt, o->resume, ntr, &start_ep, &start_batch, &step, acc0, e)))
-        goto done;
-    const char *ckpt_path = o->checkpoint;
-    char ckpt_default[4096];
-    if (!ckpt_path) {
-        snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", s->output);
-        ckpt_path = ckpt_default;
-    }
+    if (o->resume && (r = load_resume(m, &t->opt, o->resume, ntr, &start_ep, &start_batch, &step, acc0, e)))
+        return r;
 
+    const nn_augment aug = {.flip = s->train_src.aug_flip, .shift = s->train_src.aug_crop + s->train_src.aug_translate};
     for (size_t i = 0; i < ntr; i++)
-        order[i] = (int)i;
+        t->order[i] = (int)i;
+    nn_rng rng;
     nn_rng_seed(&rng, s->train.seed ^ 0x0bde5eedULL);
     /* the order of epoch k is the k-th reshuffle: replay the ones skipped */
     for (int ep = 1; ep < start_ep && s->train.shuffle; ep++)
-        nn_shuffle(&rng, order, ntr);
+        nn_shuffle(&rng, t->order, ntr);
     nn_run run = {.dev = d, .train = 1, .seed = s->train.seed};
-    const size_t nbatches = (ntr + (size_t)B - 1) / (size_t)B;
+    const size_t nbatches = (ntr + B - 1) / B;
     for (int ep = start_ep; ep <= s->train.epochs; ep++) {
         double t0 = nn_now(), last_bar = t0;
         size_t b0 = ep == start_ep ? start_batch : 0;
         if (s->train.shuffle)
-            nn_shuffle(&rng, order, ntr);
-        if ((r = nn_feed_begin(&ftrain, d, order, b0 * (size_t)B, e)) ||
-            (r = nn_buf_write(d, acc, 0, sizeof acc0, b0 ? acc0 : (float[4]){0}, 1, e)))
-            goto done;
+            nn_shuffle(&rng, t->order, ntr);
+        if ((r = nn_feed_begin(&t->ftrain, d, t->order, b0 * B, e)) ||
+            (r = nn_buf_write(d, t->lb.acc, 0, sizeof acc0, b0 ? acc0 : (float[4]){0}, 1, e)))
+            return r;
         for (size_t bi = b0; bi < nbatches; bi++) {
-            size_t st = bi * (size_t)B;
-            run.n = (int)(ntr - st < (size_t)B ? ntr - st : (size_t)B);
+            size_t st = bi * B;
+            run.n = (int)(ntr - st < B ? ntr - st : B);
             run.step = step++;
-            if ((r = nn_train_step(&m, &opt, &ftrain, st, &run, target, metrics, acc, &aug, e)))
-                goto done;
+            if ((r = nn_train_step(m, &t->opt, &t->ftrain, st, &run, &t->lb, &aug, e)))
+                return r;
             int interrupted = o->stop && *o->stop;
             int due = o->ckpt_every > 0 && !o->ckpt_epochs && step % (uint64_t)o->ckpt_every == 0;
             if (interrupted || due) {
-                if ((r = save_resume(&m, &opt, ckpt_path, acc, ep, bi + 1, step, ntr, e)))
-                    goto done;
+                if ((r = save_resume(m, &t->opt, ckpt_path, t->lb.acc, ep, bi + 1, step, ntr, e)))
+                    return r;
                 if (interrupted) {
-                    nn_feed_end(&ftrain);
+                    nn_feed_end(&t->ftrain);
                     if (o->progress)
                         fprintf(stderr, "\r\033[K");
-                    r = nn_fail(e, NN_EINTR,
-                                "interrupted in epoch %d after step %llu; checkpoint written to %s (continue with "
-                                "'nnrun train %s --resume %s')",
-                                ep, (unsigned long long)step, ckpt_path, o->model_path, ckpt_path);
-                    goto done;
+                    return nn_fail(e, NN_EINTR,
+                                   "interrupted in epoch %d after step %llu; checkpoint written to %s (continue with "
+                                   "'nnrun train %s --resume %s')",
+                                   ep, (unsigned long long)step, ckpt_path, o->model_path, ckpt_path);
                 }
             }
             if ((o->progress && nn_now() - last_bar > 0.25) || step % 200 == 0) {
                 float h[4];
-                if ((r = nn_buf_read(d, acc, 0, sizeof h, h, e)))
-                    goto done;
-                if (!isfinite(h[0])) {
-                    r = diverged(&m, &run, ep, h[0], o, e);
-                    goto done;
-                }
+                if ((r = nn_buf_read(d, t->lb.acc, 0, sizeof h, h, e)))
+                    return r;
+                if (!isfinite(h[0]))
+                    return diverged(m, &run, ep, h[0], o, e);
                 if (o->progress) {
-                    progress_bar(ep, s->train.epochs, st + (size_t)run.n, ntr, h[0] / h[2], h[1] / h[2], regress);
+                    progress_bar(ep, s->train.epochs, st + (size_t)run.n, ntr, h[0] / h[2], h[1] / h[2], t->regress);
                     last_bar = nn_now();
                 }
             }
         }
-        nn_feed_end(&ftrain);
+        nn_feed_end(&t->ftrain);
         float h[4];
-        if ((r = nn_buf_read(d, acc, 0, sizeof h, h, e)))
-            goto done;
-        double secs = nn_now() - t0;
-        double loss = h[0] / h[2], metric = h[1] / h[2];
-        if (!isfinite(loss)) {
-            r = diverged(&m, &run, ep, loss, o, e);
-            goto done;
-        }
-        double vloss = NAN, vmetric = NAN;
-        if (nval && (r = nn_model_evaluate(&m, &fval, &vloss, &vmetric, e)))
-            goto done;
-        double sps = secs > 0 ? (double)ntr / secs : 0;
-        if (o->progress)
-            fprintf(stderr, "\r\033[K");
-        if (!o->quiet) {
-            if (o->json) {
-                fprintf(out, "{\"event\":\"epoch\",\"epoch\":%d,\"epochs\":%d", ep, s->train.epochs);
-                nn_json_num(out, "loss", loss);
-                nn_json_num(out, mname, metric);
-                if (nval) {
-                    nn_json_num(out, "val_loss", vloss);
-                    nn_json_num(out, regress ? "val_mae" : "val_accuracy", vmetric);
-                    if (is_text)
-                        nn_json_num(out, "val_bits_per_char", vloss / M_LN2);
-                }
-                nn_json_num(out, "seconds", secs);
-                nn_json_num(out, "samples_per_s", sps);
-                fprintf(out, "}\n");
-            } else {
-                fprintf(out, "epoch %d/%d  loss %.4f  %s %.4f", ep, s->train.epochs, loss, regress ? "mae" : "acc",
-                        metric);
-                if (nval)
-                    fprintf(out, "  val_loss %.4f  val_%s %.4f", vloss, regress ? "mae" : "acc", vmetric);
-                if (nval && is_text)
-                    fprintf(out, "  val_bpc %.3f", vloss / M_LN2);
-                fprintf(out, "  %.1fs  %.0f samples/s\n", secs, sps);
-            }
-            fflush(out);
-        }
-        if (log) {
-            fprintf(log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f\n", ep, loss, metric, vloss, vmetric, secs, sps);
-            fflush(log);
-        }
+        if ((r = nn_buf_read(d, t->lb.acc, 0, sizeof h, h, e)))
+            return r;
+        event ev = {.kind = EV_EPOCH, .epoch = ep, .secs = nn_now() - t0, .vloss = NAN, .vmetric = NAN};
+        ev.loss = h[0] / h[2];
+        ev.metric = h[1] / h[2];
+        if (!isfinite(ev.loss))
+            return diverged(m, &run, ep, ev.loss, o, e);
+        if (t->nval && (r = nn_model_evaluate(m, &t->fval, &ev.vloss, &ev.vmetric, e)))
+            return r;
+        ev.sps = ev.secs > 0 ? (double)ntr / ev.secs : 0;
+        emit(t, &ev);
         if ((o->ckpt_epochs && o->ckpt_every > 0 && ep % o->ckpt_every == 0) || (o->stop && *o->stop)) {
-            if ((r = save_resume(&m, &opt, ckpt_path, NULL, ep + 1, 0, step, ntr, e)))
-                goto done;
-            if (o->stop && *o->stop) {
-                r = nn_fail(e, NN_EINTR,
-                            "interrupted after epoch %d; checkpoint written to %s (continue with 'nnrun train %s "
-                            "--resume %s')",
-                            ep, ckpt_path, o->model_path, ckpt_path);
-                goto done;
-            }
+            if ((r = save_resume(m, &t->opt, ckpt_path, NULL, ep + 1, 0, step, ntr, e)))
+                return r;
+            if (o->stop && *o->stop)
+                return nn_fail(e, NN_EINTR,
+                               "interrupted after epoch %d; checkpoint written to %s (continue with 'nnrun train %s "
+                               "--resume %s')",
+                               ep, ckpt_path, o->model_path, ckpt_path);
         }
     }
-    if (s->has_test) {
-        double tl, tm;
-        if ((r = nn_model_feed(&m, &test, NULL, 0, &ftest, e)) || (r = nn_model_evaluate(&m, &ftest, &tl, &tm, e)))
-            goto done;
-        if (!o->quiet) {
-            if (o->json) {
-                fprintf(out, "{\"event\":\"test\",\"samples\":%zu", test.n);
-                nn_json_num(out, "loss", tl);
-                nn_json_num(out, mname, tm);
-                fprintf(out, "}\n");
-            } else
-                fprintf(out, "test  loss %.4f  %s %.4f  (%zu samples)\n", tl, regress ? "mae" : "acc", tm, test.n);
-        }
+    return 0;
+}
+
+/* The test set, then model.bin. */
+static int finish(trainer *t, nn_err *e)
+{
+    nn_model *m = &t->m;
+    int r;
+    if (m->spec.has_test) {
+        event ev = {.kind = EV_TEST, .samples = t->test.n};
+        if ((r = nn_model_feed(m, &t->test, NULL, 0, &t->ftest, e)) ||
+            (r = nn_model_evaluate(m, &t->ftest, &ev.loss, &ev.metric, e)))
+            return r;
+        emit(t, &ev);
     }
-    if ((r = nn_model_save(&m, s->output, e)))
-        goto done;
-    if (!o->quiet) {
-        if (o->json) {
-            fprintf(out, "{\"event\":\"saved\",\"path\":");
-            nn_json_str(out, s->output);
-            fprintf(out, "}\n");
-        } else
-            fprintf(out, "saved %s\n", s->output);
+    if ((r = nn_model_save(m, m->spec.output, e)))
+        return r;
+    emit(t, &(event){.kind = EV_SAVED});
+    return 0;
+}
+
+int nn_train_run(const nn_train_opts *o, nn_err *e)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    t.out = stdout;
+    int r = prepare(&t, e);
+    if (!r) {
+        emit(&t, &(event){.kind = EV_START});
+        r = run_epochs(&t, e);
     }
-done:
-    if (log && fclose(log) != 0 && !r)
+    if (!r)
+        r = finish(&t, e);
+    if (t.log && fclose(t.log) != 0 && !r)
         r = nn_fail(e, NN_EIO, "%s: error writing the metrics log", o->log);
-    nn_buf_free(&target);
-    nn_buf_free(&metrics);
-    nn_buf_free(&acc);
-    nn_optim_free(&opt);
-    nn_feed_free(&ftrain);
-    nn_feed_free(&fval);
-    nn_feed_free(&ftest);
-    nn_data_free(&train);
-    nn_data_free(&test);
-    free(perm);
-    free(order);
-    nn_model_free(&m);
+    nn_loss_bufs_free(&t.lb);
+    nn_optim_free(&t.opt);
+    nn_feed_free(&t.ftrain);
+    nn_feed_free(&t.fval);
+    nn_feed_free(&t.ftest);
+    nn_data_free(&t.train);
+    nn_data_free(&t.test);
+    free(t.perm);
+    free(t.order);
+    nn_model_free(&t.m);
     return r;
 }

@@ -34,7 +34,8 @@ struct nn_optim;
 struct nn_feed;
 struct nn_augment;
 struct nn_run;
+struct nn_loss_bufs;
 int nn_train_step(struct nn_model *m, struct nn_optim *opt, struct nn_feed *f, size_t start, const struct nn_run *run,
-                  cl_mem target, cl_mem metrics, cl_mem acc, const struct nn_augment *aug, nn_err *e);
+                  const struct nn_loss_bufs *lb, const struct nn_augment *aug, nn_err *e);
 
 #endif

@@ -14,76 +14,9 @@
 # of the message that must appear on stderr) and functional tests that train
 # small models and check what comes out. Needs bash, python3 (standard
 # library only), gzip and coreutils.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-ROOT=$(pwd)
-NNRUN=${NNRUN:-$ROOT/nnrun}
-TMO=${NNRUN_TEST_TIMEOUT:-300}
-CACHE=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/nnrun-test
-export NNRUN_CACHE_DIR=${NNRUN_CACHE_DIR:-$CACHE}
-export POCL_CACHE_DIR=${POCL_CACHE_DIR:-$NNRUN_CACHE_DIR/pocl}
-if ! mkdir -p "$NNRUN_CACHE_DIR" "$POCL_CACHE_DIR" 2>/dev/null; then
-    NNRUN_CACHE_DIR=/tmp/nnrun-test-cache-$(id -u)
-    export POCL_CACHE_DIR=$NNRUN_CACHE_DIR/pocl
-    mkdir -p "$POCL_CACHE_DIR"
-fi
-export LC_ALL=C
-FASHION=/usr/share/datasets/fashion-mnist
-
-npass=0
-nfail=0
-pass() { npass=$((npass + 1)); echo "PASS cli/$1"; }
-# fail NAME WHY [DETAIL...]: details (e.g. stderr) are printed indented.
-fail() {
-    nfail=$((nfail + 1))
-    echo "FAIL cli/$1: $2"
-    shift 2
-    local d
-    for d in "$@"; do
-        [ -n "$d" ] && printf '%s\n' "$d" | head -n 8 | sed 's/^/    /'
-    done
-    return 0
-}
-
-if [ ! -x "$NNRUN" ]; then
-    fail setup "$NNRUN is missing or not executable (run 'make nnrun')"
-    echo "$npass passed, $nfail failed"
-    exit 1
-fi
-for tool in python3 gzip timeout cmp; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        fail setup "'$tool' is needed by tests/cli.sh but is not installed"
-        echo "$npass passed, $nfail failed"
-        exit 1
-    fi
-done
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/nnrun-cli.XXXXXX") || exit 2
-cleanup() {
-    if [ "${NNRUN_TEST_KEEP:-0}" = 1 ]; then echo "# kept $T" >&2; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-# nn ARGS...: runs nnrun with no stdin and a time limit. Sets RC; stdout and
-# stderr are in $T/out and $T/err (also $OUT and $ERR). NN_CWD=dir runs it
-# there. RC 124 means it hung.
-nn() {
-    (cd "${NN_CWD:-.}" && exec timeout --foreground -k 10 "$TMO" "$NNRUN" "$@") </dev/null >"$T/out" 2>"$T/err"
-    RC=$?
-    OUT=$(cat "$T/out")
-    ERR=$(cat "$T/err")
-}
-# rc_text RC: "exit 139 (crashed: signal 11)" etc., for messages.
-rc_text() {
-    case $1 in
-    124) echo "timed out after ${TMO}s" ;;
-    13[0-9] | 1[4-9][0-9]) echo "exit $1 (crashed: signal $(($1 - 128)))" ;;
-    *) echo "exit $1" ;;
-    esac
-}
-# py CODE ARGS...: python3 with CODE; ARGS in sys.argv[1:].
-py() { local c=$1; shift; python3 -c "$c" "$@"; }
+PREFIX=cli
+NEED_TOOLS="python3 gzip timeout cmp"
+. "$(dirname "$0")/lib.sh"
 
 # ------------------------------------------------------------ fixtures
 # A small iris model whose data paths are relative to the JSON ($T).
@@ -394,16 +327,6 @@ left=$(find "$T" -maxdepth 1 -name '.*.tmp.*')
 if [ -z "$left" ]; then pass bad/no_temp_files_left; else fail bad/no_temp_files_left "temporary files left behind" "$left"; fi
 
 # ============================================================ functional
-# check NAME CONDITION-COMMAND... : PASS when the command succeeds; else FAIL
-# with $WHY and $DETAIL (both reset). Conditions are often `eval '...'` so that
-# they are read at check time (shellcheck's SC2016 notes are intended).
-check() {
-    local name=$1
-    shift
-    if "$@"; then pass "$name"; else fail "$name" "${WHY:-check failed}" "${DETAIL:-}"; fi
-    WHY=""
-    DETAIL=""
-}
 # ok NAME ARGS...: nnrun ARGS must exit 0.
 ok() {
     local name=$1
@@ -846,6 +769,11 @@ nn eval "$T/series.bin" --data "$T/series_test.csv" --max-loss 0.05 --json
 WHY="exit $RC; eval --data on the test series (184 windows)"
 DETAIL="$OUT$ERR"
 check series/eval_data eval '[ "$RC" = 0 ] && py "import json,sys; d = json.loads(sys.argv[1]); assert d[\"samples\"] == 184" "$OUT"'
+# bench --data derives the input shape from the windows as train does ([16, 2])
+nn bench "$T/series.json" --data --steps 2 --batch-size 16 --infer-batch 8 --json
+WHY="exit $RC; bench --data on a time series should run on [16, 2] windows"
+DETAIL="$ERR"
+check series/bench_data eval '[ "$RC" = 0 ] && py "import json,sys; d = json.loads(sys.argv[1]); assert d[\"train_samples_per_s\"] > 0" "$OUT"'
 series='m["loss"] = "mse"; m["input"] = {"shape": [16, 2]}; m["layers"] = [{"type": "lstm", "units": 4}, {"type": "dense", "units": 1}]
 del D["test"]; D["train"] = {"format": "csv", "path": "series.csv", "features": ["x", "y"], "target": "x", "window": 16}'
 variant ts_target_no_window "$series"'
@@ -970,5 +898,4 @@ else
     fail fashion/dataset "Fashion-MNIST is not in $FASHION (Debian package dataset-fashion-mnist; 'make deps')"
 fi
 
-echo "$npass passed, $nfail failed"
-[ "$nfail" = 0 ]
+summary

@@ -148,6 +148,11 @@ nn generate "$T/lstm.bin" --prompt "the cat" --length 40 --temperature 0
 WHY="greedy generation should continue the memorised sentence exactly; got: $OUT"
 DETAIL="$ERR"
 check text/lstm_regenerates eval '[ "$RC" = 0 ] && [ "$OUT" = "the cat sat on the mat. the cat sat on the mat." ]'
+# the stored vocabulary sizes the "vocab" layers of a text model.bin in summary too
+nn summary "$T/lstm.bin"
+WHY="summary of a text model.bin: $(rc_text "$RC")"
+DETAIL="$ERR"
+check text/summary_bin eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "^parameters "'
 
 cat >"$T/gpt.json" <<JSON
 {"name": "cat-gpt",

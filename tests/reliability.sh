@@ -27,76 +27,12 @@
 #              suggesting a smaller --batch-size; one past the option's range
 #              is a usage error (2)
 # Needs bash, python3 (standard library only), gzip and coreutils; the signal
-# tests need Fashion-MNIST (package dataset-fashion-mnist) and are skipped
-# (reported as a FAIL) without it.
-set -u
-cd "$(dirname "$0")/.." || exit 2
-ROOT=$(pwd)
-NNRUN=${NNRUN:-$ROOT/nnrun}
-TMO=${NNRUN_TEST_TIMEOUT:-300}
-CACHE=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/nnrun-test
-export NNRUN_CACHE_DIR=${NNRUN_CACHE_DIR:-$CACHE}
-export POCL_CACHE_DIR=${POCL_CACHE_DIR:-$NNRUN_CACHE_DIR/pocl}
-if ! mkdir -p "$NNRUN_CACHE_DIR" "$POCL_CACHE_DIR" 2>/dev/null; then
-    NNRUN_CACHE_DIR=/tmp/nnrun-test-cache-$(id -u)
-    export POCL_CACHE_DIR=$NNRUN_CACHE_DIR/pocl
-    mkdir -p "$POCL_CACHE_DIR"
-fi
-export LC_ALL=C
-FASHION=/usr/share/datasets/fashion-mnist
+# and huge-batch tests need Fashion-MNIST (package dataset-fashion-mnist) and
+# are reported as a FAIL without it.
+PREFIX=rel
+NEED_TOOLS="python3 timeout cmp"
+. "$(dirname "$0")/lib.sh"
 
-npass=0
-nfail=0
-pass() { npass=$((npass + 1)); echo "PASS rel/$1"; }
-# fail NAME WHY [DETAIL...]: details (e.g. stderr) are printed indented.
-fail() {
-    nfail=$((nfail + 1))
-    echo "FAIL rel/$1: $2"
-    shift 2
-    local d
-    for d in "$@"; do
-        [ -n "$d" ] && printf '%s\n' "$d" | head -n 8 | sed 's/^/    /'
-    done
-    return 0
-}
-
-if [ ! -x "$NNRUN" ]; then
-    fail setup "$NNRUN is missing or not executable (run 'make nnrun')"
-    echo "$npass passed, $nfail failed"
-    exit 1
-fi
-for tool in python3 timeout cmp; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        fail setup "'$tool' is needed by tests/reliability.sh but is not installed"
-        echo "$npass passed, $nfail failed"
-        exit 1
-    fi
-done
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/nnrun-rel.XXXXXX") || exit 2
-BG=""
-cleanup() {
-    [ -n "$BG" ] && kill -9 "$BG" 2>/dev/null
-    if [ "${NNRUN_TEST_KEEP:-0}" = 1 ]; then echo "# kept $T" >&2; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-# nn ARGS...: runs nnrun with no stdin and a time limit. Sets RC; stdout and
-# stderr are in $T/out and $T/err (also $OUT and $ERR). RC 124: it hung.
-nn() {
-    timeout --foreground -k 10 "$TMO" "$NNRUN" "$@" </dev/null >"$T/out" 2>"$T/err"
-    RC=$?
-    OUT=$(cat "$T/out")
-    ERR=$(cat "$T/err")
-}
-rc_text() {
-    case $1 in
-    124) echo "timed out after ${TMO}s" ;;
-    13[1-9] | 1[4-9][0-9]) echo "exit $1 (crashed: signal $(($1 - 128)))" ;;
-    *) echo "exit $1" ;;
-    esac
-}
 # same NAME A B: PASS when files A and B are byte-identical.
 same() {
     if [ ! -f "$2" ] || [ ! -f "$3" ]; then
@@ -385,6 +321,8 @@ if [ -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
     else
         fail memory/huge-batch-exit-69 "expected exit 69 naming the buffer, its size and 'smaller --batch-size'; got $(rc_text "$RC")" "$ERR"
     fi
+else
+    fail memory/huge-batch-exit-69 "Fashion-MNIST is not installed ($FASHION; package dataset-fashion-mnist)"
 fi
 nn train "$ROOT/models/fashion_mlp.json" --batch-size 2000000 --output "$T/huge.bin"
 if [ "$RC" = 2 ] && printf '%s' "$ERR" | grep -q -- '--batch-size'; then
@@ -393,5 +331,4 @@ else
     fail memory/batch-size-out-of-range "expected exit 2 naming --batch-size; got $(rc_text "$RC")" "$ERR"
 fi
 
-echo "$npass passed, $nfail failed"
-[ "$nfail" = 0 ]
+summary

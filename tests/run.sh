@@ -3,8 +3,10 @@
 # ./nnrun and build/unit_tests.
 #
 # Suites: build/unit_tests (PASS unit/... / FAIL unit/... / SKIP unit/... lines),
-# tests/cli.sh (PASS cli/... / FAIL cli/... lines), tests/e2e.sh (PASS e2e/...) and tests/reliability.sh
-# (PASS rel/... / FAIL rel/... lines). Their output is shown as it
+# tests/cli.sh (PASS cli/... / FAIL cli/... lines), tests/e2e.sh (PASS e2e/...), tests/reliability.sh
+# (PASS rel/... / FAIL rel/... lines) and tests/fuzz/replay.sh (the fuzzing
+# reproducers: PASS fuzz/replay/...; SKIP when `make test` did not build the
+# replay drivers). Their output is shown as it
 # comes; each suite's own "N passed, N failed" line is shown as
 # "# unit: N passed, N failed" so that the last line of this script is the only
 # summary: "N passed, N failed, N skipped" over all PASS/FAIL/SKIP lines. A suite that exits
@@ -16,9 +18,9 @@
 # Kernel caches (nnrun's and PoCL's) live in a persistent folder, by default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/nnrun-test, so repeated runs are fast.
 #
-# NNRUN=/path/nnrun and UNIT_TESTS=/path/unit_tests test other builds
-# (`make test-asan`: ./nnrun-asan and build-asan/unit_tests); defaults
-# ./nnrun and build/unit_tests.
+# NNRUN=/path/nnrun, UNIT_TESTS=/path/unit_tests and REPLAY_DIR=/path test
+# other builds (`make test-asan`: ./nnrun-asan, build-asan/unit_tests and
+# build-asan/replay); defaults ./nnrun, build/unit_tests and build/replay.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -71,7 +73,7 @@ suite() {
 }
 
 # NNRUN_SUITES="unit cli" runs only those (tests/portability.sh)
-SUITES=" ${NNRUN_SUITES:-unit cli e2e rel} "
+SUITES=" ${NNRUN_SUITES:-unit cli e2e rel fuzz} "
 UNIT_TESTS=${UNIT_TESTS:-build/unit_tests}
 case $SUITES in *" unit "*)
     if [ -x "$UNIT_TESTS" ]; then
@@ -84,6 +86,7 @@ esac
 case $SUITES in *" cli "*) suite cli tests/cli.sh ;; esac
 case $SUITES in *" e2e "*) suite e2e tests/e2e.sh ;; esac
 case $SUITES in *" rel "*) suite rel tests/reliability.sh ;; esac
+case $SUITES in *" fuzz "*) suite fuzz tests/fuzz/replay.sh ;; esac
 
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" = 0 ]

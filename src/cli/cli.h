@@ -40,6 +40,12 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e);
 int nn_cmd_bench(int argc, char **argv, nn_err *e);
 int nn_cmd_generate(int argc, char **argv, nn_err *e);
 int nn_cmd_tune(int argc, char **argv, nn_err *e);
+/* nnrun tune's question to bench (cmd_bench.c): the GEMM shapes of one
+ * training step of `model` at batch `batch` (0: the model's), after the
+ * warm-up, into out (at most NN_MAX_GEMM_SHAPES); nothing is printed. */
+struct nn_gemm_shape;
+int nn_bench_gemm_shapes(const char *model, long batch, const char *device, struct nn_gemm_shape *out, size_t *n,
+                         nn_err *e);
 /* nnrun bench --gemm (bench_gemm.c) */
 int nn_bench_gemm(const char *device, int json, nn_err *e);
 

@@ -1,6 +1,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../data/format.h"
 #include "../model.h"
 #include "../util.h"
 #include "cli.h"
@@ -22,35 +23,34 @@ static int pick_source(nn_model *m, nn_opt *opts, nn_source *src, int *owned, nn
     }
     memset(src, 0, sizeof *src);
     const nn_source *tr = m->spec.has_train ? &m->spec.train_src : NULL;
+    const nn_format *tf = nn_format_of(tr);
     size_t l = strlen(data);
     int is_csv = l > 4 && !strcasecmp(data + l - 4, ".csv");
     struct stat st;
-    if (!labels && stat(data, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(src->format, sizeof src->format, "images");
-        src->path = nn_strdup(data);
-    } else if (!labels && is_csv && tr && !strcmp(tr->format, "list")) {
-        snprintf(src->format, sizeof src->format, "list");
-        src->path = nn_strdup(data);
-    } else if (labels || (!is_csv && tr && !strcmp(tr->format, "idx"))) {
+    const nn_format *f;
+    if (!labels && stat(data, &st) == 0 && S_ISDIR(st.st_mode))
+        f = nn_format_with(NN_FMT_FOLDER); /* a folder of class folders */
+    else if (!labels && is_csv && tf && (tf->flags & NN_FMT_CSV_FILE))
+        f = tf; /* a .csv read as the training data was (a CSV, or an image list) */
+    else if (labels || (!is_csv && tf && (tf->flags & NN_FMT_PAIRED))) {
         if (!labels)
             return nn_fail(e, NN_EUSAGE, "nnrun eval: IDX data needs --labels LABELS as well as --data IMAGES");
-        snprintf(src->format, sizeof src->format, "idx");
+        f = nn_format_with(NN_FMT_PAIRED);
+        snprintf(src->format, sizeof src->format, "%s", f->name);
         src->images = nn_strdup(data);
         src->labels = nn_strdup(labels);
-    } else {
-        snprintf(src->format, sizeof src->format, "csv");
-        src->path = nn_strdup(data);
-        src->header = -1;
+        src->json_path = "--data";
         *owned = 1;
-        if (!tr || strcmp(tr->format, "csv"))
+        return 0;
+    } else {
+        if (!tf || !tf->copy_for_eval) {
+            *owned = 1;
             return nn_fail(e, NN_EUSAGE, "nnrun eval: the model was not trained on CSV; give --data IMAGES --labels LABELS");
-        int r = nn_source_copy_csv(src, tr, e);
-        if (r)
-            return r;
+        }
+        f = tf; /* any other file: read with the training source's settings */
     }
-    src->json_path = "--data";
     *owned = 1;
-    return 0;
+    return nn_source_like(src, f, data, tr, "--data", e);
 }
 
 int nn_cmd_eval(int argc, char **argv, nn_err *e)

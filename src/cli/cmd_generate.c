@@ -50,7 +50,7 @@ int nn_cmd_generate(int argc, char **argv, nn_err *e)
     if ((r = nn_model_load(pos[0], nn_arg(opts, "device")->value, 1, &m, e)))
         return r;
     nn_net *net = &m.net;
-    if (!m.spec.has_train || strcmp(m.spec.train_src.format, "text") || net->in_shape.nd != 1 ||
+    if (!m.spec.has_train || !nn_source_is(&m.spec.train_src, NN_FMT_TOKENS) || net->in_shape.nd != 1 ||
         m.spec.loss != NN_LOSS_CE) {
         r = nn_fail(e, NN_EUSAGE, "%s: not a text model (generate needs a model trained on a \"text\" source)", pos[0]);
         goto out;

@@ -218,21 +218,15 @@ int nn_cmd_infer(int argc, char **argv, nn_err *e)
     for (int i = 0; !r && i < nin;) {
         if (is_csv(inputs[i])) {
             nn_source src;
-            memset(&src, 0, sizeof src);
-            snprintf(src.format, sizeof src.format, "csv");
-            src.path = inputs[i];
-            src.header = -1;
-            src.json_path = "input";
             const nn_source *tr = m.spec.has_train ? &m.spec.train_src : NULL;
             nn_dataset ds = {0};
-            if (tr && !strcmp(tr->format, "csv"))
-                r = nn_source_copy_csv(&src, tr, e);
+            /* read as the training data was when that was a CSV */
+            r = nn_source_like(&src, nn_format_find("csv"), inputs[i], tr, "input", e);
             if (!r)
                 r = nn_model_load_source(&m, &src, 1, &ds, e);
             if (!r)
                 r = run_dataset(&c, &ds, NULL, inputs[i], e);
             nn_dataset_free(&ds);
-            src.path = NULL; /* inputs[i] */
             nn_source_free(&src);
             i++;
             continue;

@@ -2,7 +2,8 @@
  * and an estimate of the device memory training needs at a batch size. */
 #include <string.h>
 
-#include "../checkpoint.h"
+#include "../model.h"
+#include "../modelbin.h"
 #include "../net.h"
 #include "../util.h"
 #include "cli.h"
@@ -41,13 +42,16 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
     nn_net net;
     memset(&net, 0, sizeof net);
     const char *path = pos[0];
+    int vocab = 0;
     size_t pl = strlen(path);
     if (pl > 4 && !strcmp(path + pl - 4, ".bin")) {
-        nn_ckpt c;
-        if ((r = nn_ckpt_read(path, &c, e)))
+        nn_modelbin c;
+        if ((r = nn_modelbin_read(path, &c, e)))
             return r;
         r = nn_spec_parse(c.model_json, strlen(c.model_json), path, &s, e);
-        nn_ckpt_free(&c);
+        if (!r)
+            vocab = nn_model_stored_vocab(&s, c.nclasses);
+        nn_modelbin_free(&c);
     } else {
         r = nn_spec_load(path, &s, e);
     }
@@ -58,7 +62,7 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
                                  "\"input\": {\"shape\": [...]} to see the summary", path);
         goto out;
     }
-    if ((r = nn_net_build(&net, &s, e)))
+    if ((r = nn_net_build(&net, &s, &s.input, vocab, e)))
         goto out;
     long B = s.train.batch_size;
     if ((r = nn_arg_int(opts, "batch-size", 1, 1 << 20, &B, e)))

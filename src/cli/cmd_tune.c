@@ -7,8 +7,6 @@
 #include "../tune.h"
 #include "cli.h"
 
-int nn_bench_gemm_shapes(int argc, char **argv, nn_gemm_shape *out, size_t *n, nn_err *e);
-
 int nn_cmd_tune(int argc, char **argv, nn_err *e)
 {
     nn_opt opts[] = {
@@ -31,35 +29,22 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e)
                 nn_print_help(stdout, c, opts);
         return 0;
     }
-    long cand = 24, reps = 5, seed = 1;
+    long cand = 24, reps = 5, seed = 1, batch = 0;
     if ((r = nn_arg_int(opts, "candidates", 1, 10000, &cand, e)) || (r = nn_arg_int(opts, "reps", 1, 1000, &reps, e)) ||
-        (r = nn_arg_int(opts, "seed", 0, 0x7fffffffffffffffL, &seed, e)))
+        (r = nn_arg_int(opts, "seed", 0, 0x7fffffffffffffffL, &seed, e)) ||
+        (r = nn_arg_int(opts, "batch-size", 1, 1 << 20, &batch, e)))
         return r;
     /* tune against CLBlast's own defaults, not previously stored parameters */
     setenv("NNRUN_NO_TUNE", "1", 1);
     const char *device = nn_arg(opts, "device")->value;
-    const char *batch = nn_arg(opts, "batch-size")->value;
     nn_gemm_shape shapes[NN_MAX_GEMM_SHAPES * 4];
     size_t ns = 0;
     const char *defaults[] = {"models/fashion_mlp.json", "models/fashion_lenet.json"};
     int nmodels = npos ? npos : 2;
     for (int i = 0; i < nmodels; i++) {
         const char *model = npos ? pos[i] : defaults[i];
-        char *bargv[8];
-        int bargc = 0;
-        bargv[bargc++] = "bench";
-        bargv[bargc++] = (char *)model;
-        if (batch) {
-            bargv[bargc++] = "--batch-size";
-            bargv[bargc++] = (char *)batch;
-        }
-        if (device) {
-            bargv[bargc++] = "--device";
-            bargv[bargc++] = (char *)device;
-        }
-        bargv[bargc] = NULL;
         size_t n = 0;
-        if ((r = nn_bench_gemm_shapes(bargc, bargv, shapes + ns, &n, e)))
+        if ((r = nn_bench_gemm_shapes(model, batch, device, shapes + ns, &n, e)))
             return npos ? r : nn_wrap(e, "nnrun tune without a model uses %s: ", model);
         ns += n;
     }
@@ -70,7 +55,7 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e)
         return r;
     if ((r = nn_blas_open(&d, NN_GEMM_CLBLAST, e))) {
         nn_blas_close(&d);
-    nn_dev_close(&d);
+        nn_dev_close(&d);
         return r;
     }
     int json = nn_arg(opts, "json")->set;
@@ -83,6 +68,7 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e)
     }
     nn_tune_opts o = {.candidates = (int)cand, .reps = (int)reps, .seed = (uint64_t)seed, .json = json};
     r = nn_tune_run(&d, shapes, ns, &o, e);
+    nn_blas_close(&d);
     nn_dev_close(&d);
     return r;
 }

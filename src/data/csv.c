@@ -491,6 +491,21 @@ typedef struct {
     name_idx *known; /* given class names, sorted */
     char **cnames;   /* output class names */
     int ncnames;
+    /* the plan, from the settings, the first row and the columns */
+    const nn_source *src;
+    const nn_label_opts *lo;
+    const char *path;
+    const char *start, *end;  /* the text (after a BOM) */
+    const char *after1;       /* just after the first row */
+    size_t after1_line, row1_line;
+    size_t ncols;
+    int has_header;
+    int classify, windowed;
+    int nl;                   /* label columns read (0: absent, optional) */
+    size_t nfeat;
+    int tdim, want_y, derive; /* regression targets per row; one class label; classes derived */
+    size_t n;                 /* rows read */
+    int all_int;              /* derived labels: every one an integer */
 } csv_state;
 
 static void state_free(csv_state *s)
@@ -795,361 +810,364 @@ static int make_windows(csv_state *s, const nn_source *src, const char *path, si
     return 0;
 }
 
-int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *out, nn_err *e)
+/* The source's settings, before the file is opened. */
+static int check_settings(const nn_source *src, const nn_label_opts *lo, nn_err *e)
 {
-    static const nn_label_opts defaults = {NN_TASK_CLASSIFY, NULL, 0, 0, 0};
-    const nn_label_opts *lo = lo_in ? lo_in : &defaults;
-    memset(out, 0, sizeof *out);
     if (!src || !src->path)
-        return nn_fail(e, NN_EDATA, "%s: csv source has no path",
-                       src && src->json_path ? src->json_path : "data");
-    const char *path = src->path;
+        return nn_fail(e, NN_EDATA, "%s: csv source has no path", src && src->json_path ? src->json_path : "data");
     const char *where = src->json_path ? src->json_path : "data";
     int nlab = src->nlabels;
     if (nlab < 0 || nlab > 16)
         return nn_fail(e, NN_EDATA, "%s: %d label columns (at most 16)", where, nlab);
     for (int i = 0; i < nlab; i++)
         if (!src->label_name[i] && src->label_index[i] < 0)
-            return nn_fail(e, NN_EDATA, "%s: label column %d has neither a name nor an index", where,
-                           i + 1);
+            return nn_fail(e, NN_EDATA, "%s: label column %d has neither a name nor an index", where, i + 1);
     int classify = lo->task == NN_TASK_CLASSIFY;
     const int windowed = src->window > 0;
     if (windowed && classify)
-        return nn_fail(e, NN_EDATA,
-                       "%s: time-series windows predict numbers (regression): use \"loss\": \"mse\"", where);
+        return nn_fail(e, NN_EDATA, "%s: time-series windows predict numbers (regression): use \"loss\": \"mse\"",
+                       where);
     if (windowed && (src->stride < 1 || src->horizon < 0))
         return nn_fail(e, NN_EDATA, "%s: bad window settings (stride %d, horizon %d)", where, src->stride,
                        src->horizon);
     if (src->nfeat_cols < 0 || (src->nfeat_cols > 0 && (!src->feat_name || !src->feat_index)))
         return nn_fail(e, NN_EDATA, "%s: bad feature column list", where);
     if (classify && nlab > 1)
-        return nn_fail(e, NN_EDATA,
-                       "%s: classification takes exactly one label column, %d are given", where,
-                       nlab);
+        return nn_fail(e, NN_EDATA, "%s: classification takes exactly one label column, %d are given", where, nlab);
     if (classify && lo->class_names) {
         if (lo->nclasses < 1 || lo->nclasses > NN_MAX_CLASSES)
-            return nn_fail(e, NN_EDATA, "%s: %d class names (1..%d allowed)", where, lo->nclasses,
-                           NN_MAX_CLASSES);
+            return nn_fail(e, NN_EDATA, "%s: %d class names (1..%d allowed)", where, lo->nclasses, NN_MAX_CLASSES);
         for (int i = 0; i < lo->nclasses; i++)
             if (!lo->class_names[i])
                 return nn_fail(e, NN_EDATA, "%s: class name %d is missing", where, i);
     }
+    return 0;
+}
 
-    csv_state s;
-    memset(&s, 0, sizeof s);
-    int rc = nn_read_file(path, (size_t)NN_MAX_BYTES, &s.buf, &s.len, e);
+/* Reads the file and its first row (kept as names), decides whether that row
+ * is a header (given, a label column's name in it, or text above numbers),
+ * and leaves the reader at the first data row. */
+static int read_head(csv_state *s, nn_err *e)
+{
+    const nn_source *src = s->src;
+    const char *path = s->path;
+    int rc = nn_read_file(path, (size_t)NN_MAX_BYTES, &s->buf, &s->len, e);
     if (rc)
         return rc;
-    const char *start = (const char *)s.buf, *end = start + s.len;
-    if (s.len >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0)
-        start += 3;
-    s.r.path = path;
-    s.r.p = start;
-    s.r.end = end;
-    s.r.line = 1;
+    s->start = (const char *)s->buf;
+    s->end = s->start + s->len;
+    if (s->len >= 3 && memcmp(s->start, "\xEF\xBB\xBF", 3) == 0)
+        s->start += 3;
+    s->r.path = path;
+    s->r.p = s->start;
+    s->r.end = s->end;
+    s->r.line = 1;
 
     /* First row. */
-    rc = read_record(&s.r, e);
+    rc = read_record(&s->r, e);
     if (rc > 0)
-        goto fail;
-    if (rc < 0) {
-        rc = nn_fail(e, NN_EDATA, "%s: empty file (no rows)", path);
-        goto fail;
-    }
-    size_t row1_line = s.r.rec_line;
-    const char *after1 = s.r.p;
-    size_t after1_line = s.r.line;
-    size_t ncols = s.r.nf;
-    s.nrow1 = ncols;
-    s.row1 = malloc(ncols * sizeof *s.row1);
+        return rc;
+    if (rc < 0)
+        return nn_fail(e, NN_EDATA, "%s: empty file (no rows)", path);
+    s->row1_line = s->r.rec_line;
+    s->after1 = s->r.p;
+    s->after1_line = s->r.line;
+    size_t ncols = s->ncols = s->r.nf;
+    s->nrow1 = ncols;
+    s->row1 = malloc(ncols * sizeof *s->row1);
     size_t namelen = 0;
     for (size_t j = 0; j < ncols; j++)
-        namelen += s.r.f[j].len + 1;
-    s.names = malloc(ncols * sizeof *s.names);
-    s.namebuf = malloc(namelen);
-    s.role = calloc(ncols, 1);
-    if (!s.row1 || !s.names || !s.namebuf || !s.role) {
-        rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
-        goto fail;
-    }
-    memcpy(s.row1, s.r.f, ncols * sizeof *s.row1);
+        namelen += s->r.f[j].len + 1;
+    s->names = malloc(ncols * sizeof *s->names);
+    s->namebuf = malloc(namelen);
+    s->role = calloc(ncols, 1);
+    if (!s->row1 || !s->names || !s->namebuf || !s->role)
+        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+    memcpy(s->row1, s->r.f, ncols * sizeof *s->row1);
     for (size_t j = 0, o = 0; j < ncols; j++) {
-        s.names[j] = s.namebuf + o;
-        o += span_copy(&s.row1[j], s.namebuf + o) + 1;
+        s->names[j] = s->namebuf + o;
+        o += span_copy(&s->row1[j], s->namebuf + o) + 1;
     }
 
     /* Header. */
     int has_header = src->header;
     if (has_header < 0) {
         has_header = 0;
-        for (int i = 0; i < nlab && !has_header; i++)
+        for (int i = 0; i < src->nlabels && !has_header; i++)
             if (src->label_name[i])
                 for (size_t j = 0; j < ncols; j++)
-                    if (strcmp(s.names[j], src->label_name[i]) == 0) {
+                    if (strcmp(s->names[j], src->label_name[i]) == 0) {
                         has_header = 1;
                         break;
                     }
         if (!has_header) {
-            rc = read_record(&s.r, e);
+            rc = read_record(&s->r, e);
             if (rc > 0)
-                goto fail;
+                return rc;
             if (rc == 0) {
-                size_t m = s.r.nf < ncols ? s.r.nf : ncols;
+                size_t m = s->r.nf < ncols ? s->r.nf : ncols;
                 for (size_t j = 0; j < m && !has_header; j++)
-                    if (!span_is_number(&s.row1[j]) && span_is_number(&s.r.f[j]))
+                    if (!span_is_number(&s->row1[j]) && span_is_number(&s->r.f[j]))
                         has_header = 1;
             } else {
                 has_header = 1;
                 for (size_t j = 0; j < ncols; j++)
-                    if (span_is_number(&s.row1[j]))
+                    if (span_is_number(&s->row1[j]))
                         has_header = 0;
             }
-            rc = 0;
         }
     }
+    s->has_header = has_header;
     if (has_header) {
-        s.r.p = after1;
-        s.r.line = after1_line;
+        s->r.p = s->after1;
+        s->r.line = s->after1_line;
     } else {
-        s.r.p = start; /* re-read row 1 as data */
-        s.r.line = 1;
+        s->r.p = s->start; /* re-read row 1 as data */
+        s->r.line = 1;
     }
+    return 0;
+}
 
+/* The label columns (absent only where optional), the feature columns, and
+ * what each row yields: targets, a class label (mapped or derived). */
+static int pick_columns(csv_state *s, nn_err *e)
+{
+    const nn_source *src = s->src;
+    const nn_label_opts *lo = s->lo;
+    const char *path = s->path;
+    size_t ncols = s->ncols;
+    int nlab = src->nlabels, has_header = s->has_header;
+    const int windowed = s->windowed;
     /* Label columns. */
     int missing = 0, first_missing = -1;
     int col_of[16];
     for (int i = 0; i < nlab; i++) {
-        col_of[i] = (int)find_column(&s, ncols, has_header, src->label_name[i], src->label_index[i]);
+        col_of[i] = (int)find_column(s, ncols, has_header, src->label_name[i], src->label_index[i]);
         if (col_of[i] < 0 && missing++ == 0)
             first_missing = i;
     }
     int labels_absent = 0;
-    if (windowed && lo->labels_optional) {
+    if (windowed && lo->labels_optional)
         labels_absent = 1; /* forecasting: every window, targets unused */
-    } else if (missing && lo->labels_optional && missing == nlab) {
+    else if (missing && lo->labels_optional && missing == nlab)
         labels_absent = 1;
-    } else if (missing) {
-        rc = column_error(e, &s, path, ncols, has_header, row1_line, "label", src->label_name[first_missing],
-                          src->label_index[first_missing]);
-        goto fail;
-    }
-    int nl = labels_absent ? 0 : nlab;
+    else if (missing)
+        return column_error(e, s, path, ncols, has_header, s->row1_line, "label", src->label_name[first_missing],
+                            src->label_index[first_missing]);
+    int nl = s->nl = labels_absent ? 0 : nlab;
     for (int i = 0; i < nl; i++) {
-        if (s.role[col_of[i]]) {
-            rc = nn_fail(e, NN_EDATA, "%s: column %d is used as a label twice", path, col_of[i] + 1);
-            goto fail;
-        }
-        s.role[col_of[i]] = (unsigned char)(i + 1);
+        if (s->role[col_of[i]])
+            return nn_fail(e, NN_EDATA, "%s: column %d is used as a label twice", path, col_of[i] + 1);
+        s->role[col_of[i]] = (unsigned char)(i + 1);
     }
 
     /* Feature columns. */
-    s.fslot = malloc(ncols * sizeof *s.fslot);
-    if (!s.fslot) {
-        rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
-        goto fail;
-    }
+    s->fslot = malloc(ncols * sizeof *s->fslot);
+    if (!s->fslot)
+        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
     for (size_t j = 0; j < ncols; j++)
-        s.fslot[j] = -1;
+        s->fslot[j] = -1;
     size_t nfeat = 0;
     if (src->nfeat_cols > 0) {
         for (int i = 0; i < src->nfeat_cols; i++) {
-            long col = find_column(&s, ncols, has_header, src->feat_name[i], src->feat_index[i]);
-            if (col < 0) {
-                rc = column_error(e, &s, path, ncols, has_header, row1_line, "feature", src->feat_name[i],
-                                  src->feat_index[i]);
-                goto fail;
-            }
-            if (s.fslot[col] >= 0) {
-                rc = nn_fail(e, NN_EDATA, "%s: column %ld is listed twice in the features", path, col + 1);
-                goto fail;
-            }
-            if (s.role[col] && !windowed) {
-                rc = nn_fail(e, NN_EDATA, "%s: column %ld is the label; it cannot also be a feature", path, col + 1);
-                goto fail;
-            }
-            s.fslot[col] = (int)nfeat++;
+            long col = find_column(s, ncols, has_header, src->feat_name[i], src->feat_index[i]);
+            if (col < 0)
+                return column_error(e, s, path, ncols, has_header, s->row1_line, "feature", src->feat_name[i],
+                                    src->feat_index[i]);
+            if (s->fslot[col] >= 0)
+                return nn_fail(e, NN_EDATA, "%s: column %ld is listed twice in the features", path, col + 1);
+            if (s->role[col] && !windowed)
+                return nn_fail(e, NN_EDATA, "%s: column %ld is the label; it cannot also be a feature", path,
+                               col + 1);
+            s->fslot[col] = (int)nfeat++;
         }
     } else {
         for (size_t j = 0; j < ncols; j++) /* a series' own past values are features too */
-            if (!s.role[j] || windowed)
-                s.fslot[j] = (int)nfeat++;
+            if (!s->role[j] || windowed)
+                s->fslot[j] = (int)nfeat++;
     }
-    if (nfeat == 0) {
-        rc = nn_fail(e, NN_EDATA, "%s: no feature columns (the file has %zu column%s, all labels)",
-                     path, ncols, ncols == 1 ? "" : "s");
-        goto fail;
-    }
-    if (nfeat > (size_t)NN_MAX_FEATURES) {
-        rc = nn_fail(e, NN_EDATA, "%s: %zu feature columns, more than the limit of %ld", path,
-                     nfeat, (long)NN_MAX_FEATURES);
-        goto fail;
-    }
-    int tdim = (!classify && nl) ? nl : 0;
-    int want_y = classify && nl == 1;
-    int derive = want_y && !lo->class_names;
-    if (want_y && lo->class_names) {
-        s.known = malloc((size_t)lo->nclasses * sizeof *s.known);
-        if (!s.known) {
-            rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
-            goto fail;
-        }
+    if (nfeat == 0)
+        return nn_fail(e, NN_EDATA, "%s: no feature columns (the file has %zu column%s, all labels)", path, ncols,
+                       ncols == 1 ? "" : "s");
+    if (nfeat > (size_t)NN_MAX_FEATURES)
+        return nn_fail(e, NN_EDATA, "%s: %zu feature columns, more than the limit of %ld", path, nfeat,
+                       (long)NN_MAX_FEATURES);
+    s->nfeat = nfeat;
+    s->tdim = (!s->classify && nl) ? nl : 0;
+    s->want_y = s->classify && nl == 1;
+    s->derive = s->want_y && !lo->class_names;
+    if (s->want_y && lo->class_names) {
+        s->known = malloc((size_t)lo->nclasses * sizeof *s->known);
+        if (!s->known)
+            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
         for (int i = 0; i < lo->nclasses; i++) {
-            s.known[i].s = lo->class_names[i];
-            s.known[i].idx = i;
+            s->known[i].s = lo->class_names[i];
+            s->known[i].idx = i;
         }
-        qsort(s.known, (size_t)lo->nclasses, sizeof *s.known, cmp_name_idx);
+        qsort(s->known, (size_t)lo->nclasses, sizeof *s->known, cmp_name_idx);
     }
+    return 0;
+}
 
-    /* Rows. */
+/* Every data row (up to the limit): features, targets, labels. */
+static int read_rows(csv_state *s, nn_err *e)
+{
+    const nn_source *src = s->src;
+    const nn_label_opts *lo = s->lo;
+    const char *path = s->path;
+    const size_t ncols = s->ncols, nfeat = s->nfeat;
+    const int windowed = s->windowed, tdim = s->tdim, want_y = s->want_y, derive = s->derive;
+    int rc;
     size_t maxrows = (size_t)NN_MAX_SAMPLES;
     if (src->limit > 0 && !windowed && (size_t)src->limit < maxrows)
-        maxrows = (size_t)src->limit; /* windowed: the limit counts windows (below) */
-    size_t rowbytes = (size_t)(after1 - start);
-    size_t est = (size_t)(end - s.r.p) / (rowbytes ? rowbytes : 1) + 16;
+        maxrows = (size_t)src->limit; /* windowed: the limit counts windows (make_windows) */
+    size_t rowbytes = (size_t)(s->after1 - s->start);
+    size_t est = (size_t)(s->end - s->r.p) / (rowbytes ? rowbytes : 1) + 16;
     if (est > maxrows)
         est = maxrows;
     size_t n = 0;
-    int all_int = 1;
+    s->all_int = 1;
     char hdr_note[64];
-    snprintf(hdr_note, sizeof hdr_note, " (as in %sline %zu)", has_header ? "the header, " : "",
-             row1_line);
-    for (;;) {
+    snprintf(hdr_note, sizeof hdr_note, " (as in %sline %zu)", s->has_header ? "the header, " : "", s->row1_line);
+    for (;; n++) {
+        s->n = n;
         if (n == maxrows) {
             if (src->limit > 0 && !windowed && n == (size_t)src->limit)
-                break;
-            rc = read_record(&s.r, e);
-            if (rc > 0)
-                goto fail;
-            if (rc < 0) {
-                rc = 0;
-                break;
-            }
-            rc = nn_fail(e, NN_EDATA, "%s: more than %ld rows", path, (long)NN_MAX_SAMPLES);
-            goto fail;
+                return 0;
+            rc = read_record(&s->r, e);
+            if (rc)
+                return rc > 0 ? rc : 0;
+            return nn_fail(e, NN_EDATA, "%s: more than %ld rows", path, (long)NN_MAX_SAMPLES);
         }
-        if (n == s.cap && (rc = grow_rows(&s, path, n + 1, est, nfeat, tdim, want_y, derive,
-                                          maxrows, e)))
-            goto fail;
-        float *xr = s.x + n * nfeat;
-        float *tr = tdim ? s.t + n * (size_t)tdim : NULL;
+        if (n == s->cap && (rc = grow_rows(s, path, n + 1, est, nfeat, tdim, want_y, derive, maxrows, e)))
+            return rc;
+        float *xr = s->x + n * nfeat;
+        float *tr = tdim ? s->t + n * (size_t)tdim : NULL;
         fspan lab = {NULL, 0, 0};
         size_t lab_col = 0;
-        if (!fast_row(&s.r, ncols, s.role, s.fslot, xr, tr, &lab, &lab_col)) {
-            rc = read_record(&s.r, e);
-            if (rc > 0)
-                goto fail;
-            if (rc < 0) {
-                rc = 0;
-                break;
-            }
-            if (s.r.nf != ncols) {
-                rc = nn_fail(e, NN_EDATA, "%s:%zu: row has %zu column%s, expected %zu%s", path,
-                             s.r.rec_line, s.r.nf, s.r.nf == 1 ? "" : "s", ncols, hdr_note);
-                goto fail;
-            }
-            const fspan *f = s.r.f;
+        if (!fast_row(&s->r, ncols, s->role, s->fslot, xr, tr, &lab, &lab_col)) {
+            rc = read_record(&s->r, e);
+            if (rc)
+                return rc > 0 ? rc : 0; /* < 0: the end */
+            if (s->r.nf != ncols)
+                return nn_fail(e, NN_EDATA, "%s:%zu: row has %zu column%s, expected %zu%s", path, s->r.rec_line,
+                               s->r.nf, s->r.nf == 1 ? "" : "s", ncols, hdr_note);
+            const fspan *f = s->r.f;
             for (size_t j = 0; j < ncols; j++) {
-                int role = s.role[j];
+                int role = s->role[j];
                 if (role && want_y) {
                     lab = f[j];
                     lab_col = j;
                     continue;
                 }
-                if (!role && s.fslot[j] < 0)
+                if (!role && s->fslot[j] < 0)
                     continue; /* unused column */
                 float v;
                 int pr = parse_num(f[j].s, f[j].len, &v);
-                if (pr != NUM_OK) {
-                    rc = num_error(e, pr, path, s.r.rec_line, j,
-                                   has_header ? s.names[j] : NULL, &f[j]);
-                    goto fail;
-                }
+                if (pr != NUM_OK)
+                    return num_error(e, pr, path, s->r.rec_line, j, s->has_header ? s->names[j] : NULL, &f[j]);
                 if (role)
                     tr[role - 1] = v;
-                if (s.fslot[j] >= 0)
-                    xr[s.fslot[j]] = v;
+                if (s->fslot[j] >= 0)
+                    xr[s->fslot[j]] = v;
             }
         }
-        size_t line = s.r.rec_line;
+        size_t line = s->r.rec_line;
         if (want_y && !derive) {
-            if ((rc = map_label(&s, lo, path, line, lab_col + 1, &lab, &s.y[n], e)))
-                goto fail;
+            if ((rc = map_label(s, lo, path, line, lab_col + 1, &lab, &s->y[n], e)))
+                return rc;
         } else if (want_y) {
-            if (lab.len == 0) {
-                rc = nn_fail(e, NN_EDATA, "%s:%zu:%zu: empty label", path, line, lab_col + 1);
-                goto fail;
-            }
+            if (lab.len == 0)
+                return nn_fail(e, NN_EDATA, "%s:%zu:%zu: empty label", path, line, lab_col + 1);
             size_t ll = 0;
-            if ((rc = pool_add(&s, path, &lab, &s.loff[n], &ll, e)))
-                goto fail;
-            if (all_int && !parse_int(s.pool + s.loff[n], ll, &s.ival[n]))
-                all_int = 0;
+            if ((rc = pool_add(s, path, &lab, &s->loff[n], &ll, e)))
+                return rc;
+            if (s->all_int && !parse_int(s->pool + s->loff[n], ll, &s->ival[n]))
+                s->all_int = 0;
         }
-        n++;
     }
-    if (n == 0) {
-        rc = nn_fail(e, NN_EDATA, "%s: no data rows%s", path,
-                     has_header ? " (only a header)" : "");
-        goto fail;
-    }
-    if (derive && (rc = derive_classes(&s, path, n, all_int, e)))
-        goto fail;
-    if (classify && lo->class_names) {
-        s.cnames = calloc((size_t)lo->nclasses, sizeof *s.cnames);
-        if (!s.cnames) {
-            rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
-            goto fail;
-        }
-        s.ncnames = lo->nclasses;
-        for (int i = 0; i < lo->nclasses; i++)
-            if (!(s.cnames[i] = nn_strdup(lo->class_names[i]))) {
-                rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
-                goto fail;
-            }
-    }
+}
 
+/* The classes, the windows (time series) or the rows trimmed, into out. */
+static int finish(csv_state *s, nn_dataset *out, nn_err *e)
+{
+    const nn_label_opts *lo = s->lo;
+    const char *path = s->path;
+    size_t n = s->n, nfeat = s->nfeat;
+    int rc;
+    if (n == 0)
+        return nn_fail(e, NN_EDATA, "%s: no data rows%s", path, s->has_header ? " (only a header)" : "");
+    if (s->derive && (rc = derive_classes(s, path, n, s->all_int, e)))
+        return rc;
+    if (s->classify && lo->class_names) {
+        s->cnames = calloc((size_t)lo->nclasses, sizeof *s->cnames);
+        if (!s->cnames)
+            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        s->ncnames = lo->nclasses;
+        for (int i = 0; i < lo->nclasses; i++)
+            if (!(s->cnames[i] = nn_strdup(lo->class_names[i])))
+                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+    }
     size_t seq_f = 0;
-    if (windowed) {
-        if ((rc = make_windows(&s, src, path, n, nfeat, tdim, &n, e)))
-            goto fail;
+    if (s->windowed) {
+        if ((rc = make_windows(s, s->src, path, n, nfeat, s->tdim, &n, e)))
+            return rc;
         seq_f = nfeat;
-        nfeat *= (size_t)src->window;
-    } else if (n < s.cap) { /* shrink to fit */
-        float *nx = realloc(s.x, n * nfeat * sizeof *nx);
+        nfeat *= (size_t)s->src->window;
+    } else if (n < s->cap) { /* shrink to fit */
+        float *nx = realloc(s->x, n * nfeat * sizeof *nx);
         if (nx)
-            s.x = nx;
-        if (s.y) {
-            int *ny = realloc(s.y, n * sizeof *ny);
+            s->x = nx;
+        if (s->y) {
+            int *ny = realloc(s->y, n * sizeof *ny);
             if (ny)
-                s.y = ny;
+                s->y = ny;
         }
-        if (s.t) {
-            float *nt = realloc(s.t, n * (size_t)tdim * sizeof *nt);
+        if (s->t) {
+            float *nt = realloc(s->t, n * (size_t)s->tdim * sizeof *nt);
             if (nt)
-                s.t = nt;
+                s->t = nt;
         }
     }
     out->n = n;
     out->c = (int)nfeat;
     out->h = out->w = 1;
     out->dim = nfeat;
-    out->x = s.x;
+    out->x = s->x;
     out->task = lo->task;
-    out->y = want_y ? s.y : NULL;
-    out->t = tdim ? s.t : NULL;
-    out->tdim = tdim;
-    out->nclasses = s.ncnames;
-    out->class_names = s.cnames;
+    out->y = s->want_y ? s->y : NULL;
+    out->t = s->tdim ? s->t : NULL;
+    out->tdim = s->tdim;
+    out->nclasses = s->ncnames;
+    out->class_names = s->cnames;
     out->seq_f = (int)seq_f;
-    s.x = NULL;
-    s.y = NULL;
-    s.t = NULL;
-    s.cnames = NULL;
-    s.ncnames = 0;
-    state_free(&s);
+    s->x = NULL;
+    s->y = NULL;
+    s->t = NULL;
+    s->cnames = NULL;
+    s->ncnames = 0;
     return 0;
-fail:
-    state_free(&s);
+}
+
+int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *out, nn_err *e)
+{
+    static const nn_label_opts defaults = {NN_TASK_CLASSIFY, NULL, 0, 0, 0};
+    const nn_label_opts *lo = lo_in ? lo_in : &defaults;
     memset(out, 0, sizeof *out);
+    int rc = check_settings(src, lo, e);
+    if (rc)
+        return rc;
+    csv_state s;
+    memset(&s, 0, sizeof s);
+    s.src = src;
+    s.lo = lo;
+    s.path = src->path;
+    s.classify = lo->task == NN_TASK_CLASSIFY;
+    s.windowed = src->window > 0;
+    if (!(rc = read_head(&s, e)) && !(rc = pick_columns(&s, e)) && !(rc = read_rows(&s, e)))
+        rc = finish(&s, out, e);
+    state_free(&s);
+    if (rc)
+        memset(out, 0, sizeof *out);
     return rc;
 }

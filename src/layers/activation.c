@@ -26,6 +26,9 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     return nn_act_backward(r->dev, L->act, L->y, L->dy, L->dx[0], (size_t)r->n * nn_shape_size(&L->out_shape), e);
 }
 
+/* A sigmoid layer's output is a probability (binary_cross_entropy reads it as one). */
+static nn_out_kind output(const nn_layer *L) { return L->act == NN_ACT_SIGMOID ? NN_OUT_SIGMOID : NN_OUT_VALUES; }
+
 #define ACT_PARSE(nm, code)                                                      \
     static int parse_##nm(nn_layer *L, const cJSON *j, const char *path, nn_err *e) \
     {                                                                            \
@@ -35,6 +38,7 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     const nn_layer_type nn_layer_##nm = {                                        \
         .name = #nm, .min_inputs = 1, .max_inputs = 1, .parse = parse_##nm,      \
         .shape = shape, .forward = forward, .backward = backward,                \
+        .output = output,                                                        \
     };
 
 ACT_PARSE(relu, NN_ACT_RELU)

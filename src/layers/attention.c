@@ -129,14 +129,6 @@ static regions regions_of(const attention *p, int n)
     return g;
 }
 
-static int check_batch(const nn_layer *L, const nn_run *r, nn_err *e)
-{
-    if ((size_t)r->n * L->scratch > (size_t)INT_MAX)
-        return nn_fail(e, NN_EDATA, "%s: a batch of %d is too large for this attention's scratch (%zu floats per "
-                       "sample); use a smaller batch size", L->path, r->n, L->scratch);
-    return 0;
-}
-
 static uint32_t stream_of(const nn_layer *L, const nn_run *r)
 {
     return (uint32_t)(r->step * 0x9E3779B1u) ^ (uint32_t)(L->index * 0x632BE5ABu);
@@ -149,9 +141,6 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
     attention *p = L->p;
     if (r->n <= 0)
         return 0;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     nn_dev *d = r->dev;
     regions g = regions_of(p, r->n);
     size_t n = (size_t)r->n, T = (size_t)p->T, D = (size_t)p->D, dh = (size_t)p->dh, H = (size_t)p->heads;
@@ -160,7 +149,7 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
     int drop = dropout_on(p, r);
     cl_mem w = L->work, bq = p->use_bias ? L->param[p->bqkv].w : L->param[p->wqkv].w;
     cl_mem bo = p->use_bias ? L->param[p->bout].w : L->param[p->wout].w;
-    rc = nn_gemm(d, 0, 0, rows, 3 * D, D, 1.0f, L->x[0], 0, D, L->param[p->wqkv].w, 0, 3 * D, 0.0f, w, g.TMP,
+    int rc = nn_gemm(d, 0, 0, rows, 3 * D, D, 1.0f, L->x[0], 0, D, L->param[p->wqkv].w, 0, 3 * D, 0.0f, w, g.TMP,
                  3 * D, e);
     if (!rc)
         rc = nn_launch(d, "attn_split_heads", rows * 3 * H, 0, e, 11, KMEM(w), KINT(g.TMP), KMEM(bq),
@@ -203,9 +192,7 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     attention *p = L->p;
     if (r->n <= 0)
         return 0;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
+    int rc = 0;
     nn_dev *d = r->dev;
     regions g = regions_of(p, r->n);
     size_t n = (size_t)r->n, T = (size_t)p->T, D = (size_t)p->D, dh = (size_t)p->dh, H = (size_t)p->heads;

@@ -53,36 +53,6 @@ typedef struct conv2d {
 static const char *const keys[] = {"filters", "kernel",  "stride",     "padding", "dilation",
                                    "groups",  "use_bias", "activation", "init",    NULL};
 
-/* An int or a [a, b] pair of ints in [min, max]. */
-static int get_pair(const cJSON *j, const char *key, const char *path, int min, int max, int dflt, int out[2],
-                    nn_err *e)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!v) {
-        if (dflt == INT32_MIN)
-            return nn_fail(e, NN_EDATA, "%s.%s: required key is missing", path, key);
-        out[0] = out[1] = dflt;
-        return 0;
-    }
-    if (cJSON_IsNumber(v)) {
-        int r = nn_layer_get_int(j, key, path, min, max, dflt, &out[0], e);
-        out[1] = out[0];
-        return r;
-    }
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
-        return nn_fail(e, NN_EDATA, "%s.%s: expected an integer or a pair [height, width] of integers", path, key);
-    int i = 0;
-    for (const cJSON *it = v->child; it; it = it->next, i++) {
-        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
-            return nn_fail(e, NN_EDATA, "%s.%s[%d]: expected an integer", path, key, i);
-        if (it->valuedouble < min || it->valuedouble > max)
-            return nn_fail(e, NN_EDATA, "%s.%s[%d]: %g is out of range [%d, %d]", path, key, i, it->valuedouble,
-                           min, max);
-        out[i] = (int)it->valuedouble;
-    }
-    return 0;
-}
-
 static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
     conv2d *p = calloc(1, sizeof *p);
@@ -91,11 +61,11 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
     L->p = p;
     int r = nn_layer_get_int(j, "filters", path, 1, 1 << 16, INT32_MIN, &p->filters, e);
     if (!r)
-        r = get_pair(j, "kernel", path, 1, 1 << 12, INT32_MIN, p->k, e);
+        r = nn_layer_get_pair(j, "kernel", path, 1, 1 << 12, NULL, p->k, e);
     if (!r)
-        r = get_pair(j, "stride", path, 1, 1 << 12, 1, p->s, e);
+        r = nn_layer_get_pair(j, "stride", path, 1, 1 << 12, (const int[2]){1, 1}, p->s, e);
     if (!r)
-        r = get_pair(j, "dilation", path, 1, 1 << 12, 1, p->dil, e);
+        r = nn_layer_get_pair(j, "dilation", path, 1, 1 << 12, (const int[2]){1, 1}, p->dil, e);
     if (!r)
         r = nn_layer_get_int(j, "groups", path, 1, 1 << 16, 1, &p->groups, e);
     if (!r)
@@ -113,7 +83,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
         else
             return nn_fail(e, NN_EDATA, "%s.padding: expected \"same\", \"valid\", an integer or a pair; got \"%s\"",
                            path, pd->valuestring);
-    } else if ((r = get_pair(j, "padding", path, 0, 1 << 12, 0, p->pad, e))) {
+    } else if ((r = nn_layer_get_pair(j, "padding", path, 0, 1 << 12, (const int[2]){0, 0}, p->pad, e))) {
         return r;
     }
     if (p->filters % p->groups)
@@ -192,20 +162,6 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
     return 0;
 }
 
-/* Checks that every index of the kernels fits in an int for this batch. */
-static int check_batch(const nn_layer *L, const nn_run *r, nn_err *e)
-{
-    const conv2d *p = L->p;
-    size_t ohw = (size_t)p->OH * p->OW, n = (size_t)r->n;
-    /* col + tmp + part */
-    size_t big = (((size_t)p->C * p->k[0] * p->k[1] + (size_t)p->filters) * ohw + (size_t)p->filters) * n;
-    size_t y = (size_t)p->filters * ohw * n, x = (size_t)p->C * p->H * p->W * n;
-    if (big > INT_MAX || y > INT_MAX || x > INT_MAX)
-        return nn_fail(e, NN_EDATA, "%s: a batch of %d is too large for this convolution's im2col buffer (%zu "
-                       "floats); use a smaller batch size", L->path, r->n, big);
-    return 0;
-}
-
 /* tmp[F, n*OHW] = W . col, per group. */
 static int gemm_forward(nn_layer *L, nn_dev *d, size_t N, cl_mem col, cl_mem tmp, size_t tmp_off, nn_err *e)
 {
@@ -221,14 +177,11 @@ static int gemm_forward(nn_layer *L, nn_dev *d, size_t N, cl_mem col, cl_mem tmp
 static int forward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     conv2d *p = L->p;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     nn_dev *d = r->dev;
     int n = r->n, ohw = p->OH * p->OW, Ckk = p->C * p->k[0] * p->k[1];
     size_t N = (size_t)n * ohw, tmp_off = (size_t)Ckk * N;
     nn_rows ri = nn_row_split(d, (size_t)n * p->OH, (size_t)Ckk);
-    rc = nn_launch2(d, "conv_im2col", ri.items, (size_t)Ckk, ri.local, ri.local, e, 17, KMEM(L->x[0]), KMEM(L->work),
+    int rc = nn_launch2(d, "conv_im2col", ri.items, (size_t)Ckk, ri.local, ri.local, e, 17, KMEM(L->x[0]), KMEM(L->work),
                     KINT(n), KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
                     KINT(p->s[1]), KINT(p->pb[0]), KINT(p->pb[1]), KINT(p->dil[0]), KINT(p->dil[1]), KINT(p->OH),
                     KINT(p->OW), KINT(ri.per));
@@ -245,9 +198,6 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
 static int backward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     conv2d *p = L->p;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     nn_dev *d = r->dev;
     int n = r->n, ohw = p->OH * p->OW, F = p->filters;
     size_t G = (size_t)p->groups, Fg = (size_t)F / G, Kg = (size_t)p->C / G * p->k[0] * p->k[1], K = Kg * G;
@@ -255,7 +205,7 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     size_t P = T + (size_t)F * N;          /* part offset in work */
     cl_mem w = L->param[0].w, dw = L->param[0].g, col = L->work;
     nn_rows rg = nn_row_split(d, (size_t)F * n, 1);
-    rc = nn_launch(d, "conv_grad_permute", rg.items, rg.local, e, 10, KMEM(L->y), KMEM(L->dy), KMEM(col), KINT(T),
+    int rc = nn_launch(d, "conv_grad_permute", rg.items, rg.local, e, 10, KMEM(L->y), KMEM(L->dy), KMEM(col), KINT(T),
                    KINT(p->use_bias ? (int)P : -1), KINT(n), KINT(F), KINT(ohw), KINT(L->act), KINT(rg.per));
     if (!rc && p->use_bias)
         rc = nn_launch(d, "conv_bias_grad", (size_t)F, 0, e, 5, KMEM(col), KINT(P), KMEM(L->param[1].g), KINT(F),

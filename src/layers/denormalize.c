@@ -4,7 +4,7 @@
  *
  * y = x * std + mean per target (the last axis), where mean and std are the
  * training targets' statistics: computed by `train` before the first step
- * (nn_denormalize_adapt) and saved in model.bin as state (not optimised). So
+ * (its fit hook) and saved in model.bin as state (not optimised). So
  * losses, metrics and predictions are in the targets' own units.
  *
  * The backward pass is NOT the plain chain rule: it gives dx = dy / std, the
@@ -47,8 +47,11 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
                      KINT(n), KINT(D));
 }
 
-int nn_denormalize_adapt(nn_layer *L, nn_dev *d, const float *t, int tdim, const int *rows, size_t n, nn_err *e)
+/* Sets the mean/std to those of the n training targets t[rows[i] * tdim + k]. */
+static int fit(nn_layer *L, nn_dev *d, const float *t, int tdim, const int *rows, size_t n, nn_err *e)
 {
+    if (!t)
+        return nn_fail(e, NN_EDATA, "%s (denormalize): the training data has no regression targets", L->path);
     int D = L->param[0].shape.d[0];
     if (D != tdim)
         return nn_fail(e, NN_EDATA, "%s (denormalize): %d outputs, but the data has %d targets", L->path, D, tdim);
@@ -81,6 +84,18 @@ int nn_denormalize_adapt(nn_layer *L, nn_dev *d, const float *t, int tdim, const
     return r;
 }
 
+/* It scales regression targets: the net's output, with the mse loss. */
+static int check_place(const nn_layer *L, int last, int regression, nn_err *e)
+{
+    if (!last)
+        return nn_fail(e, NN_EDATA, "%s (%s): denormalize must be the last layer (the model's output)", L->path,
+                       L->name);
+    if (!regression)
+        return nn_fail(e, NN_EDATA, "%s (%s): denormalize scales regression targets; it needs \"loss\": \"mse\"",
+                       L->path, L->name);
+    return 0;
+}
+
 const nn_layer_type nn_layer_denormalize = {
     .name = "denormalize",
     .min_inputs = 1,
@@ -88,4 +103,6 @@ const nn_layer_type nn_layer_denormalize = {
     .shape = shape,
     .forward = forward,
     .backward = backward,
+    .check_place = check_place,
+    .fit = fit,
 };

@@ -90,6 +90,9 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     return rc;
 }
 
+/* With "activation": "sigmoid" the output is a probability (binary_cross_entropy reads it as one). */
+static nn_out_kind output(const nn_layer *L) { return L->act == NN_ACT_SIGMOID ? NN_OUT_SIGMOID : NN_OUT_VALUES; }
+
 const nn_layer_type nn_layer_dense = {
     .name = "dense",
     .keys = keys,
@@ -99,4 +102,5 @@ const nn_layer_type nn_layer_dense = {
     .shape = shape,
     .forward = forward,
     .backward = backward,
+    .output = output,
 };

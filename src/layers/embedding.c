@@ -77,22 +77,11 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
     return 0;
 }
 
-static int check_batch(const nn_layer *L, const nn_run *r, nn_err *e)
-{
-    const embedding *p = L->p;
-    if ((size_t)r->n * p->T * p->output_dim > (size_t)INT_MAX)
-        return nn_fail(e, NN_EDATA, "%s: a batch of %d is too large for this embedding", L->path, r->n);
-    return 0;
-}
-
 static int forward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     embedding *p = L->p;
     if (r->n <= 0)
         return 0;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     int rows = r->n * p->T;
     cl_mem pos = p->positional ? L->param[1].w : L->param[0].w;
     return nn_launch2(r->dev, "emb_forward", (size_t)p->output_dim, (size_t)rows, 0, 0, e, 9, KMEM(L->x[0]),
@@ -105,13 +94,10 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     embedding *p = L->p;
     if (r->n <= 0)
         return 0;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     int rows = r->n * p->T, D = p->output_dim;
     int chunk = (r->dev->type & CL_DEVICE_TYPE_GPU) ? 1 : D;
     size_t nchunks = (size_t)(D + chunk - 1) / (size_t)chunk;
-    rc = nn_launch2(r->dev, "emb_weight_grad", nchunks, (size_t)p->input_dim, 0, 0, e, 7, KMEM(L->x[0]),
+    int rc = nn_launch2(r->dev, "emb_weight_grad", nchunks, (size_t)p->input_dim, 0, 0, e, 7, KMEM(L->x[0]),
                     KMEM(L->dy), KMEM(L->param[0].g), KINT(rows), KINT(p->input_dim), KINT(D), KINT(chunk));
     if (!rc && p->positional)
         rc = nn_launch(r->dev, "emb_pos_grad", (size_t)p->T * D, 0, e, 5, KMEM(L->dy), KMEM(L->param[1].g),

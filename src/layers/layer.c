@@ -93,6 +93,38 @@ int nn_layer_get_int(const cJSON *j, const char *key, const char *path, int min,
     return 0;
 }
 
+nn_out_kind nn_layer_output(const nn_layer *L) { return L->type->output ? L->type->output(L) : NN_OUT_VALUES; }
+
+int nn_layer_get_pair(const cJSON *j, const char *key, const char *path, int min, int max, const int dflt[2],
+                      int out[2], nn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v) {
+        if (!dflt)
+            return nn_fail(e, NN_EDATA, "%s.%s: required key is missing", path, key);
+        out[0] = dflt[0];
+        out[1] = dflt[1];
+        return 0;
+    }
+    if (cJSON_IsNumber(v)) {
+        int r = nn_layer_get_int(j, key, path, min, max, 0, &out[0], e);
+        out[1] = out[0];
+        return r;
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
+        return nn_fail(e, NN_EDATA, "%s.%s: expected an integer or a pair [height, width] of integers", path, key);
+    int i = 0;
+    for (const cJSON *it = v->child; it; it = it->next, i++) {
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
+            return nn_fail(e, NN_EDATA, "%s.%s[%d]: expected an integer", path, key, i);
+        if (it->valuedouble < min || it->valuedouble > max)
+            return nn_fail(e, NN_EDATA, "%s.%s[%d]: %g is out of range [%d, %d]", path, key, i, it->valuedouble,
+                           min, max);
+        out[i] = (int)it->valuedouble;
+    }
+    return 0;
+}
+
 int nn_layer_get_init(const cJSON *j, const char *path, int *out, nn_err *e)
 {
     *out = -1;

@@ -81,17 +81,40 @@ typedef struct nn_run {
     uint64_t step;      /* optimisation step (dropout masks) */
 } nn_run;
 
+/* What a layer's output is, for the loss that reads it (the `output` hook). */
+typedef enum {
+    NN_OUT_VALUES = 0,  /* raw values: logits for a classification loss */
+    NN_OUT_SOFTMAX = 1, /* probabilities over the last axis: cross_entropy fuses with the layer */
+    NN_OUT_SIGMOID = 2, /* probabilities in (0, 1) each */
+} nn_out_kind;
+
+/* Optional slots (NULL: not needed) are marked "opt". */
 typedef struct nn_layer_type {
     const char *name;
     const char *const *keys;    /* the type's own JSON keys, NULL-terminated (NULL: none) */
     int min_inputs, max_inputs;
     int alias;                  /* 1: output is the input buffer reshaped (flatten) */
-    int (*parse)(nn_layer *L, const cJSON *j, const char *path, nn_err *e);
+    int (*parse)(nn_layer *L, const cJSON *j, const char *path, nn_err *e);     /* opt */
     int (*shape)(nn_layer *L, const char *path, nn_err *e);
     int (*forward)(nn_layer *L, const nn_run *r, nn_err *e);
     int (*backward)(nn_layer *L, const nn_run *r, nn_err *e);
-    void (*destroy)(nn_layer *L);
+    void (*destroy)(nn_layer *L);                                               /* opt */
+    /* opt: what the output is (NULL: NN_OUT_VALUES). With cross_entropy a
+     * last layer giving NN_OUT_SOFTMAX is fused with the loss (its backward
+     * is skipped: the loss writes the gradient of its input). */
+    nn_out_kind (*output)(const nn_layer *L);
+    /* opt: where the layer may stand: `last` when it is the net's output,
+     * `regression` when the loss is mse. A message "PATH (NAME): ..." when
+     * not (the caller adds the file). */
+    int (*check_place)(const nn_layer *L, int last, int regression, nn_err *e);
+    /* opt: learns from the training targets before training starts: t holds
+     * tdim floats per sample (NULL when the data has none), rows[0..n) are the
+     * training samples. A message "PATH (NAME): ..." on failure. */
+    int (*fit)(nn_layer *L, nn_dev *d, const float *t, int tdim, const int *rows, size_t n, nn_err *e);
 } nn_layer_type;
+
+/* L's output kind (its type's `output` hook, or NN_OUT_VALUES). */
+nn_out_kind nn_layer_output(const nn_layer *L);
 
 struct nn_layer {
     const nn_layer_type *type;
@@ -119,6 +142,10 @@ int nn_layer_get_int(const cJSON *j, const char *key, const char *path, int min,
 int nn_layer_get_num(const cJSON *j, const char *key, const char *path, double min, double max,
                      double dflt, double *out, nn_err *e);
 int nn_layer_get_bool(const cJSON *j, const char *key, const char *path, int dflt, int *out, nn_err *e);
+/* An int or a [height, width] pair of ints in [min, max] into out[2];
+ * dflt[] when missing (NULL: the key is required). */
+int nn_layer_get_pair(const cJSON *j, const char *key, const char *path, int min, int max, const int dflt[2],
+                      int out[2], nn_err *e);
 /* "init": "he" | "glorot" | "torch" -> *out (NN_INIT_*), or -1 when absent. */
 int nn_layer_get_init(const cJSON *j, const char *path, int *out, nn_err *e);
 /* The weight and bias initialisations of a dense/conv layer: `init` from
@@ -134,10 +161,6 @@ int nn_layer_get_int_or_vocab(const cJSON *j, const char *key, const char *path,
 int nn_layer_vocab(nn_layer *L, const char *key, int *v, nn_err *e);
 nn_param *nn_layer_add_param(nn_layer *L, const char *name, int nd, const int *dims, nn_init init,
                              int fan_in, int fan_out);
-
-/* denormalize layer: sets its mean/std to those of the n training targets
- * t[rows[i] * tdim + k] (src/layers/denormalize.c). */
-int nn_denormalize_adapt(nn_layer *L, nn_dev *d, const float *t, int tdim, const int *rows, size_t n, nn_err *e);
 
 /* How a row-looping kernel (cl/conv.cl, cl/pool.cl) spreads `rows` rows of
  * work over work items, beside `other` independent items (its second range

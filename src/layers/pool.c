@@ -32,35 +32,6 @@ typedef struct pool2d {
 
 static const char *const keys[] = {"pool", "stride", "padding", NULL};
 
-/* An int or a [a, b] pair of ints in [min, max]; dflt[] when missing. */
-static int get_pair(const cJSON *j, const char *key, const char *path, int min, int max, const int dflt[2],
-                    int out[2], nn_err *e)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!v) {
-        out[0] = dflt[0];
-        out[1] = dflt[1];
-        return 0;
-    }
-    if (cJSON_IsNumber(v)) {
-        int r = nn_layer_get_int(j, key, path, min, max, 0, &out[0], e);
-        out[1] = out[0];
-        return r;
-    }
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
-        return nn_fail(e, NN_EDATA, "%s.%s: expected an integer or a pair [height, width] of integers", path, key);
-    int i = 0;
-    for (const cJSON *it = v->child; it; it = it->next, i++) {
-        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
-            return nn_fail(e, NN_EDATA, "%s.%s[%d]: expected an integer", path, key, i);
-        if (it->valuedouble < min || it->valuedouble > max)
-            return nn_fail(e, NN_EDATA, "%s.%s[%d]: %g is out of range [%d, %d]", path, key, i, it->valuedouble,
-                           min, max);
-        out[i] = (int)it->valuedouble;
-    }
-    return 0;
-}
-
 static int parse_common(nn_layer *L, const cJSON *j, const char *path, int max, nn_err *e)
 {
     pool2d *p = calloc(1, sizeof *p);
@@ -69,11 +40,11 @@ static int parse_common(nn_layer *L, const cJSON *j, const char *path, int max, 
     L->p = p;
     p->max = max;
     static const int two[2] = {2, 2}, zero[2] = {0, 0};
-    int r = get_pair(j, "pool", path, 1, 1 << 12, two, p->k, e);
+    int r = nn_layer_get_pair(j, "pool", path, 1, 1 << 12, two, p->k, e);
     if (!r)
-        r = get_pair(j, "stride", path, 1, 1 << 12, p->k, p->s, e);
+        r = nn_layer_get_pair(j, "stride", path, 1, 1 << 12, p->k, p->s, e);
     if (!r)
-        r = get_pair(j, "padding", path, 0, 1 << 12, zero, p->pad, e);
+        r = nn_layer_get_pair(j, "padding", path, 0, 1 << 12, zero, p->pad, e);
     if (r)
         return r;
     for (int a = 0; a < 2; a++)
@@ -141,20 +112,9 @@ static int shape2d(nn_layer *L, const char *path, nn_err *e)
     return 0;
 }
 
-static int check_batch(const nn_layer *L, const nn_run *r, size_t per_sample, nn_err *e)
-{
-    if ((size_t)r->n * per_sample > INT_MAX)
-        return nn_fail(e, NN_EDATA, "%s: a batch of %d is too large for this layer; use a smaller batch size",
-                       L->path, r->n);
-    return 0;
-}
-
 static int forward2d(nn_layer *L, const nn_run *r, nn_err *e)
 {
     pool2d *p = L->p;
-    int rc = check_batch(L, r, (size_t)p->C * p->H * p->W, e);
-    if (rc)
-        return rc;
     int planes = r->n * p->C;
     nn_rows ro = nn_row_split(r->dev, (size_t)planes * p->OH, 1);
     if (p->max)
@@ -172,9 +132,6 @@ static int backward2d(nn_layer *L, const nn_run *r, nn_err *e)
     pool2d *p = L->p;
     if (!L->dx[0])
         return 0;
-    int rc = check_batch(L, r, (size_t)p->C * p->H * p->W, e);
-    if (rc)
-        return rc;
     int planes = r->n * p->C;
     if (p->max && p->s[0] >= p->k[0] && p->s[1] >= p->k[1]) {
         nn_rows ro = nn_row_split(r->dev, (size_t)planes * p->OH, 1);
@@ -210,9 +167,6 @@ static int shape_gap(nn_layer *L, const char *path, nn_err *e)
 static int forward_gap(nn_layer *L, const nn_run *r, nn_err *e)
 {
     const nn_shape *s = &L->in_shape[0];
-    int rc = check_batch(L, r, nn_shape_size(s), e);
-    if (rc)
-        return rc;
     int planes = r->n * s->d[0], hw = s->d[1] * s->d[2];
     return nn_launch(r->dev, "gap_forward", (size_t)planes, 0, e, 4, KMEM(L->x[0]), KMEM(L->y), KINT(planes),
                      KINT(hw));
@@ -223,9 +177,6 @@ static int backward_gap(nn_layer *L, const nn_run *r, nn_err *e)
     if (!L->dx[0])
         return 0;
     const nn_shape *s = &L->in_shape[0];
-    int rc = check_batch(L, r, nn_shape_size(s), e);
-    if (rc)
-        return rc;
     int planes = r->n * s->d[0], hw = s->d[1] * s->d[2];
     return nn_launch(r->dev, "gap_backward", (size_t)planes, 0, e, 4, KMEM(L->dy), KMEM(L->dx[0]), KINT(planes),
                      KINT(hw));

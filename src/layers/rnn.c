@@ -118,15 +118,6 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
 }
 
 /* Every index of the kernels fits in an int for this batch. */
-static int check_batch(const nn_layer *L, const nn_run *r, nn_err *e)
-{
-    const rnn *p = L->p;
-    size_t n = (size_t)r->n;
-    if (n * L->scratch > INT_MAX || n * p->T * (size_t)p->F > INT_MAX)
-        return nn_fail(e, NN_EDATA, "%s: a batch of %d is too large for this %s's state (%zu floats); use a "
-                       "smaller batch size", L->path, r->n, p->gru ? "gru" : "lstm", n * L->scratch);
-    return 0;
-}
 
 /* Region offsets (floats) in L->work for a batch of n. */
 typedef struct regions {
@@ -155,16 +146,13 @@ static regions regions_of(const rnn *p, int n)
 static int forward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     rnn *p = L->p;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     nn_dev *d = r->dev;
     int n = r->n, T = p->T, H = p->units;
     size_t F = (size_t)p->F, KH = (size_t)p->K * H, rows = (size_t)n * T;
     regions g = regions_of(p, n);
     cl_mem w = L->work, wih = L->param[0].w, whh = L->param[1].w;
     /* G[n*T, KH] = X . W_ih */
-    rc = nn_gemm(d, 0, 0, rows, KH, F, 1.0f, L->x[0], 0, F, wih, 0, KH, 0.0f, w, g.g, KH, e);
+    int rc = nn_gemm(d, 0, 0, rows, KH, F, 1.0f, L->x[0], 0, F, wih, 0, KH, 0.0f, w, g.g, KH, e);
     for (int t = 0; !rc && t < T; t++) {
         if (!p->gru) {
             /* G[:, t] += h_{t-1} . W_hh */
@@ -193,9 +181,6 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
 static int backward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     rnn *p = L->p;
-    int rc = check_batch(L, r, e);
-    if (rc)
-        return rc;
     nn_dev *d = r->dev;
     int n = r->n, T = p->T, H = p->units;
     size_t F = (size_t)p->F, KH = (size_t)p->K * H, rows = (size_t)n * T;
@@ -204,6 +189,7 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     /* the gradient w.r.t. the recurrent pre-activations: dG itself for the
      * lstm, dGH for the gru */
     size_t rg = p->gru ? g.gh : g.g;
+    int rc = 0;
     for (int t = T - 1; !rc && t >= 0; t--) {
         if (!p->gru)
             rc = nn_launch(d, "lstm_step_bwd", (size_t)n * H, 0, e, 11, KMEM(w), KINT(g.g), KINT(g.c), KINT(g.dh),

@@ -33,6 +33,8 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
                      KINT(rows), KINT(k));
 }
 
+static nn_out_kind output(const nn_layer *L) { return NN_OUT_SOFTMAX; }
+
 const nn_layer_type nn_layer_softmax = {
     .name = "softmax",
     .min_inputs = 1,
@@ -40,4 +42,5 @@ const nn_layer_type nn_layer_softmax = {
     .shape = shape,
     .forward = forward,
     .backward = backward,
+    .output = output,
 };

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/format.h"
 #include "fuzz_common.h"
 #include "net.h"
 #include "spec.h"
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         return 0;
     }
     check(s.root != NULL && s.output != NULL && s.nlayers >= 1, "nn_spec_parse succeeded with an incomplete spec", &e);
-    char *canon = nn_spec_canonical(&s, &e);
+    char *canon = nn_spec_canonical(&s, NULL, &e);
     if (canon) {
         /* the canonical text must parse again (eval/infer read it from model.bin) */
         nn_spec s2;
@@ -52,8 +53,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         nn_spec_free(&s2);
         free(canon);
     }
-    if (!strcmp(s.train_src.format, "text")) {
-        s.vocab = 7;
+    int vocab = 0;
+    if (nn_source_is(&s.train_src, NN_FMT_TOKENS)) {
+        vocab = 7;
         if (!s.has_input_shape && s.train_src.seq_len > 0) {
             s.input.nd = 1;
             s.input.d[0] = s.train_src.seq_len;
@@ -63,7 +65,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (s.has_input_shape) {
         nn_net net;
         memset(&e, 0, sizeof e);
-        r = nn_net_build(&net, &s, &e);
+        r = nn_net_build(&net, &s, &s.input, vocab, &e);
         if (fuzz_verbose())
             fprintf(stderr, "net: %d %s\n", r, r ? e.msg : "");
         if (r) {

@@ -5,7 +5,7 @@
 
 With --nnrun, also trains tiny models (Iris for 1 epoch, a tiny conv/batchnorm/
 pool/add/concat net for 1 epoch on generated 8x8 IDX data, and a training
-checkpoint) and stores their model.bin files as ckpt seeds. The committed
+checkpoint) and stores their model.bin files as modelbin seeds. The committed
 corpus was generated that way. Seed names have no .bin extension because
 .gitignore ignores *.bin.
 
@@ -275,10 +275,10 @@ def text_seeds():
     put("text", "missing_byte", bytes([2, 0, 3]) + b"abc" + b"abcabd")
 
 
-# ------------------------------------------------------------------ ckpt
-def ckpt_seeds(nnrun):
+# ------------------------------------------------------------------ modelbin
+def modelbin_seeds(nnrun):
     if not nnrun:
-        print("gen_seeds: no --nnrun: ckpt seeds left as they are", file=sys.stderr)
+        print("gen_seeds: no --nnrun: modelbin seeds left as they are", file=sys.stderr)
         return
     t = tempfile.mkdtemp(prefix="nnrun-seeds.")
     try:
@@ -306,7 +306,7 @@ def ckpt_seeds(nnrun):
         for src, name in (("iris.bin", "iris_1epoch.model"), ("iris.ckpt", "iris_train.ckpt"),
                           ("tiny.bin", "tiny_cnn.model"), ("tiny_text.bin", "tiny_text.model")):
             with open(os.path.join(t, src), "rb") as fh:
-                put("ckpt", name, fh.read())
+                put("modelbin", name, fh.read())
     finally:
         shutil.rmtree(t)
 
@@ -321,7 +321,7 @@ def main():
     image_seeds()
     list_seeds()
     text_seeds()
-    ckpt_seeds(os.path.abspath(a.nnrun) if a.nnrun else None)
+    modelbin_seeds(os.path.abspath(a.nnrun) if a.nnrun else None)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,13 @@ nn_dev *nn_test_dev(void)
 
 const char *nn_test_dev_msg(void) { return g_dev_msg; }
 
+#ifndef MAX_TESTS
 #define MAX_TESTS 1024
+#endif
 static struct { const char *name; nn_test_fn fn; } tests[MAX_TESTS];
 static int ntests;
+static int ndropped; /* registrations past MAX_TESTS: a failure, never silence */
+static const char *first_dropped;
 static char note[4096];
 
 void nn_test_register(const char *name, nn_test_fn fn)
@@ -54,6 +58,8 @@ void nn_test_register(const char *name, nn_test_fn fn)
         tests[ntests].name = name;
         tests[ntests].fn = fn;
         ntests++;
+    } else if (ndropped++ == 0) {
+        first_dropped = name;
     }
 }
 
@@ -76,6 +82,12 @@ int main(int argc, char **argv)
     /* Run in name order so output is stable. */
     qsort(tests, (size_t)ntests, sizeof tests[0], cmp);
     int pass = 0, fail = 0, skip = 0;
+    if (ndropped) {
+        printf("FAIL unit/registry: %d tests (the first: %s) were registered past MAX_TESTS (%d) and would not run; "
+               "raise MAX_TESTS in tests/unit/main.c\n",
+               ndropped, first_dropped, MAX_TESTS);
+        fail++;
+    }
     for (int i = 0; i < ntests; i++) {
         if (argc > 1 && !strstr(tests[i].name, argv[1]))
             continue;

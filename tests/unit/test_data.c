@@ -773,7 +773,7 @@ TEST(data_idx_fashion_mnist)
     const char *ip = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
     const char *lp = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
     if (access(ip, R_OK) != 0 || access(lp, R_OK) != 0)
-        return 0; /* dataset-fashion-mnist not installed: nothing to check */
+        SKIP("Fashion-MNIST is not installed (%s; package dataset-fashion-mnist)", ip);
     nn_dataset d;
     nn_err e;
     int rc = idx_load(ip, lp, 0, &d, &e);

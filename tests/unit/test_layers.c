@@ -1395,7 +1395,7 @@ TEST(layer_denormalize)
     /* targets of 6 rows (the adapt uses rows 5, 0, 2, 3: 4 of them); column 2 constant */
     const float tg[ROWS * D] = {1, 100, 7, 2, 900, 7, 3, 300, 7, 5, 500, 7, 1e9f, 1e9f, 1e9f, 9, -100, 7};
     const int rows[N] = {5, 0, 2, 3};
-    TRY(nn_denormalize_adapt(L, d, tg, D, rows, N, &E));
+    TRY(L->type->fit(L, d, tg, D, rows, N, &E));
     double mean[D] = {0}, sd[D] = {0};
     for (int k = 0; k < D; k++) {
         for (int i = 0; i < N; i++)

@@ -25,6 +25,7 @@
 #include "device.h"
 #include "net.h"
 #include "spec.h"
+#include "harness.h"
 #include "tutil.h"
 
 #define TOL 1e-4      /* device (fp32) vs reference, relative to the reference's largest value */
@@ -486,7 +487,7 @@ TEST(bn_params_layout)
                        "{\"type\":\"batchnorm\"},{\"type\":\"relu\"},{\"type\":\"dense\",\"units\":3}],"
                        "\"loss\":\"mse\"}";
     TRY(nn_spec_parse(json, strlen(json), "test.json", &s, &E));
-    TRY(nn_net_build(&net, &s, &E));
+    TRY(nn_net_build(&net, &s, &s.input, 0, &E));
     nn_layer *L = &net.L[1];
     CHECK(!strcmp(L->name, "batchnorm_1"), "name %s", L->name);
     CHECK(L->out_shape.nd == 1 && L->out_shape.d[0] == 6, "output shape");
@@ -767,7 +768,7 @@ TEST(merge_shapes)
                        "{\"type\":\"concat\",\"name\":\"d\",\"axis\":2,\"inputs\":[\"c\",\"input\",\"c\"]},"
                        "{\"type\":\"add\",\"name\":\"e\",\"inputs\":[\"input\",\"input\"]}],\"loss\":\"mse\"}";
     TRY(nn_spec_parse(json, strlen(json), "test.json", &s, &E));
-    int r = nn_net_build(&net, &s, &E);
+    int r = nn_net_build(&net, &s, &s.input, 0, &E);
     CHECK(r == NN_EDATA && strstr(E.msg, "layers[1] (b): input 'input' has shape [3, 5, 7] but 'a' has [9, 5, 7]"),
           "axis -2 with different channels: %d %s", r, E.msg);
     nn_spec_free(&s);
@@ -778,7 +779,7 @@ TEST(merge_shapes)
            "{\"type\":\"add\",\"name\":\"e\",\"inputs\":[\"input\",\"input\"]}],\"loss\":\"mse\"}";
     memset(&s, 0, sizeof s);
     TRY(nn_spec_parse(json, strlen(json), "test.json", &s, &E));
-    TRY(nn_net_build(&net, &s, &E));
+    TRY(nn_net_build(&net, &s, &s.input, 0, &E));
     const nn_shape *o0 = &net.L[0].out_shape, *o2 = &net.L[2].out_shape, *o3 = &net.L[3].out_shape;
     CHECK(o0->nd == 3 && o0->d[0] == 9 && o0->d[1] == 5 && o0->d[2] == 7, "concat axis 0 shape");
     CHECK(o2->nd == 3 && o2->d[0] == 3 && o2->d[1] == 5 && o2->d[2] == 15, "concat axis 2 shape");
@@ -947,78 +948,45 @@ TEST(act_ref_fd)
     return 0;
 }
 
+/* The standalone layers through the generic harness (harness.h); ctx is the acase. */
 typedef struct acase {
     int act;
     double alpha; /* < 0: default (not written into the JSON) */
-    int nd, shape[3], maxb, n;
 } acase;
 
-static int act_case(const acase *c)
-{
-    NEED_DEV(d);
-    char sh[64], key[64] = "", desc[200], json[1024];
-    tu_shape_json(sh, sizeof sh, c->shape, c->nd);
-    if (c->alpha >= 0)
-        snprintf(key, sizeof key, ",\"alpha\":%g", c->alpha);
-    double alpha = c->alpha >= 0 ? c->alpha : c->act == NN_ACT_ELU ? 1.0 : 0.01;
-    snprintf(desc, sizeof desc, "%s%s [%s] n=%d/%d", act_type(c->act), key, sh, c->n, c->maxb);
-    snprintf(json, sizeof json,
-             "{\"input\":{\"shape\":[%s]},\"layers\":[" PLACEHOLDER "{\"type\":\"%s\"%s}],\"loss\":\"mse\"}", sh,
-             act_type(c->act), key);
-    tu_net t;
-    TRY(tu_net_make(&t, json, c->maxb, 1, &E));
-    nn_layer *L = nn_net_out(&t.net);
-    CHECK(L->act == c->act && L->nparam == 0, "%s: act %d, %d params", desc, L->act, L->nparam);
-    size_t per = tu_prod(c->shape, c->nd), N = (size_t)c->n * per, maxN = (size_t)c->maxb * per;
-    ref_rng rng = {(uint64_t)c->act * 1000 + per + (uint64_t)c->n};
-    double *x = tu_rnd_vec_nz(&rng, maxN, -4, 4, 1e-3);
-    TRY(tu_upload(L->x[0], 0, x, maxN, &E));
-    TRY(nn_buf_fill(d, L->y, 0, maxN, SENT, &E));
-    nn_run run = {d, c->n, 1, 7, 3};
-    TRY(L->type->forward(L, &run, &E));
-    double *y = tu_xmalloc(N * sizeof *y), *yr = tu_xmalloc(N * sizeof *yr);
-    TRY(tu_download(L->y, 0, y, N, &E));
-    for (size_t i = 0; i < N; i++)
-        yr[i] = ref_act_alpha(x[i], c->act, alpha);
-    double ef = tu_rel_err(y, yr, N);
-    tu_note_err("act.forward", ef);
-    CHECK(ef < TOL, "%s: forward rel err %.3g", desc, ef);
-    long bad = tu_sentinel_bad(L->y, N, maxN - N, &E);
-    CHECK(bad < 0, "%s: forward wrote y beyond row %d (float %ld)", desc, c->n, bad);
+static double alpha_of(const acase *a) { return a->alpha >= 0 ? a->alpha : a->act == NN_ACT_ELU ? 1.0 : 0.01; }
 
-    TRY(nn_buf_fill(d, t.net.garena, 0, t.net.garena_bytes / sizeof(float), SENT, &E));
-    double *dy = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3), *dx0 = tu_rnd_vec_nz(&rng, N, -1, 1, 1e-3);
-    TRY(tu_upload(L->dy, 0, dy, N, &E));
-    TRY(tu_upload(L->dx[0], 0, dx0, N, &E));
-    TRY(L->type->backward(L, &run, &E));
-    double *dx = tu_xmalloc(N * sizeof *dx), *want = tu_xmalloc(N * sizeof *want);
-    TRY(tu_download(L->dx[0], 0, dx, N, &E));
-    for (size_t i = 0; i < N; i++) {
-        dx[i] -= dx0[i];
-        want[i] = dy[i] * ref_act_alpha_grad(x[i], c->act, alpha);
-    }
-    double eb = tu_rel_err(dx, want, N);
-    tu_note_err("act.backward", eb);
-    CHECK(eb < TOL, "%s: backward rel err %.3g", desc, eb);
-    bad = tu_sentinel_bad(L->dx[0], N, maxN - N, &E);
-    CHECK(bad < 0, "%s: backward wrote dx beyond row %d (float %ld)", desc, c->n, bad);
-    free(x), free(y), free(yr), free(dy), free(dx0), free(dx), free(want);
-    tu_net_free(&t);
-    return 0;
+static void act_fwd(const tu_layer_case *c, const double *x, double *const *p, double *y, size_t n, size_t in,
+                    size_t out)
+{
+    const acase *a = c->ctx;
+    for (size_t i = 0; i < n * in; i++)
+        y[i] = ref_act_alpha(x[i], a->act, alpha_of(a));
+}
+
+static void act_bwd(const tu_layer_case *c, const double *x, double *const *p, const double *dy, double *dx,
+                    double *const *dp, size_t n, size_t in, size_t out)
+{
+    const acase *a = c->ctx;
+    for (size_t i = 0; i < n * in; i++)
+        dx[i] = dy[i] * ref_act_alpha_grad(x[i], a->act, alpha_of(a));
 }
 
 TEST(act_layers)
 {
-    const acase cs[] = {
-        {NN_ACT_LEAKY_RELU, -1, 3, {3, 5, 7}, 6, 4},  {NN_ACT_LEAKY_RELU, 0.2, 1, {13}, 17, 11},
-        {NN_ACT_LEAKY_RELU, 0, 1, {13}, 3, 3},        {NN_ACT_ELU, -1, 3, {3, 5, 7}, 5, 2},
-        {NN_ACT_ELU, 0.5, 1, {13}, 4, 1},             {NN_ACT_ELU, 2.5, 2, {5, 3}, 7, 6},
-        {NN_ACT_GELU, -1, 3, {3, 5, 7}, 6, 5},        {NN_ACT_GELU, -1, 1, {13}, 17, 11},
+    static const acase lr = {NN_ACT_LEAKY_RELU, -1}, lr2 = {NN_ACT_LEAKY_RELU, 0.2}, lr0 = {NN_ACT_LEAKY_RELU, 0},
+                       el = {NN_ACT_ELU, -1}, el5 = {NN_ACT_ELU, 0.5}, el25 = {NN_ACT_ELU, 2.5}, ge = {NN_ACT_GELU, -1};
+    const tu_layer_case cs[] = {
+        {"{\"type\":\"leaky_relu\"}", 3, {3, 5, 7}, 6, 4, act_fwd, act_bwd, &lr, -4, 4},
+        {"{\"type\":\"leaky_relu\",\"alpha\":0.2}", 1, {13}, 17, 11, act_fwd, act_bwd, &lr2, -4, 4},
+        {"{\"type\":\"leaky_relu\",\"alpha\":0}", 1, {13}, 3, 3, act_fwd, act_bwd, &lr0, -4, 4},
+        {"{\"type\":\"elu\"}", 3, {3, 5, 7}, 5, 2, act_fwd, act_bwd, &el, -4, 4},
+        {"{\"type\":\"elu\",\"alpha\":0.5}", 1, {13}, 4, 1, act_fwd, act_bwd, &el5, -4, 4},
+        {"{\"type\":\"elu\",\"alpha\":2.5}", 2, {5, 3}, 7, 6, act_fwd, act_bwd, &el25, -4, 4},
+        {"{\"type\":\"gelu\"}", 3, {3, 5, 7}, 6, 5, act_fwd, act_bwd, &ge, -4, 4},
+        {"{\"type\":\"gelu\"}", 1, {13}, 17, 11, act_fwd, act_bwd, &ge, -4, 4},
     };
-    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
-        if (act_case(&cs[i]))
-            return 1;
-    return 0;
+    return tu_layer_check_all(cs, sizeof cs / sizeof *cs);
 }
 
 /* leaky_relu and elu fused into dense (default alpha): the shared

@@ -183,10 +183,8 @@ int tu_net_make_vocab(tu_net *t, const char *json, int max_batch, int training, 
 {
     memset(t, 0, sizeof *t);
     int r = nn_spec_parse(json, strlen(json), "test.json", &t->spec, e);
-    if (!r && vocab > 0)
-        t->spec.vocab = vocab;
     if (!r)
-        r = nn_net_build(&t->net, &t->spec, e);
+        r = nn_net_build(&t->net, &t->spec, &t->spec.input, vocab > 0 ? vocab : 0, e);
     if (!r && max_batch > 0)
         r = nn_net_alloc(&t->net, nn_test_dev(), max_batch, training, e);
     return r;

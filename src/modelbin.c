@@ -1,10 +1,10 @@
-/* checkpoint.c - reads and writes model.bin (layout: checkpoint.h, docs/FORMATS.md).
+/* modelbin.c - reads and writes model.bin (layout: modelbin.h, docs/FORMATS.md).
  *
  * Reading treats the file as hostile: every length is checked against the file
  * size before anything is allocated, the CRC-32 over the whole file is checked
  * before the header is parsed, and every header field is type-checked.
  * Writing is atomic: temp file in the same folder, fsync, rename, fsync folder. */
-#include "checkpoint.h"
+#include "modelbin.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -100,7 +100,7 @@ static int oom(nn_err *e, const char *file)
 
 /* ---------------------------------------------------------------- free/find */
 
-void nn_ckpt_free(nn_ckpt *c)
+void nn_modelbin_free(nn_modelbin *c)
 {
     if (!c)
         return;
@@ -121,7 +121,7 @@ void nn_ckpt_free(nn_ckpt *c)
     memset(c, 0, sizeof *c);
 }
 
-const nn_ckpt_tensor *nn_ckpt_find(const nn_ckpt *c, const char *name)
+const nn_modelbin_tensor *nn_modelbin_find(const nn_modelbin *c, const char *name)
 {
     if (!c || !name || !c->tensors)
         return NULL;
@@ -241,7 +241,7 @@ static int read_norm_values(const cJSON *arr, const char *key, int is_std, size_
     return 0;
 }
 
-static int read_normalize(const cJSON *norm, const char *file, nn_ckpt *c, nn_err *e)
+static int read_normalize(const cJSON *norm, const char *file, nn_modelbin *c, nn_err *e)
 {
     if (cJSON_IsNull(norm))
         return 0;
@@ -270,7 +270,7 @@ static int read_normalize(const cJSON *norm, const char *file, nn_ckpt *c, nn_er
     return 0;
 }
 
-static int read_classes(const cJSON *cls, const char *file, nn_ckpt *c, nn_err *e)
+static int read_classes(const cJSON *cls, const char *file, nn_modelbin *c, nn_err *e)
 {
     if (!cJSON_IsArray(cls))
         return corrupt(e, file, "header classes: must be an array of strings");
@@ -297,7 +297,7 @@ static int read_classes(const cJSON *cls, const char *file, nn_ckpt *c, nn_err *
 
 /* Validates one tensor entry; fills name/ndim/shape/length and *offset. */
 static int read_tensor_entry(const cJSON *t, int i, uint64_t data_bytes, const char *file,
-                             nn_ckpt_tensor *out, uint64_t *offset, nn_err *e)
+                             nn_modelbin_tensor *out, uint64_t *offset, nn_err *e)
 {
     char where[64];
     snprintf(where, sizeof where, "header tensors[%d]", i);
@@ -315,11 +315,11 @@ static int read_tensor_entry(const cJSON *t, int i, uint64_t data_bytes, const c
 
     if (!cJSON_IsArray(shape))
         return corrupt(e, file, "%s.shape: must be an array of 1 to %d positive integers", where,
-                       NN_CKPT_MAX_DIMS);
+                       NN_MODELBIN_MAX_DIMS);
     size_t nd = array_count(shape);
-    if (nd < 1 || nd > NN_CKPT_MAX_DIMS)
+    if (nd < 1 || nd > NN_MODELBIN_MAX_DIMS)
         return corrupt(e, file, "%s.shape: has %zu dimensions, expected 1 to %d", where, nd,
-                       NN_CKPT_MAX_DIMS);
+                       NN_MODELBIN_MAX_DIMS);
     size_t prod = 1;
     int k = 0;
     const cJSON *d;
@@ -359,7 +359,7 @@ static int read_tensor_entry(const cJSON *t, int i, uint64_t data_bytes, const c
 
 /* Validates the header and loads the tensors from `data` (data_bytes long). */
 static int read_header(const cJSON *root, const unsigned char *data, uint64_t data_bytes,
-                       const char *file, nn_ckpt *c, nn_err *e)
+                       const char *file, nn_modelbin *c, nn_err *e)
 {
     if (!cJSON_IsObject(root))
         return corrupt(e, file, "header: must be a JSON object");
@@ -395,9 +395,9 @@ static int read_header(const cJSON *root, const unsigned char *data, uint64_t da
     if (!cJSON_IsArray(tensors))
         return corrupt(e, file, "header tensors: must be an array of objects");
     size_t nt = array_count(tensors);
-    if (nt > NN_CKPT_MAX_TENSORS)
+    if (nt > NN_MODELBIN_MAX_TENSORS)
         return corrupt(e, file, "header tensors: %zu tensors exceed the limit of %d", nt,
-                       NN_CKPT_MAX_TENSORS);
+                       NN_MODELBIN_MAX_TENSORS);
     if (nt == 0)
         return 0;
     c->tensors = calloc(nt, sizeof *c->tensors);
@@ -441,7 +441,7 @@ static int read_header(const cJSON *root, const unsigned char *data, uint64_t da
         }
     }
     for (i = 0; i < (int)nt; i++) {
-        nn_ckpt_tensor *tt = &c->tensors[i];
+        nn_modelbin_tensor *tt = &c->tensors[i];
         if (!(tt->data = malloc(tt->length * sizeof(float)))) {
             rc = oom(e, file);
             goto out;
@@ -459,17 +459,17 @@ out:
     return rc;
 }
 
-static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn_ckpt *c, nn_err *e)
+static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn_modelbin *c, nn_err *e)
 {
     if (len == 0)
         return corrupt(e, file, "truncated: the file is empty");
-    if (memcmp(buf, NN_CKPT_MAGIC, len < 8 ? len : 8) != 0)
+    if (memcmp(buf, NN_MODELBIN_MAGIC, len < 8 ? len : 8) != 0)
         return corrupt(e, file, "not an nnrun model file (bad magic)");
     if (len >= 12) {
         uint32_t ver = get_u32(buf + 8);
-        if (ver > NN_CKPT_VERSION)
+        if (ver > NN_MODELBIN_VERSION)
             return corrupt(e, file, "format version %lu is newer than this nnrun supports (%d)",
-                           (unsigned long)ver, NN_CKPT_VERSION);
+                           (unsigned long)ver, NN_MODELBIN_VERSION);
         if (ver == 0)
             return corrupt(e, file, "byte 8: format version 0 is invalid");
     }
@@ -477,9 +477,9 @@ static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn
         return corrupt(e, file, "truncated: %zu bytes is shorter than the %u-byte fixed part", len,
                        CK_PREFIX + 4);
     uint64_t h = get_u64(buf + 16);
-    if (h > (uint64_t)NN_CKPT_MAX_HEADER)
+    if (h > (uint64_t)NN_MODELBIN_MAX_HEADER)
         return corrupt(e, file, "byte 16: header length %llu exceeds the limit of %ld bytes",
-                       (unsigned long long)h, (long)NN_CKPT_MAX_HEADER);
+                       (unsigned long long)h, (long)NN_MODELBIN_MAX_HEADER);
     uint64_t dstart = round_up64(CK_PREFIX + h);
     if (dstart + 4 > (uint64_t)len)
         return corrupt(e, file,
@@ -517,7 +517,7 @@ static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn
     return rc;
 }
 
-int nn_ckpt_parse(const unsigned char *buf, size_t len, const char *name, nn_ckpt *c, nn_err *e)
+int nn_modelbin_parse(const unsigned char *buf, size_t len, const char *name, nn_modelbin *c, nn_err *e)
 {
     memset(c, 0, sizeof *c);
     if (!name)
@@ -526,11 +526,11 @@ int nn_ckpt_parse(const unsigned char *buf, size_t len, const char *name, nn_ckp
         len = 0;
     int rc = parse_impl(buf, len, name, c, e);
     if (rc)
-        nn_ckpt_free(c);
+        nn_modelbin_free(c);
     return rc;
 }
 
-int nn_ckpt_read(const char *path, nn_ckpt *c, nn_err *e)
+int nn_modelbin_read(const char *path, nn_modelbin *c, nn_err *e)
 {
     memset(c, 0, sizeof *c);
     unsigned char *buf;
@@ -538,7 +538,7 @@ int nn_ckpt_read(const char *path, nn_ckpt *c, nn_err *e)
     int rc = nn_read_file(path, SIZE_MAX / 2, &buf, &len, e);
     if (rc)
         return rc;
-    rc = nn_ckpt_parse(buf, len, path, c, e);
+    rc = nn_modelbin_parse(buf, len, path, c, e);
     free(buf);
     return rc;
 }
@@ -561,7 +561,7 @@ static int add_num(cJSON *obj, const char *key, double v) { return add_item(obj,
 
 /* Validates `c` and builds the header text; fills tensor offsets (relative to
  * the data start) and the data size. 0, 65 (invalid content) or 70. */
-static int build_header(const char *path, const nn_ckpt *c, uint64_t *offs, uint64_t *data_bytes,
+static int build_header(const char *path, const nn_modelbin *c, uint64_t *offs, uint64_t *data_bytes,
                         char **out, nn_err *e)
 {
     int rc = 0;
@@ -590,17 +590,17 @@ static int build_header(const char *path, const nn_ckpt *c, uint64_t *offs, uint
         if (!isfinite(c->std[i]) || !(c->std[i] > 0))
             BAD("cannot write: normalize.std[%d] is %g, must be finite and > 0", i, (double)c->std[i]);
     }
-    if (c->ntensors < 0 || c->ntensors > NN_CKPT_MAX_TENSORS || (c->ntensors > 0 && !c->tensors))
-        BAD("cannot write: bad tensor count %d (limit %d)", c->ntensors, NN_CKPT_MAX_TENSORS);
+    if (c->ntensors < 0 || c->ntensors > NN_MODELBIN_MAX_TENSORS || (c->ntensors > 0 && !c->tensors))
+        BAD("cannot write: bad tensor count %d (limit %d)", c->ntensors, NN_MODELBIN_MAX_TENSORS);
 
     uint64_t pos = 0;
     for (int i = 0; i < c->ntensors; i++) {
-        const nn_ckpt_tensor *t = &c->tensors[i];
+        const nn_modelbin_tensor *t = &c->tensors[i];
         if (!t->name || !t->name[0])
             BAD("cannot write: tensors[%d] has no name", i);
-        if (t->ndim < 1 || t->ndim > NN_CKPT_MAX_DIMS)
+        if (t->ndim < 1 || t->ndim > NN_MODELBIN_MAX_DIMS)
             BAD("cannot write: tensor \"%s\" has %d dimensions, expected 1 to %d", t->name, t->ndim,
-                NN_CKPT_MAX_DIMS);
+                NN_MODELBIN_MAX_DIMS);
         size_t prod = 1;
         for (int k = 0; k < t->ndim; k++) {
             if (t->shape[k] < 0 || (uint64_t)t->shape[k] > CK_MAX_JSON_INT)
@@ -671,7 +671,7 @@ static int build_header(const char *path, const nn_ckpt *c, uint64_t *offs, uint
     if (add_item(root, "tensors", tens))
         OOM();
     for (int i = 0; i < c->ntensors; i++) {
-        const nn_ckpt_tensor *t = &c->tensors[i];
+        const nn_modelbin_tensor *t = &c->tensors[i];
         cJSON *o = cJSON_CreateObject(), *shape = cJSON_CreateArray();
         if (add_item(tens, NULL, o)) {
             cJSON_Delete(shape);
@@ -700,10 +700,10 @@ static int build_header(const char *path, const nn_ckpt *c, uint64_t *offs, uint
     }
     if (!(*out = cJSON_PrintUnformatted(root)))
         OOM();
-    if (strlen(*out) > (size_t)NN_CKPT_MAX_HEADER) {
+    if (strlen(*out) > (size_t)NN_MODELBIN_MAX_HEADER) {
         free(*out);
         *out = NULL;
-        BAD("cannot write: the header would exceed the limit of %ld bytes", (long)NN_CKPT_MAX_HEADER);
+        BAD("cannot write: the header would exceed the limit of %ld bytes", (long)NN_MODELBIN_MAX_HEADER);
     }
 done:
 #undef BAD
@@ -803,11 +803,11 @@ static mode_t new_file_mode(const char *path)
     return mode;
 }
 
-static int write_body(wbuf *w, const char *hdr, size_t hlen, const nn_ckpt *c, const uint64_t *offs)
+static int write_body(wbuf *w, const char *hdr, size_t hlen, const nn_modelbin *c, const uint64_t *offs)
 {
     unsigned char pre[CK_PREFIX];
-    memcpy(pre, NN_CKPT_MAGIC, 8);
-    put_u32(pre + 8, NN_CKPT_VERSION);
+    memcpy(pre, NN_MODELBIN_MAGIC, 8);
+    put_u32(pre + 8, NN_MODELBIN_VERSION);
     put_u32(pre + 12, 0);
     put_u64(pre + 16, hlen);
     wput(w, pre, sizeof pre, 1);
@@ -858,7 +858,7 @@ static void sweep_stale_temps(const char *dir, const char *base)
     closedir(d);
 }
 
-int nn_ckpt_write(const char *path, const nn_ckpt *c, nn_err *e)
+int nn_modelbin_write(const char *path, const nn_modelbin *c, nn_err *e)
 {
     if (!path || !path[0])
         return nn_fail(e, NN_EIO, "cannot write model: empty path");

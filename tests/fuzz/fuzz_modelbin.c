@@ -1,4 +1,4 @@
-/* fuzz_ckpt.c - libFuzzer target: model.bin (nn_ckpt_parse).
+/* fuzz_modelbin.c - libFuzzer target: model.bin (nn_modelbin_parse).
  *
  * Each input is parsed twice: as is (exercises the fixed part, lengths and
  * the checksum), and with its last 4 bytes replaced by the correct CRC-32 so
@@ -16,25 +16,26 @@
 
 #include <zlib.h>
 
-#include "checkpoint.h"
 #include "fuzz_common.h"
+#include "model.h"
+#include "modelbin.h"
 #include "net.h"
 #include "spec.h"
 
 static void check(int ok, const char *what, const nn_err *e)
 {
     if (!ok) {
-        fprintf(stderr, "fuzz_ckpt: invariant violated: %s (code %d, message '%s')\n", what, e->code, e->msg);
+        fprintf(stderr, "fuzz_modelbin: invariant violated: %s (code %d, message '%s')\n", what, e->code, e->msg);
         abort();
     }
 }
 
 static int check_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
 {
-    const nn_ckpt *c = ctx;
+    const nn_modelbin *c = ctx;
     char name[160];
     snprintf(name, sizeof name, "%s.%s", L->name, p->name);
-    const nn_ckpt_tensor *t = nn_ckpt_find(c, name);
+    const nn_modelbin_tensor *t = nn_modelbin_find(c, name);
     if (!t)
         return nn_fail(e, 65, "tensor '%s' is missing", name);
     int same = t->ndim == p->shape.nd && t->length == p->n;
@@ -49,20 +50,20 @@ static int check_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     return 0;
 }
 
-static void after_parse(const nn_ckpt *c)
+static void after_parse(const nn_modelbin *c)
 {
     nn_err e;
     memset(&e, 0, sizeof e);
     check(c->model_json != NULL, "a parsed model.bin has no model JSON", &e);
     check(c->ntensors == 0 || c->tensors != NULL, "ntensors without tensors", &e);
     for (int i = 0; i < c->ntensors; i++) {
-        const nn_ckpt_tensor *t = &c->tensors[i];
-        check(t->name && t->ndim >= 1 && t->ndim <= NN_CKPT_MAX_DIMS && t->data, "a malformed tensor", &e);
+        const nn_modelbin_tensor *t = &c->tensors[i];
+        check(t->name && t->ndim >= 1 && t->ndim <= NN_MODELBIN_MAX_DIMS && t->data, "a malformed tensor", &e);
         size_t prod = 1;
         for (int k = 0; k < t->ndim; k++)
             prod *= (size_t)t->shape[k];
         check(prod == t->length, "tensor length differs from its shape", &e);
-        check(nn_ckpt_find(c, t->name) == t, "nn_ckpt_find does not find a tensor (duplicate names?)", &e);
+        check(nn_modelbin_find(c, t->name) == t, "nn_modelbin_find does not find a tensor (duplicate names?)", &e);
     }
     check(c->nclasses == 0 || c->classes != NULL, "nclasses without classes", &e);
     for (int i = 0; i < c->nclasses; i++)
@@ -73,11 +74,10 @@ static void after_parse(const nn_ckpt *c)
 
     nn_spec s;
     int r = nn_spec_parse(c->model_json, strlen(c->model_json), "fuzz.bin", &s, &e);
-    if (r == 0 && s.has_train && !strcmp(s.train_src.format, "text"))
-        s.vocab = c->nclasses; /* as nn_model_load does */
+    int vocab = r == 0 ? nn_model_stored_vocab(&s, c->nclasses) : 0; /* as nn_model_load does */
     if (r == 0 && s.has_input_shape) {
         nn_net net;
-        int rn = nn_net_build(&net, &s, &e);
+        int rn = nn_net_build(&net, &s, &s.input, vocab, &e);
         if (rn == 0)
             rn = nn_net_each_param(&net, check_param, (void *)c, &e);
         if (fuzz_verbose())
@@ -89,20 +89,20 @@ static void after_parse(const nn_ckpt *c)
 
 static void parse_one(const unsigned char *buf, size_t len)
 {
-    nn_ckpt c;
+    nn_modelbin c;
     nn_err e;
     memset(&e, 0, sizeof e);
-    int r = nn_ckpt_parse(buf, len, "fuzz.bin", &c, &e);
+    int r = nn_modelbin_parse(buf, len, "fuzz.bin", &c, &e);
     if (fuzz_verbose())
-        fprintf(stderr, "ckpt: %d %s\n", r, e.msg);
+        fprintf(stderr, "modelbin: %d %s\n", r, e.msg);
     if (r) {
-        check(r == 65 || r == 70, "nn_ckpt_parse failed with a code other than 65/70", &e);
-        check(e.msg[0] != 0, "nn_ckpt_parse failed without a message", &e);
-        nn_ckpt_free(&c); /* must be safe after a failed parse (nn_ckpt_read's callers do it) */
+        check(r == 65 || r == 70, "nn_modelbin_parse failed with a code other than 65/70", &e);
+        check(e.msg[0] != 0, "nn_modelbin_parse failed without a message", &e);
+        nn_modelbin_free(&c); /* must be safe after a failed parse (nn_modelbin_read's callers do it) */
         return;
     }
     after_parse(&c);
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)

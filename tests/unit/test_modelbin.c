@@ -1,4 +1,4 @@
-/* test_checkpoint.c - model.bin: round trip, corruption detection, hostile
+/* test_modelbin.c - model.bin: round trip, corruption detection, hostile
  * headers, atomic writes. */
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <zlib.h>
 
 #include "check.h"
-#include "checkpoint.h"
+#include "modelbin.h"
 #include "tutil.h"
 #include "util.h"
 
@@ -86,16 +86,16 @@ static void fix_crc(unsigned char *b, size_t len)
     put32(b + len - 4, (uint32_t)crc32(0, b, (uInt)(len - 4)));
 }
 
-static int is_zeroed(const nn_ckpt *c)
+static int is_zeroed(const nn_modelbin *c)
 {
-    static const nn_ckpt z;
+    static const nn_modelbin z;
     return memcmp(c, &z, sizeof z) == 0;
 }
 
 /* Storage for a sample model. */
 typedef struct sample {
-    nn_ckpt c;
-    nn_ckpt_tensor t[4];
+    nn_modelbin c;
+    nn_modelbin_tensor t[4];
     float w0[6], w1[3], w2[2 * 3 * 2 * 2], w3[1];
     char *cls[3];
     float mean[3], std[3];
@@ -115,10 +115,10 @@ static void make_sample(sample *s)
         s->w2[i] = sinf((float)i) * 1e-3f;
     s->w3[0] = 0.1f;
     static char n0[] = "dense1.w", n1[] = "dense1.b", n2[] = "conv.w", n3[] = "scale";
-    s->t[0] = (nn_ckpt_tensor){n0, 2, {2, 3}, 6, s->w0};
-    s->t[1] = (nn_ckpt_tensor){n1, 1, {3}, 3, s->w1};
-    s->t[2] = (nn_ckpt_tensor){n2, 4, {2, 3, 2, 2}, 24, s->w2};
-    s->t[3] = (nn_ckpt_tensor){n3, 1, {1}, 1, s->w3};
+    s->t[0] = (nn_modelbin_tensor){n0, 2, {2, 3}, 6, s->w0};
+    s->t[1] = (nn_modelbin_tensor){n1, 1, {3}, 3, s->w1};
+    s->t[2] = (nn_modelbin_tensor){n2, 4, {2, 3, 2, 2}, 24, s->w2};
+    s->t[3] = (nn_modelbin_tensor){n3, 1, {1}, 1, s->w3};
     static char c0[] = "cat", c1[] = "dog", c2[] = "caf\xc3\xa9 \"q\"\n";
     s->cls[0] = c0;
     s->cls[1] = c1;
@@ -165,7 +165,7 @@ static char *canon(const char *json)
 }
 
 /* Checks that `got` equals the sample exactly (floats bit for bit). */
-static int same_as_sample(const nn_ckpt *got, const sample *s)
+static int same_as_sample(const nn_modelbin *got, const sample *s)
 {
     char *m = canon(s->c.model_json);
     int eq = got->model_json && strcmp(got->model_json, m) == 0;
@@ -179,7 +179,7 @@ static int same_as_sample(const nn_ckpt *got, const sample *s)
     CHECK(memcmp(got->std, s->std, sizeof s->std) == 0, "std differs");
     CHECK(got->ntensors == 4, "ntensors %d", got->ntensors);
     for (int i = 0; i < 4; i++) {
-        const nn_ckpt_tensor *a = &got->tensors[i], *b = &s->t[i];
+        const nn_modelbin_tensor *a = &got->tensors[i], *b = &s->t[i];
         CHECK(strcmp(a->name, b->name) == 0, "tensor %d name %s", i, a->name);
         CHECK(a->ndim == b->ndim && a->length == b->length, "tensor %s ndim/length", a->name);
         for (int k = 0; k < a->ndim; k++)
@@ -199,7 +199,7 @@ static int sample_bytes(char *dir, size_t dn, char *path, size_t pn, unsigned ch
     nn_err e = {0};
     CHECK(mk_tmpdir(dir, dn) == 0, "mkdtemp: %s", strerror(errno));
     snprintf(path, pn, "%s/model.bin", dir);
-    CHECK(nn_ckpt_write(path, &s.c, &e) == 0, "write: %s", e.msg);
+    CHECK(nn_modelbin_write(path, &s.c, &e) == 0, "write: %s", e.msg);
     CHECK(read_all(path, buf, len) == 0, "read back");
     return 0;
 }
@@ -230,13 +230,13 @@ static int expect_bad(const char *hdr, size_t data_bytes, uint64_t hlen_field, c
 {
     size_t len;
     unsigned char *b = craft(hdr, data_bytes, hlen_field, &len);
-    nn_ckpt c;
+    nn_modelbin c;
     nn_err e = {0};
-    int rc = nn_ckpt_parse(b, len, "hostile.bin", &c, &e);
+    int rc = nn_modelbin_parse(b, len, "hostile.bin", &c, &e);
     free(b);
     int z = is_zeroed(&c);
     if (rc == 0)
-        nn_ckpt_free(&c);
+        nn_modelbin_free(&c);
     CHECK(rc == 65, "header %s: rc %d (%s), expected 65 with \"%s\"", hdr, rc, e.msg, frag);
     CHECK(strstr(e.msg, frag) && strncmp(e.msg, "hostile.bin: ", 13) == 0,
           "header %s: message \"%s\" lacks \"%s\"", hdr, e.msg, frag);
@@ -249,7 +249,7 @@ static int expect_bad(const char *hdr, size_t data_bytes, uint64_t hlen_field, c
 
 /* ------------------------------------------------------------ tests */
 
-TEST(ckpt_roundtrip)
+TEST(modelbin_roundtrip)
 {
     char dir[64], path[128];
     sample s;
@@ -257,30 +257,30 @@ TEST(ckpt_roundtrip)
     nn_err e = {0};
     CHECK(mk_tmpdir(dir, sizeof dir) == 0, "mkdtemp");
     snprintf(path, sizeof path, "%s/model.bin", dir);
-    int rc = nn_ckpt_write(path, &s.c, &e);
+    int rc = nn_modelbin_write(path, &s.c, &e);
     CHECK(rc == 0, "write: %d %s", rc, e.msg);
-    nn_ckpt c;
-    rc = nn_ckpt_read(path, &c, &e);
+    nn_modelbin c;
+    rc = nn_modelbin_read(path, &c, &e);
     CHECK(rc == 0, "read: %d %s", rc, e.msg);
     int bad = same_as_sample(&c, &s);
-    const nn_ckpt_tensor *t = nn_ckpt_find(&c, "conv.w");
+    const nn_modelbin_tensor *t = nn_modelbin_find(&c, "conv.w");
     CHECK(!bad, "round trip differs");
     CHECK(t && t->length == 24 && t->data[5] == s.w2[5], "find conv.w");
-    CHECK(nn_ckpt_find(&c, "nope") == NULL && nn_ckpt_find(&c, NULL) == NULL, "find absent");
+    CHECK(nn_modelbin_find(&c, "nope") == NULL && nn_modelbin_find(&c, NULL) == NULL, "find absent");
 
     /* Writing what was read gives the identical file. */
     char path2[160];
     snprintf(path2, sizeof path2, "%s/again.bin", dir);
-    CHECK(nn_ckpt_write(path2, &c, &e) == 0, "rewrite: %s", e.msg);
+    CHECK(nn_modelbin_write(path2, &c, &e) == 0, "rewrite: %s", e.msg);
     unsigned char *b1, *b2;
     size_t l1, l2;
     CHECK(read_all(path, &b1, &l1) == 0 && read_all(path2, &b2, &l2) == 0, "read bytes");
     int same = l1 == l2 && memcmp(b1, b2, l1) == 0;
     free(b1);
     free(b2);
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     CHECK(is_zeroed(&c), "free zeroes");
-    nn_ckpt_free(&c); /* twice is fine */
+    nn_modelbin_free(&c); /* twice is fine */
     CHECK(same, "rewritten file differs");
     struct stat st;
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) != 0600, "mode stayed mkstemp's 0600 (%o)",
@@ -290,41 +290,41 @@ TEST(ckpt_roundtrip)
     return 0;
 }
 
-TEST(ckpt_nonfinite_and_minimal)
+TEST(modelbin_nonfinite_and_minimal)
 {
     char dir[64], path[128];
     CHECK(mk_tmpdir(dir, sizeof dir) == 0, "mkdtemp");
     snprintf(path, sizeof path, "%s/m.bin", dir);
     float v[4] = {NAN, INFINITY, -INFINITY, 1.0f};
     char name[] = "w";
-    nn_ckpt_tensor t = {name, 1, {4}, 4, v};
+    nn_modelbin_tensor t = {name, 1, {4}, 4, v};
     char model[] = "{}";
-    nn_ckpt in = {0};
+    nn_modelbin in = {0};
     in.model_json = model;
     in.ntensors = 1;
     in.tensors = &t;
     nn_err e = {0};
-    CHECK(nn_ckpt_write(path, &in, &e) == 0, "write: %s", e.msg);
-    nn_ckpt c;
-    CHECK(nn_ckpt_read(path, &c, &e) == 0, "read: %s", e.msg);
+    CHECK(nn_modelbin_write(path, &in, &e) == 0, "write: %s", e.msg);
+    nn_modelbin c;
+    CHECK(nn_modelbin_read(path, &c, &e) == 0, "read: %s", e.msg);
     int ok = c.ntensors == 1 && memcmp(c.tensors[0].data, v, sizeof v) == 0 && c.nclasses == 0 &&
              !c.classes && c.nnorm == 0 && !c.mean && !c.std && !c.extra_json && strcmp(c.model_json, "{}") == 0;
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     CHECK(ok, "diverged model (NaN/Inf weights) must load unchanged");
 
     /* No tensors at all. */
     in.ntensors = 0;
     in.tensors = NULL;
-    CHECK(nn_ckpt_write(path, &in, &e) == 0, "write empty: %s", e.msg);
-    CHECK(nn_ckpt_read(path, &c, &e) == 0, "read empty: %s", e.msg);
+    CHECK(nn_modelbin_write(path, &in, &e) == 0, "write empty: %s", e.msg);
+    CHECK(nn_modelbin_read(path, &c, &e) == 0, "read empty: %s", e.msg);
     ok = c.ntensors == 0 && !c.tensors;
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     CHECK(ok, "empty model");
     rm_tree(dir);
     return 0;
 }
 
-TEST(ckpt_layout)
+TEST(modelbin_layout)
 {
     char dir[64], path[128];
     unsigned char *b;
@@ -354,20 +354,20 @@ TEST(ckpt_layout)
     return 0;
 }
 
-TEST(ckpt_missing_file)
+TEST(modelbin_missing_file)
 {
-    nn_ckpt c;
+    nn_modelbin c;
     nn_err e = {0};
-    int rc = nn_ckpt_read("/tmp/nnrun-no-such-dir/model.bin", &c, &e);
+    int rc = nn_modelbin_read("/tmp/nnrun-no-such-dir/model.bin", &c, &e);
     CHECK(rc == 66, "rc %d", rc);
     CHECK(strstr(e.msg, "/tmp/nnrun-no-such-dir/model.bin"), "message %s", e.msg);
     CHECK(is_zeroed(&c), "not zeroed");
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     return 0;
 }
 
 /* Corrupting any single byte (several bit patterns) is detected with 65. */
-TEST(ckpt_flip_every_byte)
+TEST(modelbin_flip_every_byte)
 {
     char dir[64], path[128];
     unsigned char *b;
@@ -379,12 +379,12 @@ TEST(ckpt_flip_every_byte)
         for (size_t k = 0; k < sizeof masks; k++) {
             memcpy(m, b, len);
             m[i] ^= masks[k];
-            nn_ckpt c;
+            nn_modelbin c;
             nn_err e = {0};
-            int rc = nn_ckpt_parse(m, len, "flip.bin", &c, &e);
+            int rc = nn_modelbin_parse(m, len, "flip.bin", &c, &e);
             int z = is_zeroed(&c);
             if (rc == 0)
-                nn_ckpt_free(&c);
+                nn_modelbin_free(&c);
             if (rc != 65 || !z || strncmp(e.msg, "flip.bin: ", 10) != 0) {
                 free(m);
                 free(b);
@@ -397,9 +397,9 @@ TEST(ckpt_flip_every_byte)
     m[len / 2] ^= 0x10;
     FILE *f = fopen(path, "wb");
     CHECK(f && fwrite(m, 1, len, f) == len && fclose(f) == 0, "rewrite file");
-    nn_ckpt c;
+    nn_modelbin c;
     nn_err e = {0};
-    int rc = nn_ckpt_read(path, &c, &e);
+    int rc = nn_modelbin_read(path, &c, &e);
     free(m);
     free(b);
     rm_tree(dir);
@@ -408,7 +408,7 @@ TEST(ckpt_flip_every_byte)
     return 0;
 }
 
-TEST(ckpt_truncate_every_length)
+TEST(modelbin_truncate_every_length)
 {
     char dir[64], path[128];
     unsigned char *b;
@@ -419,57 +419,57 @@ TEST(ckpt_truncate_every_length)
         /* A fresh allocation of exactly n bytes so ASan catches any overread. */
         unsigned char *m = malloc(n ? n : 1);
         memcpy(m, b, n);
-        nn_ckpt c;
+        nn_modelbin c;
         nn_err e = {0};
-        int rc = nn_ckpt_parse(m, n, "cut.bin", &c, &e);
+        int rc = nn_modelbin_parse(m, n, "cut.bin", &c, &e);
         free(m);
         int z = is_zeroed(&c);
         if (rc == 0)
-            nn_ckpt_free(&c);
+            nn_modelbin_free(&c);
         if (rc != 65 || !z) {
             free(b);
             CHECK(0, "length %zu: rc %d (%s)", n, rc, e.msg);
         }
     }
-    nn_ckpt c;
+    nn_modelbin c;
     nn_err e = {0};
-    int rc = nn_ckpt_parse(b, 10, "cut.bin", &c, &e);
+    int rc = nn_modelbin_parse(b, 10, "cut.bin", &c, &e);
     CHECK(rc == 65 && strstr(e.msg, "truncated"), "10 bytes: %s", e.msg);
-    rc = nn_ckpt_parse(b, len - 1, "cut.bin", &c, &e);
+    rc = nn_modelbin_parse(b, len - 1, "cut.bin", &c, &e);
     free(b);
     CHECK(rc == 65 && strstr(e.msg, "checksum mismatch"), "len-1: %s", e.msg);
-    CHECK(nn_ckpt_parse(NULL, 0, "cut.bin", &c, &e) == 65 && strstr(e.msg, "empty"), "empty: %s", e.msg);
+    CHECK(nn_modelbin_parse(NULL, 0, "cut.bin", &c, &e) == 65 && strstr(e.msg, "empty"), "empty: %s", e.msg);
     return 0;
 }
 
-TEST(ckpt_magic_and_version)
+TEST(modelbin_magic_and_version)
 {
     char dir[64], path[128];
     unsigned char *b;
     size_t len;
     RUN(sample_bytes(dir, sizeof dir, path, sizeof path, &b, &len));
     rm_tree(dir);
-    nn_ckpt c;
+    nn_modelbin c;
     nn_err e = {0};
     b[0] = 'X';
-    int rc = nn_ckpt_parse(b, len, "m.bin", &c, &e);
+    int rc = nn_modelbin_parse(b, len, "m.bin", &c, &e);
     CHECK(rc == 65 && strcmp(e.msg, "m.bin: not an nnrun model file (bad magic)") == 0, "magic: %s", e.msg);
-    rc = nn_ckpt_parse((const unsigned char *)"{\"a\":1}", 7, "m.json", &c, &e);
+    rc = nn_modelbin_parse((const unsigned char *)"{\"a\":1}", 7, "m.json", &c, &e);
     CHECK(rc == 65 && strstr(e.msg, "bad magic"), "json file: %s", e.msg);
     b[0] = 'N';
     b[8] = 7;
     fix_crc(b, len);
-    rc = nn_ckpt_parse(b, len, "m.bin", &c, &e);
+    rc = nn_modelbin_parse(b, len, "m.bin", &c, &e);
     CHECK(rc == 65 && strstr(e.msg, "format version 7 is newer than this nnrun supports (1)"), "version: %s", e.msg);
     b[8] = 0;
     fix_crc(b, len);
-    rc = nn_ckpt_parse(b, len, "m.bin", &c, &e);
+    rc = nn_modelbin_parse(b, len, "m.bin", &c, &e);
     free(b);
     CHECK(rc == 65 && strstr(e.msg, "version 0"), "version 0: %s", e.msg);
     return 0;
 }
 
-TEST(ckpt_crafted_valid)
+TEST(modelbin_crafted_valid)
 {
     /* The crafting helper itself must produce loadable files, or the hostile
      * cases below would prove nothing. Unknown keys are ignored. */
@@ -479,33 +479,33 @@ TEST(ckpt_crafted_valid)
                              "{'name':'b','shape':[2],'offset':24,'length':2}],"
                              "'data_bytes':32,'nnrun_version':'9.9','future_key':[1,{}]}",
                              32, UINT64_MAX, &len);
-    nn_ckpt c;
+    nn_modelbin c;
     nn_err e = {0};
-    int rc = nn_ckpt_parse(b, len, "ok.bin", &c, &e);
+    int rc = nn_modelbin_parse(b, len, "ok.bin", &c, &e);
     free(b);
     CHECK(rc == 0, "rc %d %s", rc, e.msg);
     int ok = c.ntensors == 2 && c.tensors[0].data[1] == 2.0f && c.tensors[1].data[0] == 12.0f &&
              c.tensors[1].data[1] == 14.0f && c.nclasses == 2 && c.nnorm == 2 && c.std[1] == 4.0f &&
              strcmp(c.model_json, "{\"layers\":[]}") == 0 && !c.extra_json;
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     CHECK(ok, "contents");
     /* Extra may be any JSON value. */
     b = craft(HDR("{}", "[]", "null", "[]", "0") , 0, UINT64_MAX, &len);
-    rc = nn_ckpt_parse(b, len, "ok.bin", &c, &e);
+    rc = nn_modelbin_parse(b, len, "ok.bin", &c, &e);
     free(b);
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     CHECK(rc == 0, "minimal: %s", e.msg);
     b = craft("{'model':{},'classes':[],'normalize':null,'tensors':[],'data_bytes':0,'extra':[1,'x',null]}", 0,
               UINT64_MAX, &len);
-    rc = nn_ckpt_parse(b, len, "ok.bin", &c, &e);
+    rc = nn_modelbin_parse(b, len, "ok.bin", &c, &e);
     free(b);
     ok = rc == 0 && c.extra_json && strcmp(c.extra_json, "[1,\"x\",null]") == 0;
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     CHECK(ok, "extra array: %s", e.msg);
     return 0;
 }
 
-TEST(ckpt_hostile_sizes)
+TEST(modelbin_hostile_sizes)
 {
     const char *good = HDR("{}", "[]", "null", "[{'name':'w','shape':[2,3],'offset':0,'length':6}]", "24");
     RUN(expect_bad(good, 24, (uint64_t)1 << 40, "exceeds the limit"));
@@ -532,7 +532,7 @@ TEST(ckpt_hostile_sizes)
     return 0;
 }
 
-TEST(ckpt_hostile_types)
+TEST(modelbin_hostile_types)
 {
 #define TENS(x) "[" x "]"
     struct { const char *hdr; const char *frag; } cases[] = {
@@ -608,26 +608,26 @@ TEST(ckpt_hostile_types)
     return 0;
 }
 
-TEST(ckpt_hostile_bytes)
+TEST(modelbin_hostile_bytes)
 {
     /* NUL inside the header and non-zero padding, both with a valid CRC. */
     size_t len;
     unsigned char *b = craft(HDR("{}", "[]", "null", "[]", "0"), 0, UINT64_MAX, &len);
-    nn_ckpt c;
+    nn_modelbin c;
     nn_err e = {0};
     b[30] = 0;
     fix_crc(b, len);
-    int rc = nn_ckpt_parse(b, len, "x.bin", &c, &e);
+    int rc = nn_modelbin_parse(b, len, "x.bin", &c, &e);
     CHECK(rc == 65 && strstr(e.msg, "byte 30: the header contains a NUL byte"), "NUL: %s", e.msg);
     free(b);
     b = craft(HDR("{}", "[]", "null", "[]", "0"), 0, UINT64_MAX, &len);
     b[len - 5] = 1; /* last padding byte (no data) */
     fix_crc(b, len);
-    rc = nn_ckpt_parse(b, len, "x.bin", &c, &e);
+    rc = nn_modelbin_parse(b, len, "x.bin", &c, &e);
     free(b);
     CHECK(rc == 65 && strstr(e.msg, "padding after the header is not zero"), "padding: %s", e.msg);
     /* Too many tensors (counted before anything is allocated per tensor). */
-    size_t n = NN_CKPT_MAX_TENSORS + 1;
+    size_t n = NN_MODELBIN_MAX_TENSORS + 1;
     char *h = malloc(n * 2 + 200);
     strcpy(h, "{'model':{},'classes':[],'normalize':null,'data_bytes':0,'tensors':[");
     size_t k = strlen(h);
@@ -644,7 +644,7 @@ TEST(ckpt_hostile_bytes)
 
 /* With a recomputed CRC, mutated files reach the header validator: whatever
  * the mutation, parsing returns 0 or 65 and never misbehaves (ASan/UBSan). */
-TEST(ckpt_fuzz_valid_crc)
+TEST(modelbin_fuzz_valid_crc)
 {
     char dir[64], path[128];
     unsigned char *b;
@@ -671,12 +671,12 @@ TEST(ckpt_fuzz_valid_crc)
             }
         }
         fix_crc(m, len);
-        nn_ckpt c;
+        nn_modelbin c;
         nn_err e = {0};
-        int rc = nn_ckpt_parse(m, len, "fz.bin", &c, &e);
+        int rc = nn_modelbin_parse(m, len, "fz.bin", &c, &e);
         if (rc == 0) {
             ok++;
-            nn_ckpt_free(&c);
+            nn_modelbin_free(&c);
         } else if (rc == 65 && is_zeroed(&c) && strncmp(e.msg, "fz.bin: ", 8) == 0) {
             bad++;
         } else {
@@ -691,7 +691,7 @@ TEST(ckpt_fuzz_valid_crc)
     return 0;
 }
 
-TEST(ckpt_write_invalid_input)
+TEST(modelbin_write_invalid_input)
 {
     char dir[64], path[128];
     CHECK(mk_tmpdir(dir, sizeof dir) == 0, "mkdtemp");
@@ -735,7 +735,7 @@ TEST(ckpt_write_invalid_input)
         } else if (!strcmp(w, "null model")) {
             s.c.model_json = NULL;
         }
-        int rc = nn_ckpt_write(path, &s.c, &e);
+        int rc = nn_modelbin_write(path, &s.c, &e);
         CHECK(rc == 65 && strstr(e.msg, cases[i].frag) && strstr(e.msg, path), "%s: rc %d (%s)", w, rc, e.msg);
     }
     CHECK(access(path, F_OK) != 0, "nothing may be written");
@@ -744,7 +744,7 @@ TEST(ckpt_write_invalid_input)
     return 0;
 }
 
-TEST(ckpt_write_atomic)
+TEST(modelbin_write_atomic)
 {
     char dir[64], path[128], bad[160];
     CHECK(mk_tmpdir(dir, sizeof dir) == 0, "mkdtemp");
@@ -755,21 +755,21 @@ TEST(ckpt_write_atomic)
 
     /* Nonexistent folder: 74, naming the path. */
     snprintf(bad, sizeof bad, "%s/no/such/model.bin", dir);
-    int rc = nn_ckpt_write(bad, &s.c, &e);
+    int rc = nn_modelbin_write(bad, &s.c, &e);
     CHECK(rc == 74 && strstr(e.msg, bad), "missing folder: rc %d (%s)", rc, e.msg);
     /* A folder as the path. */
-    rc = nn_ckpt_write("/tmp/", &s.c, &e);
+    rc = nn_modelbin_write("/tmp/", &s.c, &e);
     CHECK(rc == 74, "folder path: rc %d (%s)", rc, e.msg);
 
     /* An existing good file survives failed writes byte for byte. */
-    CHECK(nn_ckpt_write(path, &s.c, &e) == 0, "write: %s", e.msg);
+    CHECK(nn_modelbin_write(path, &s.c, &e) == 0, "write: %s", e.msg);
     unsigned char *before, *after;
     size_t lb, la;
     CHECK(read_all(path, &before, &lb) == 0, "read");
 
     char badjson[] = "not json";
     s.c.model_json = badjson;
-    rc = nn_ckpt_write(path, &s.c, &e);
+    rc = nn_modelbin_write(path, &s.c, &e);
     CHECK(rc == 65, "invalid model_json: rc %d", rc);
     make_sample(&s);
 
@@ -778,8 +778,8 @@ TEST(ckpt_write_atomic)
     for (int i = 0; i < 100000; i++)
         big[i] = (float)i;
     char bigname[] = "big";
-    nn_ckpt_tensor t = {bigname, 1, {100000}, 100000, big};
-    nn_ckpt bigc = s.c;
+    nn_modelbin_tensor t = {bigname, 1, {100000}, 100000, big};
+    nn_modelbin bigc = s.c;
     bigc.ntensors = 1;
     bigc.tensors = &t;
     struct rlimit old, lim;
@@ -791,7 +791,7 @@ TEST(ckpt_write_atomic)
         limited = setrlimit(RLIMIT_FSIZE, &lim) == 0;
     }
     if (limited) {
-        rc = nn_ckpt_write(path, &bigc, &e);
+        rc = nn_modelbin_write(path, &bigc, &e);
         setrlimit(RLIMIT_FSIZE, &old);
         signal(SIGXFSZ, oldsig);
         CHECK(rc == 74 && strstr(e.msg, path) && strstr(e.msg, "File too large"), "EFBIG: rc %d (%s)", rc, e.msg);
@@ -803,7 +803,7 @@ TEST(ckpt_write_atomic)
     char dpath[160];
     snprintf(dpath, sizeof dpath, "%s/sub", dir);
     CHECK(mkdir(dpath, 0755) == 0, "mkdir");
-    rc = nn_ckpt_write(dpath, &s.c, &e);
+    rc = nn_modelbin_write(dpath, &s.c, &e);
     CHECK(rc == 74 && strstr(e.msg, dpath), "rename over folder: rc %d (%s)", rc, e.msg);
     struct stat st;
     CHECK(stat(dpath, &st) == 0 && S_ISDIR(st.st_mode), "folder replaced");
@@ -817,18 +817,18 @@ TEST(ckpt_write_atomic)
 
     /* A successful overwrite replaces the file. */
     s.w3[0] = 42.0f;
-    CHECK(nn_ckpt_write(path, &s.c, &e) == 0, "overwrite: %s", e.msg);
-    nn_ckpt c;
-    CHECK(nn_ckpt_read(path, &c, &e) == 0, "read: %s", e.msg);
-    int ok = nn_ckpt_find(&c, "scale") && nn_ckpt_find(&c, "scale")->data[0] == 42.0f;
-    nn_ckpt_free(&c);
+    CHECK(nn_modelbin_write(path, &s.c, &e) == 0, "overwrite: %s", e.msg);
+    nn_modelbin c;
+    CHECK(nn_modelbin_read(path, &c, &e) == 0, "read: %s", e.msg);
+    int ok = nn_modelbin_find(&c, "scale") && nn_modelbin_find(&c, "scale")->data[0] == 42.0f;
+    nn_modelbin_free(&c);
     CHECK(ok, "overwrite did not take");
     CHECK(count_temps(dir) == 0, "temp files left behind");
     rm_tree(dir);
     return 0;
 }
 
-TEST(ckpt_write_relative_path)
+TEST(modelbin_write_relative_path)
 {
     char dir[64], cwd[4096];
     CHECK(getcwd(cwd, sizeof cwd) != NULL, "getcwd");
@@ -837,12 +837,12 @@ TEST(ckpt_write_relative_path)
     sample s;
     make_sample(&s);
     nn_err e = {0};
-    int rc = nn_ckpt_write("m.bin", &s.c, &e);
-    nn_ckpt c;
-    int rc2 = rc ? -1 : nn_ckpt_read("m.bin", &c, &e);
+    int rc = nn_modelbin_write("m.bin", &s.c, &e);
+    nn_modelbin c;
+    int rc2 = rc ? -1 : nn_modelbin_read("m.bin", &c, &e);
     int bad = rc2 == 0 ? same_as_sample(&c, &s) : 1;
     if (rc2 == 0)
-        nn_ckpt_free(&c);
+        nn_modelbin_free(&c);
     int temps = count_temps(".");
     CHECK(chdir(cwd) == 0, "chdir back");
     rm_tree(dir);
@@ -851,14 +851,14 @@ TEST(ckpt_write_relative_path)
     return 0;
 }
 
-TEST(ckpt_free_safe)
+TEST(modelbin_free_safe)
 {
-    nn_ckpt c;
+    nn_modelbin c;
     memset(&c, 0, sizeof c);
-    nn_ckpt_free(&c);
-    nn_ckpt_free(NULL);
+    nn_modelbin_free(&c);
+    nn_modelbin_free(NULL);
     CHECK(is_zeroed(&c), "zeroed");
-    CHECK(nn_ckpt_find(&c, "x") == NULL, "find on empty");
+    CHECK(nn_modelbin_find(&c, "x") == NULL, "find on empty");
     /* A partially filled struct (as a caller building one might leave it). */
     c.model_json = nn_strdup("{}");
     c.ntensors = 3;
@@ -866,7 +866,7 @@ TEST(ckpt_free_safe)
     c.tensors[0].name = nn_strdup("a");
     c.nclasses = 2;
     c.classes = calloc(2, sizeof *c.classes);
-    nn_ckpt_free(&c);
+    nn_modelbin_free(&c);
     CHECK(is_zeroed(&c), "zeroed after partial");
     return 0;
 }
@@ -874,7 +874,7 @@ TEST(ckpt_free_safe)
 /* A writer killed between creating its temporary file and renaming it leaves
  * ".model.bin.tmp.PID.XXXXXX"; the next successful write removes those of dead
  * processes and keeps a live writer's (and unrelated files). */
-TEST(ckpt_write_sweeps_stale_temps)
+TEST(modelbin_write_sweeps_stale_temps)
 {
     char dir[64], path[128], p[256];
     sample s;
@@ -897,7 +897,7 @@ TEST(ckpt_write_sweeps_stale_temps)
     snprintf(p, sizeof p, "%s/.model2.bin.tmp.%ld.Ab12Cd", dir, (long)child);
     CHECK(tu_write_file(p, "x", 1) == 0, "write %s", names[3]);
     CHECK(count_temps(dir) == 4, "setup");
-    int rc = nn_ckpt_write(path, &s.c, &e);
+    int rc = nn_modelbin_write(path, &s.c, &e);
     CHECK(rc == 0, "write: %d %s", rc, e.msg);
     snprintf(p, sizeof p, "%s/.model.bin.tmp.%ld.Ab12Cd", dir, (long)child);
     CHECK(access(p, F_OK) != 0, "the dead writer's temp file is still there");
