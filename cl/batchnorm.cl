@@ -119,3 +119,113 @@ __kernel void bn_backward(__global const float *x, __global const float *dy, __g
         }
     }
 }
+
+/* ------------------------------------------------------------------ CPUs
+ * The same computations laid out for a CPU (src/layers/batchnorm.c picks them
+ * on CPU devices): a work item owns `rows` consecutive channels
+ * (nn_row_split) and reduces each one alone, sample by sample over its
+ * contiguous HW segment, in 16 vector lanes plus a scalar tail; the lanes are
+ * combined in a fixed order at the end. No barriers, no per-element division,
+ * and the order of every sum depends only on (n, HW): results are the same
+ * run to run. Local size 1. */
+
+inline float bn_hsum16(float16 v)
+{
+    float8 a = v.lo + v.hi;
+    float4 b = a.lo + a.hi;
+    float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
+/* Sum over channel c of x - mu, or of (x - mu)^2 with sq (a constant after inlining). */
+inline float bn_chan_sum(__global const float *x, int n, int C, int HW, int c, float mu, int sq)
+{
+    float16 a = 0.0f;
+    float t = 0.0f;
+    for (int b = 0; b < n; b++) {
+        __global const float *p = x + (b * C + c) * HW;
+        int k = 0;
+        for (; k + 16 <= HW; k += 16) {
+            float16 v = vload16(0, p + k) - mu;
+            a += sq ? v * v : v;
+        }
+        for (; k < HW; k++) {
+            float v = p[k] - mu;
+            t += sq ? v * v : v;
+        }
+    }
+    return bn_hsum16(a) + t;
+}
+
+__kernel void bn_forward_train_rows(__global const float *x, __global float *y, __global const float *gamma,
+                                    __global const float *beta, __global float *rmean, __global float *rvar,
+                                    __global float *stats, int n, int C, int HW, float eps, float momentum, int rows)
+{
+    int c = get_global_id(0) * rows, end = min(c + rows, C);
+    int m = n * HW;
+    for (; c < end; c++) {
+        float mean = bn_chan_sum(x, n, C, HW, c, 0.0f, 0) / (float)m;
+        float ss = bn_chan_sum(x, n, C, HW, c, mean, 1);
+        float inv = rsqrt(ss / (float)m + eps);
+        float g = gamma[c] * inv, bb = beta[c];
+        for (int b = 0; b < n; b++) {
+            int o = (b * C + c) * HW, k = 0;
+            for (; k + 16 <= HW; k += 16)
+                vstore16((vload16(0, x + o + k) - mean) * g + bb, 0, y + o + k);
+            for (; k < HW; k++)
+                y[o + k] = (x[o + k] - mean) * g + bb;
+        }
+        stats[c] = mean;
+        stats[C + c] = inv;
+        rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean;
+        if (m > 1)
+            rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (ss / (float)(m - 1));
+    }
+}
+
+__kernel void bn_backward_rows(__global const float *x, __global const float *dy, __global float *dx, int has_dx,
+                               __global const float *gamma, __global const float *stats, __global const float *rmean,
+                               __global const float *rvar, __global float *dgamma, __global float *dbeta, int n, int C,
+                               int HW, float eps, int train, int rows)
+{
+    int c = get_global_id(0) * rows, end = min(c + rows, C);
+    int m = n * HW;
+    for (; c < end; c++) {
+        float mean = train ? stats[c] : rmean[c];
+        float inv = train ? stats[C + c] : rsqrt(rvar[c] + eps);
+        /* sum dy and sum dy (x - mean) */
+        float16 a1 = 0.0f, a2 = 0.0f;
+        float t1 = 0.0f, t2 = 0.0f;
+        for (int b = 0; b < n; b++) {
+            int o = (b * C + c) * HW, k = 0;
+            for (; k + 16 <= HW; k += 16) {
+                float16 d = vload16(0, dy + o + k);
+                a1 += d;
+                a2 += d * (vload16(0, x + o + k) - mean);
+            }
+            for (; k < HW; k++) {
+                float d = dy[o + k];
+                t1 += d;
+                t2 += d * (x[o + k] - mean);
+            }
+        }
+        float sdy = bn_hsum16(a1) + t1, sdyx = (bn_hsum16(a2) + t2) * inv;
+        dbeta[c] = sdy;
+        dgamma[c] = sdyx;
+        if (!has_dx)
+            continue;
+        float g = gamma[c] * inv;
+        /* train: dx += g (dy - a - (x - mean) q); eval: a = q = 0 */
+        float a = train ? sdy / (float)m : 0.0f, q = train ? inv * (sdyx / (float)m) : 0.0f;
+        for (int b = 0; b < n; b++) {
+            int o = (b * C + c) * HW, k = 0;
+            for (; k + 16 <= HW; k += 16) {
+                float16 v = vload16(0, dx + o + k);
+                v += g * (vload16(0, dy + o + k) - a - (vload16(0, x + o + k) - mean) * q);
+                vstore16(v, 0, dx + o + k);
+            }
+            for (; k < HW; k++)
+                dx[o + k] += g * (dy[o + k] - a - (x[o + k] - mean) * q);
+        }
+    }
+}

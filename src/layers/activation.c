@@ -51,8 +51,9 @@ static float alpha_of(const nn_layer *L) { return L->p ? *(const float *)L->p : 
 static int forward_alpha(nn_layer *L, const nn_run *r, nn_err *e)
 {
     size_t n = (size_t)r->n * nn_shape_size(&L->out_shape);
-    return nn_launch(r->dev, "act_forward_alpha", n, 0, e, 5, KMEM(L->x[0]), KMEM(L->y), KINT(n), KINT(L->act),
-                     KFLT(alpha_of(L)));
+    nn_rows rs = nn_elem_split(r->dev, n);
+    return nn_launch(r->dev, "act_forward_alpha", rs.items, rs.local, e, 6, KMEM(L->x[0]), KMEM(L->y), KINT(n),
+                     KINT(L->act), KFLT(alpha_of(L)), KINT(rs.per));
 }
 
 static int backward_alpha(nn_layer *L, const nn_run *r, nn_err *e)
@@ -60,11 +61,12 @@ static int backward_alpha(nn_layer *L, const nn_run *r, nn_err *e)
     if (!L->dx[0])
         return 0;
     size_t n = (size_t)r->n * nn_shape_size(&L->out_shape);
+    nn_rows rs = nn_elem_split(r->dev, n);
     if (L->act == NN_ACT_GELU)
-        return nn_launch(r->dev, "gelu_backward_acc", n, 0, e, 4, KMEM(L->x[0]), KMEM(L->dy), KMEM(L->dx[0]),
-                         KINT(n));
-    return nn_launch(r->dev, "act_backward_alpha_acc", n, 0, e, 6, KMEM(L->y), KMEM(L->dy), KMEM(L->dx[0]), KINT(n),
-                     KINT(L->act), KFLT(alpha_of(L)));
+        return nn_launch(r->dev, "gelu_backward_acc", rs.items, rs.local, e, 5, KMEM(L->x[0]), KMEM(L->dy),
+                         KMEM(L->dx[0]), KINT(n), KINT(rs.per));
+    return nn_launch(r->dev, "act_backward_alpha_acc", rs.items, rs.local, e, 7, KMEM(L->y), KMEM(L->dy),
+                     KMEM(L->dx[0]), KINT(n), KINT(L->act), KFLT(alpha_of(L)), KINT(rs.per));
 }
 
 static const char *const alpha_keys[] = {"alpha", NULL};

@@ -14,7 +14,12 @@
  *
  * The training forward saves [mean[C] | inv_std[C]] for the backward in the
  * layer's scratch (L->work; 2 C floats per sample are declared, of which the
- * first 2 C are used: the net allocates scratch per sample). */
+ * first 2 C are used: the net allocates scratch per sample).
+ *
+ * On GPUs the reductions take one work-group per channel (bn_forward_train,
+ * bn_backward); on CPUs a work item owns a run of whole channels
+ * (nn_row_split) and sums each one in contiguous vector loops
+ * (bn_forward_train_rows, bn_backward_rows), with no barriers. */
 #include <stdlib.h>
 
 #include "layer.h"
@@ -81,6 +86,13 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
         return nn_launch(r->dev, "bn_forward_eval", (size_t)r->n * C * HW, 0, e, 10, KMEM(L->x[0]), KMEM(L->y),
                          KMEM(L->param[0].w), KMEM(L->param[1].w), KMEM(L->param[2].w), KMEM(L->param[3].w),
                          KINT(r->n * C * HW), KINT(C), KINT(HW), KFLT(p->eps));
+    if (r->dev->type & CL_DEVICE_TYPE_CPU) {
+        nn_rows rc = nn_row_split(r->dev, (size_t)C, 1);
+        return nn_launch(r->dev, "bn_forward_train_rows", rc.items, rc.local, e, 13, KMEM(L->x[0]), KMEM(L->y),
+                         KMEM(L->param[0].w), KMEM(L->param[1].w), KMEM(L->param[2].w), KMEM(L->param[3].w),
+                         KMEM(L->work), KINT(r->n), KINT(C), KINT(HW), KFLT(p->eps), KFLT(p->momentum),
+                         KINT(rc.per));
+    }
     size_t ls = red_local(r->dev, (size_t)r->n * HW);
     return nn_launch(r->dev, "bn_forward_train", (size_t)C * ls, ls, e, 13, KMEM(L->x[0]), KMEM(L->y),
                      KMEM(L->param[0].w), KMEM(L->param[1].w), KMEM(L->param[2].w), KMEM(L->param[3].w),
@@ -97,8 +109,15 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     int C = channels(L), HW = (int)spatial(L);
     if (r->n <= 0)
         return 0;
-    size_t ls = red_local(r->dev, (size_t)r->n * HW);
     cl_mem dx = L->dx[0] ? L->dx[0] : L->dy;
+    if (r->dev->type & CL_DEVICE_TYPE_CPU) {
+        nn_rows rc = nn_row_split(r->dev, (size_t)C, 1);
+        return nn_launch(r->dev, "bn_backward_rows", rc.items, rc.local, e, 16, KMEM(L->x[0]), KMEM(L->dy),
+                         KMEM(dx), KINT(L->dx[0] != NULL), KMEM(L->param[0].w), KMEM(L->work), KMEM(L->param[2].w),
+                         KMEM(L->param[3].w), KMEM(L->param[0].g), KMEM(L->param[1].g), KINT(r->n), KINT(C),
+                         KINT(HW), KFLT(p->eps), KINT(r->train), KINT(rc.per));
+    }
+    size_t ls = red_local(r->dev, (size_t)r->n * HW);
     return nn_launch(r->dev, "bn_backward", (size_t)C * ls, ls, e, 16, KMEM(L->x[0]), KMEM(L->dy), KMEM(dx),
                      KINT(L->dx[0] != NULL), KMEM(L->param[0].w), KMEM(L->work), KMEM(L->param[2].w),
                      KMEM(L->param[3].w), KMEM(L->param[0].g), KMEM(L->param[1].g), KINT(r->n), KINT(C), KINT(HW),

@@ -42,8 +42,9 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
         cl_int st = clEnqueueCopyBuffer(r->dev->q, L->x[0], L->y, 0, 0, n * sizeof(float), 0, NULL, NULL);
         return st == CL_SUCCESS ? 0 : nn_cl_fail(e, st, "dropout copy");
     }
-    return nn_launch(r->dev, "dropout_forward", n, 0, e, 7, KMEM(L->x[0]), KMEM(L->y), KINT(n), KFLT(p->rate),
-                     KUINT(r->seed), KUINT(r->seed >> 32), KUINT(stream_of(L, r)));
+    nn_rows rs = nn_elem_split(r->dev, n);
+    return nn_launch(r->dev, "dropout_forward", rs.items, rs.local, e, 8, KMEM(L->x[0]), KMEM(L->y), KINT(n),
+                     KFLT(p->rate), KUINT(r->seed), KUINT(r->seed >> 32), KUINT(stream_of(L, r)), KINT(rs.per));
 }
 
 static int backward(nn_layer *L, const nn_run *r, nn_err *e)
@@ -52,9 +53,10 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     if (!L->dx[0])
         return 0;
     size_t n = (size_t)r->n * nn_shape_size(&L->out_shape);
-    return nn_launch(r->dev, "dropout_backward_acc", n, 0, e, 7, KMEM(L->dy), KMEM(L->dx[0]), KINT(n),
+    nn_rows rs = nn_elem_split(r->dev, n);
+    return nn_launch(r->dev, "dropout_backward_acc", rs.items, rs.local, e, 8, KMEM(L->dy), KMEM(L->dx[0]), KINT(n),
                      KFLT(p->rate == 0.0f ? 0.0f : p->rate), KUINT(r->seed), KUINT(r->seed >> 32),
-                     KUINT(stream_of(L, r)));
+                     KUINT(stream_of(L, r)), KINT(rs.per));
 }
 
 const nn_layer_type nn_layer_dropout = {

@@ -223,14 +223,26 @@ nn_rows nn_row_split(const nn_dev *d, size_t rows, size_t other)
     return r;
 }
 
+nn_rows nn_elem_split(const nn_dev *d, size_t n)
+{
+    if (!(d->type & CL_DEVICE_TYPE_CPU))
+        return nn_row_split(d, n, 1);
+    nn_rows r = nn_row_split(d, (n + 15) / 16, 1);
+    r.per *= 16;
+    return r;
+}
+
 int nn_act_forward(nn_dev *d, int act, cl_mem x, cl_mem y, size_t n, nn_err *e)
 {
-    return nn_launch(d, "act_forward", n, 0, e, 4, KMEM(x), KMEM(y), KINT(n), KINT(act));
+    nn_rows r = nn_elem_split(d, n);
+    return nn_launch(d, "act_forward", r.items, r.local, e, 5, KMEM(x), KMEM(y), KINT(n), KINT(act), KINT(r.per));
 }
 
 int nn_act_backward(nn_dev *d, int act, cl_mem y, cl_mem dy, cl_mem dx, size_t n, nn_err *e)
 {
-    return nn_launch(d, "act_backward_acc", n, 0, e, 5, KMEM(y), KMEM(dy), KMEM(dx), KINT(n), KINT(act));
+    nn_rows r = nn_elem_split(d, n);
+    return nn_launch(d, "act_backward_acc", r.items, r.local, e, 6, KMEM(y), KMEM(dy), KMEM(dx), KINT(n), KINT(act),
+                     KINT(r.per));
 }
 
 int nn_layer_get_int_or_vocab(const cJSON *j, const char *key, const char *path, int min, int max, int dflt,

@@ -175,6 +175,10 @@ typedef struct nn_rows {
     size_t local; /* local size of the launch (0: the implementation's choice) */
 } nn_rows;
 nn_rows nn_row_split(const nn_dev *d, size_t rows, size_t other);
+/* The same for elementwise kernels over n floats (a work item takes `per`
+ * consecutive elements): one per item on GPUs; on CPUs runs of whole 16-float
+ * blocks (the last run ends at n), so that vector loops start aligned. */
+nn_rows nn_elem_split(const nn_dev *d, size_t n);
 
 /* Elementwise activation kernels shared by the types (cl/activation.cl). */
 int nn_act_forward(nn_dev *d, int act, cl_mem x, cl_mem y, size_t n, nn_err *e);

@@ -394,6 +394,7 @@ TEST(bn_conv_shapes)
         {3, {3, 5, 7}, 6, 4, -1, -1},   {3, {3, 5, 7}, 5, 5, 0.3, 1e-3}, {3, {3, 5, 7}, 3, 1, -1, -1},
         {3, {1, 1, 1}, 9, 7, 0.5, -1},  {3, {16, 2, 3}, 8, 3, -1, -1},   {2, {5, 9}, 4, 3, -1, 0.01},
         {3, {2, 33, 17}, 3, 2, -1, -1}, /* 1122 values per channel: more than one pass of the work-group */
+        {3, {40, 4, 5}, 7, 6, -1, -1},  /* CPUs: several channels per work item, 16-lane sums and a tail */
     };
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
         if (bn_case(&cs[i]))
