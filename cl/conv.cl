@@ -20,6 +20,16 @@ inline void copy_run(__global float *d, __global const float *s, int i, int a, i
         d[o] = s[i + o];
 }
 
+/* d[o] = 0 for o in [a, b). */
+inline void zero_run(__global float *d, int a, int b)
+{
+    int o = a;
+    for (; o + 8 <= b; o += 8)
+        vstore8((float8)0.0f, 0, d + o);
+    for (; o < b; o++)
+        d[o] = 0.0f;
+}
+
 /* d[i + o] += s[o] for o in [a, b). */
 inline void add_run(__global float *d, int i, __global const float *s, int a, int b)
 {
@@ -48,6 +58,31 @@ __kernel void conv_im2col(__global const float *x, __global float *col, int n, i
     int2 wr = out_range(w0, sw, W, OW); /* the columns ow that read inside the row */
     __global const float *xp = x + (s * C + c) * H * W;
     __global float *dst = col + r * (n * OH * OW) + so * OW;
+    if (sh == 1 && sw == 1 && OW == W) {
+        /* stride 1 and full-width rows (3x3 'same'): output p = oh*OW + ow of
+         * a plane reads input p + sft, so the rows of a sample form one
+         * contiguous copy, zeros outside the input, and then the columns
+         * that wrapped into a neighbouring row are zeroed */
+        int sft = h0 * W + w0, hw = H * W;
+        while (so < end) {
+            int ohb = min(OH, oh + end - so), pa = oh * OW, pb = ohb * OW;
+            int lo = clamp(-sft, pa, pb), hi = clamp(hw - sft, lo, pb);
+            __global float *d = dst - pa;
+            zero_run(d, pa, lo);
+            copy_run(d, xp, sft, lo, hi);
+            zero_run(d, hi, pb);
+            if (wr.x > 0 || wr.y < OW)
+                for (int q = pa; q < pb; q += OW) {
+                    zero_run(d + q, 0, wr.x);
+                    zero_run(d + q, wr.y, OW);
+                }
+            dst += pb - pa;
+            so += ohb - oh;
+            oh = 0;
+            xp += C * H * W;
+        }
+        return;
+    }
     for (; so < end; so++, dst += OW) {
         int h = h0 + oh * sh, ow = 0;
         if (h >= 0 && h < H) {
@@ -173,6 +208,33 @@ __kernel void conv_bias_grad(__global const float *work, int poff, __global floa
     db[f] = sum;
 }
 
+/* For stride 1 and full-width rows (OW == W, e.g. 3x3 'same'): d[p + sft] +=
+ * s[p] for p in [pa, pb) (whole output rows) whose column p mod OW lies in
+ * wr, i.e. one kernel offset's terms, as one long 16-lane loop instead of
+ * row segments. The lanes of other columns store d back unchanged; the
+ * range is clipped so that they stay in the owned span [da, db) of d. */
+inline void add_shifted(__global float *d, __global const float *s, int sft, int pa, int pb, int da, int db, int OW,
+                        int2 wr)
+{
+    int p = max(pa, da - sft), end = min(pb, db - sft);
+    if (p >= end)
+        return;
+    int c0 = (p - pa) % OW, step = 16 % OW;
+    int16 col = ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) + c0) % OW;
+    for (; p + 16 <= end; p += 16) {
+        float16 v = vload16(0, d + p + sft);
+        vstore16(select(v, v + vload16(0, s + p), col >= wr.x && col < wr.y), 0, d + p + sft);
+        col += step;
+        col -= select((int16)0, (int16)OW, col >= OW);
+    }
+    for (int cj = col.s0; p < end; p++) {
+        if (cj >= wr.x && cj < wr.y)
+            d[p + sft] += s[p];
+        if (++cj == OW)
+            cj = 0;
+    }
+}
+
 /* dx[s, c, h, :] += col2im(dcol): a work item owns `rows` consecutive rows
  * (c, s, h) of dx (c-major: see below) and adds to them, kernel offset (ki, kj) by offset, the
  * dcol row segments that read them. Each dx element receives its terms in
@@ -188,6 +250,7 @@ __kernel void conv_col2im(__global const float *dcol, __global float *dx, int n,
         return;
     int end = min(row + rows, n * C * H);
     int ohw = OH * OW, N = n * ohw;
+    int lin = sh == 1 && sw == 1 && OW == W; /* add_shifted applies */
     while (row < end) {
         /* rows [ha, hb) of plane (s, c); planes go in (c, s) order, so that
          * consecutive planes read consecutive dcol segments */
@@ -204,6 +267,10 @@ __kernel void conv_col2im(__global const float *dcol, __global float *dx, int n,
                 /* the same dcol row's segment for the plane after next */
                 for (int z = 0; z < ohw; z += 16)
                     NN_PREFETCH(dc + 2 * ohw + z);
+                if (lin) {
+                    add_shifted(dxp, dc, h0 * W + w0, hr.x * OW, hr.y * OW, ha * W, hb * W, OW, wr);
+                    continue;
+                }
                 for (int oh = hr.x; oh < hr.y; oh++) {
                     __global float *d = dxp + (h0 + oh * sh) * W;
                     __global const float *src = dc + oh * OW;

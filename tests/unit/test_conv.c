@@ -476,6 +476,7 @@ TEST(conv_same_padding)
         {1, 5, 7, 2, 4, 2, 1, 1, 1, 0, 0, 1, 1, 1, 1, NN_ACT_NONE, 3, 3, 0},    /* even: extra pad after */
         {3, 9, 9, 3, 2, 2, 2, 2, 1, 0, 0, 1, 1, 1, 1, NN_ACT_SIGMOID, 2, 5, 0}, /* 9 -> 5, total pad 1 */
         {5, 7, 5, 5, 3, 3, 1, 1, 1, 0, 0, 2, 2, 5, 1, NN_ACT_RELU, 3, 4, 0},    /* dilated depthwise */
+        {2, 6, 21, 3, 3, 3, 1, 1, 1, 0, 0, 1, 1, 1, 1, NN_ACT_RELU, 3, 4, 0},   /* rows wider than 16: shifted planes */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         if (conv_case(&cases[i]))
