@@ -229,3 +229,23 @@ __kernel void bn_backward_rows(__global const float *x, __global const float *dy
         }
     }
 }
+
+/* Inference on CPUs: a work item takes `rows` consecutive (sample, channel)
+ * rows of HW values, the channel's scale and shift computed once per row.
+ * The same per-element expression as bn_forward_eval. */
+__kernel void bn_forward_eval_rows(__global const float *x, __global float *y, __global const float *gamma,
+                                   __global const float *beta, __global const float *rmean,
+                                   __global const float *rvar, int nC, int C, int HW, float eps, int rows)
+{
+    int row = get_global_id(0) * rows, end = min(row + rows, nC);
+    for (int c = row % C; row < end; row++) {
+        float mu = rmean[c], g = gamma[c] * rsqrt(rvar[c] + eps), bb = beta[c];
+        int o = row * HW, k = 0;
+        for (; k + 16 <= HW; k += 16)
+            vstore16((vload16(0, x + o + k) - mu) * g + bb, 0, y + o + k);
+        for (; k < HW; k++)
+            y[o + k] = (x[o + k] - mu) * g + bb;
+        if (++c == C)
+            c = 0;
+    }
+}

@@ -19,7 +19,8 @@
  * On GPUs the reductions take one work-group per channel (bn_forward_train,
  * bn_backward); on CPUs a work item owns a run of whole channels
  * (nn_row_split) and sums each one in contiguous vector loops
- * (bn_forward_train_rows, bn_backward_rows), with no barriers. */
+ * (bn_forward_train_rows, bn_backward_rows), with no barriers; inference
+ * takes runs of (sample, channel) rows (bn_forward_eval_rows). */
 #include <stdlib.h>
 
 #include "layer.h"
@@ -82,6 +83,12 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
     int C = channels(L), HW = (int)spatial(L);
     if (r->n <= 0)
         return 0;
+    if (!r->train && (r->dev->type & CL_DEVICE_TYPE_CPU)) {
+        nn_rows rc = nn_row_split(r->dev, (size_t)r->n * C, 1);
+        return nn_launch(r->dev, "bn_forward_eval_rows", rc.items, rc.local, e, 11, KMEM(L->x[0]), KMEM(L->y),
+                         KMEM(L->param[0].w), KMEM(L->param[1].w), KMEM(L->param[2].w), KMEM(L->param[3].w),
+                         KINT(r->n * C), KINT(C), KINT(HW), KFLT(p->eps), KINT(rc.per));
+    }
     if (!r->train)
         return nn_launch(r->dev, "bn_forward_eval", (size_t)r->n * C * HW, 0, e, 10, KMEM(L->x[0]), KMEM(L->y),
                          KMEM(L->param[0].w), KMEM(L->param[1].w), KMEM(L->param[2].w), KMEM(L->param[3].w),
