@@ -1,0 +1,32 @@
+/* onnx.h - ONNX export and import (docs/FORMATS.md, "ONNX").
+ *
+ * The protobuf code is generated at build time by protoc-c from Debian's
+ * /usr/include/onnx/onnx.proto (build/onnx/onnx.pb-c.[ch]) and linked with
+ * libprotobuf-c; nothing here encodes protobuf by hand.
+ *
+ * Export: model.bin -> model.onnx at opset NN_ONNX_OPSET, every layer as
+ * standard operators (the input normalisation and the softmax/sigmoid that
+ * `nnrun infer` applies to logits included), so onnxruntime's outputs equal
+ * `nnrun infer`'s. Import: the same operator set back into model.bin; any
+ * other operator is refused with the node's name and op type (65).
+ * Both convert files only: no math runs here. */
+#ifndef NN_ONNX_H
+#define NN_ONNX_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+#define NN_ONNX_OPSET 17
+#define NN_ONNX_IR_VERSION 8
+#define NN_ONNX_MAX_BYTES (1L << 31) /* protobuf's own limit is 2 GiB */
+
+/* Reads model.bin at `in` and writes `out` atomically (temp file, fsync,
+ * rename). 66: missing input; 65: a model that cannot be expressed; 74: I/O. */
+int nn_onnx_export(const char *in, const char *out, nn_err *e);
+
+/* Writes len bytes to path atomically (temp file in the same folder, fsync,
+ * rename over path, fsync the folder); 74 with the system error. */
+int nn_write_atomic(const char *path, const void *buf, size_t len, nn_err *e);
+
+#endif
