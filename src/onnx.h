@@ -27,6 +27,12 @@ int nn_onnx_export(const char *in, const char *out, nn_err *e);
 
 /* Writes len bytes to path atomically (temp file in the same folder, fsync,
  * rename over path, fsync the folder); 74 with the system error. */
+/* Reads an ONNX model and writes model.bin atomically. 65 names the node
+ * (name, op type) or the initializer at fault. `loss` (NULL: from nnrun's
+ * metadata, else cross_entropy, or binary_cross_entropy for a one-unit
+ * sigmoid) decides how `nnrun infer` reads the output. */
+int nn_onnx_import(const char *in, const char *out, const char *loss, nn_err *e);
+
 int nn_write_atomic(const char *path, const void *buf, size_t len, nn_err *e);
 
 #endif

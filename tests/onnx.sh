@@ -9,7 +9,11 @@
 # onnxruntime` into $NNRUN_CACHE_DIR/onnxruntime once, used by Debian's
 # /usr/bin/python3 through PYTHONPATH (Debian's numpy). When it cannot be
 # installed (no network) the tests that need it print SKIP, never PASS.
-# Also: bad inputs (exit codes and messages) and the atomic write.
+# Import: PyTorch models exported by torch.onnx.export (Debian's
+# python3-torch; tests/onnx/torch_models.py) imported and predicting what
+# PyTorch predicts within 1e-4; an nnrun -> ONNX -> nnrun round trip;
+# malformed and hostile files (tests/onnx/hostile.py) refused with clear
+# messages. Also: bad inputs (exit codes and messages) and the atomic write.
 PREFIX=onnx
 . "$(dirname "$0")/lib.sh"
 
@@ -121,6 +125,84 @@ if [ -s "$T/iris.onnx" ]; then
     else
         fail "export/atomic" "exit $RC; the old file changed or a temporary file was left" "$ERR"
     fi
+fi
+
+# ------------------------------------------------------------------ import
+# expect_match NAME EXPECTED INFER.jsonl: nnrun's predictions equal the reference within 1e-4.
+expect_match() {
+    if "$PY" "$CHECK" expect "$2" "$3" >"$T/cmp" 2>&1; then
+        pass "$1 ($(tail -n 1 "$T/cmp"))"
+    else
+        fail "$1" "nnrun differs from the reference" "$(tail -n 5 "$T/cmp")"
+    fi
+}
+# PyTorch models (torch.onnx.export) imported, predictions equal to PyTorch's
+if [ "$have_onnx" = 1 ] && "$PY" -c 'import torch' 2>/dev/null; then
+    mkdir -p "$T/torch"
+    if "$PY" "$ROOT/tests/onnx/torch_models.py" "$T/torch" >"$T/torch.log" 2>&1; then
+        for m in mlp lenet_bn resblock; do
+            nn import "$T/torch/$m.onnx" "$T/torch/$m.bin"
+            if [ "$RC" != 0 ]; then
+                fail "import/torch_$m" "exit $RC" "$ERR"
+                continue
+            fi
+            nn infer "$T/torch/$m.bin" "$T/torch/$m.csv" --json --top 1000
+            cp "$T/out" "$T/torch/$m.jsonl"
+            if [ "$RC" = 0 ]; then
+                expect_match "import/torch_$m" "$T/torch/$m.expect.csv" "$T/torch/$m.jsonl"
+            else
+                fail "import/torch_$m" "nnrun infer: exit $RC" "$ERR"
+            fi
+        done
+    else
+        fail "import/torch" "tests/onnx/torch_models.py failed" "$(tail -n 5 "$T/torch.log")"
+    fi
+else
+    skip "import/torch" "Debian's python3-torch or python3-onnx is not installed"
+fi
+
+# a round trip: nnrun -> ONNX -> nnrun predicts the same (normalisation, classes kept)
+if [ -s "$T/iris.onnx" ] && [ -s "$T/iris.jsonl" ]; then
+    cut -d, -f1-4 "$ROOT/data/iris_test.csv" >"$T/iris_x.csv"
+    nn import "$T/iris.onnx" "$T/iris_rt.bin"
+    R1=$RC
+    nn infer "$T/iris_rt.bin" "$T/iris_x.csv" --json --top 1000
+    cp "$T/out" "$T/iris_rt.jsonl"
+    if [ "$R1" = 0 ] && [ "$RC" = 0 ] && grep -q '"label":"virginica"' "$T/iris_rt.jsonl"; then
+        expect_match import/roundtrip_iris "$T/iris.jsonl" "$T/iris_rt.jsonl"
+    else
+        fail import/roundtrip_iris "import exit $R1, infer exit $RC (or class names lost)" "$ERR"
+    fi
+fi
+
+# malformed and hostile files: exit 65 with a message naming the problem
+if [ "$have_onnx" = 1 ]; then
+    mkdir -p "$T/bad"
+    "$PY" "$ROOT/tests/onnx/hostile.py" "$T/bad"
+    H=$T/bad
+    expect import/ok 0 "" import "$H/ok.onnx" "$H/ok.bin"
+    expect import/truncated 65 "not a valid ONNX model" import "$H/truncated.onnx" "$H/x.bin"
+    expect import/garbage 65 "not a valid ONNX model" import "$H/garbage.onnx" "$H/x.bin"
+    expect import/empty 65 "no graph" import "$H/empty.onnx" "$H/x.bin"
+    expect import/double 65 "initializer 'w': data type 11 is not supported" import "$H/double.onnx" "$H/x.bin"
+    expect import/int32 65 "initializer 'w': data type 6 is not supported" import "$H/int32.onnx" "$H/x.bin"
+    expect import/huge_dims 65 "initializer 'w': dimensions too large" import "$H/huge_dims.onnx" "$H/x.bin"
+    expect import/short_data 65 "5 float values for dimensions holding 12" import "$H/short_data.onnx" "$H/x.bin"
+    expect import/huge_input 65 "input 'x': dimension 1 must be a known size" import "$H/huge_input.onnx" "$H/x.bin"
+    expect import/int_input 65 "input 'x': expected a float tensor" import "$H/int_input.onnx" "$H/x.bin"
+    expect import/cycle 65 "node 'r1' (Relu): input 'b' is not produced by any earlier node" \
+        import "$H/cycle.onnx" "$H/x.bin"
+    expect import/unsupported 65 "node 'act0' (HardSwish): operator not supported" \
+        import "$H/unsupported.onnx" "$H/x.bin"
+    expect import/twice 65 "node 'r2' (Relu): value 'h' is produced twice" import "$H/twice.onnx" "$H/x.bin"
+    expect import/mismatch 65 "node 'fc' (Gemm): the weight 'w' is [3, 5]" import "$H/mismatch.onnx" "$H/x.bin"
+    if [ -e "$H/x.bin" ]; then fail import/nothing-written "a failed import wrote $H/x.bin"; else pass import/nothing-written; fi
+    expect import/missing 66 "$H/nope.onnx" import "$H/nope.onnx" "$H/x.bin"
+    expect import/no-folder 74 "$H/no/such" import "$H/ok.onnx" "$H/no/such/x.bin"
+    expect import/bad-loss 2 "--loss must be" import "$H/ok.onnx" "$H/x.bin" --loss hinge
+    expect import/usage 2 "expected MODEL.onnx and MODEL.bin" import "$H/ok.onnx"
+else
+    skip "import/hostile" "python3-onnx is not installed"
 fi
 
 echo "$npass passed, $nfail failed, $nskip skipped"

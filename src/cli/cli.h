@@ -41,6 +41,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e);
 int nn_cmd_generate(int argc, char **argv, nn_err *e);
 int nn_cmd_tune(int argc, char **argv, nn_err *e);
 int nn_cmd_export(int argc, char **argv, nn_err *e);
+int nn_cmd_import(int argc, char **argv, nn_err *e);
 /* nnrun bench --gemm (bench_gemm.c) */
 int nn_bench_gemm(const char *device, int json, nn_err *e);
 

@@ -1,4 +1,5 @@
-/* nnrun export MODEL.bin MODEL.onnx: a file conversion (src/onnx.h). */
+/* nnrun export MODEL.bin MODEL.onnx, nnrun import MODEL.onnx MODEL.bin:
+ * file conversions between model.bin and ONNX (src/onnx.h). */
 #include <string.h>
 
 #include "../onnx.h"
@@ -12,15 +13,20 @@ static const nn_cmd *find_cmd(const char *name)
     return NULL;
 }
 
-/* Both commands: two positionals, --help, --quiet. */
-static int convert(int argc, char **argv, const char *cmd, const char *what,
-                   int (*fn)(const char *, const char *, nn_err *), nn_err *e)
+/* Both commands: two positionals, --help, --quiet; import also --loss. */
+static int convert(int argc, char **argv, const char *cmd, const char *what, nn_err *e)
 {
+    int import = !strcmp(cmd, "import");
     nn_opt opts[] = {
         {"quiet", 0, "print nothing on success"},
         {"help", 0, "show this help"},
+        {"loss", 1,
+         "cross_entropy, binary_cross_entropy or mse: how infer reads the output (default: nnrun's metadata, else "
+         "cross_entropy, or binary_cross_entropy for a one-unit sigmoid)"},
         {NULL},
     };
+    if (!import)
+        opts[2].name = NULL; /* export has no --loss */
     char *pos[2];
     int npos, r = nn_args_parse(argc, argv, opts, cmd, pos, 2, &npos, e);
     if (r)
@@ -31,7 +37,11 @@ static int convert(int argc, char **argv, const char *cmd, const char *what,
     }
     if (npos != 2)
         return nn_fail(e, NN_EUSAGE, "nnrun %s: expected %s (see 'nnrun %s --help')", cmd, what, cmd);
-    if ((r = fn(pos[0], pos[1], e)))
+    const char *loss = import ? nn_arg(opts, "loss")->value : NULL;
+    if (loss && strcmp(loss, "cross_entropy") && strcmp(loss, "binary_cross_entropy") && strcmp(loss, "mse"))
+        return nn_fail(e, NN_EUSAGE, "nnrun import: --loss must be cross_entropy, binary_cross_entropy or mse, not '%s'",
+                       loss);
+    if ((r = import ? nn_onnx_import(pos[0], pos[1], loss, e) : nn_onnx_export(pos[0], pos[1], e)))
         return r;
     if (!nn_arg(opts, "quiet")->set)
         printf("saved %s\n", pos[1]);
@@ -40,5 +50,10 @@ static int convert(int argc, char **argv, const char *cmd, const char *what,
 
 int nn_cmd_export(int argc, char **argv, nn_err *e)
 {
-    return convert(argc, argv, "export", "MODEL.bin and MODEL.onnx", nn_onnx_export, e);
+    return convert(argc, argv, "export", "MODEL.bin and MODEL.onnx", e);
+}
+
+int nn_cmd_import(int argc, char **argv, nn_err *e)
+{
+    return convert(argc, argv, "import", "MODEL.onnx and MODEL.bin", e);
 }

@@ -11,6 +11,10 @@
       "values"; a one-unit binary model's output is the second class's
       probability. Passes when |ort - nnrun| <= 1e-4 * max(1, |nnrun|) everywhere
       (nnrun prints 6 significant digits). Prints the largest difference.
+  check.py expect EXPECTED.csv|EXPECTED.jsonl INFER.jsonl
+      the same comparison against reference outputs, one CSV row per input
+      (PyTorch's, from tests/onnx/torch_models.py) or another nnrun infer
+      output (a round trip through ONNX).
 """
 import json
 import sys
@@ -39,15 +43,34 @@ def nnrun_rows(path, width):
         if "values" in o:
             out.append(np.array(o["values"], dtype=np.float64))
         else:
-            v = np.full(max(width, 2), np.nan)
+            k = max([width, 2] + [p["index"] + 1 for p in o["predictions"]])
+            v = np.full(k, np.nan)
             for p in o["predictions"]:
                 v[p["index"]] = p["probability"]
             out.append(v)
     return np.array(out)
 
 
+def compare(y, ref):
+    if y.shape[1] == 1 and ref.shape[1] == 2:  # binary: the probability of the second class
+        ref = ref[:, 1:]
+    if ref.shape != y.shape:
+        print("shape mismatch: reference %s, nnrun %s" % (y.shape, ref.shape))
+        return 1
+    d = np.abs(y - ref) / np.maximum(1.0, np.abs(ref))
+    worst = float(np.nanmax(d)) if d.size else 0.0
+    print("rows %d outputs %d max difference %.3g" % (y.shape[0], y.shape[1], worst))
+    return 0 if np.all(np.isfinite(ref)) and worst <= 1e-4 else 1
+
+
 def main():
     a = sys.argv[1:]
+    if a[0] == "expect":
+        if a[1].endswith(".jsonl"):  # another nnrun infer --json output
+            y = nnrun_rows(a[1], 0)
+        else:
+            y = np.loadtxt(a[1], delimiter=",", ndmin=2)
+        return compare(y, nnrun_rows(a[2], y.shape[1]))
     import onnx
     if a[0] == "checker":
         m = onnx.load(a[1])
@@ -72,16 +95,7 @@ def main():
         x = np.stack([x[k:k + window] for k in range(len(x) - window + 1)])
     x = x.reshape([len(x)] + shape)
     y = s.run(None, {inp.name: x})[0].reshape(len(x), -1).astype(np.float64)
-    ref = nnrun_rows(infer, y.shape[1])
-    if y.shape[1] == 1 and ref.shape[1] == 2:  # binary: the probability of the second class
-        ref = ref[:, 1:]
-    if ref.shape != y.shape:
-        print("shape mismatch: onnxruntime %s, nnrun %s" % (y.shape, ref.shape))
-        return 1
-    d = np.abs(y - ref) / np.maximum(1.0, np.abs(ref))
-    worst = float(np.nanmax(d)) if d.size else 0.0
-    print("rows %d outputs %d max difference %.3g" % (y.shape[0], y.shape[1], worst))
-    return 0 if np.all(np.isfinite(ref)) and worst <= 1e-4 else 1
+    return compare(y, nnrun_rows(infer, y.shape[1]))
 
 
 if __name__ == "__main__":
