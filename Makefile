@@ -104,7 +104,7 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := spec csv idx image ckpt list text
+FUZZ_TARGETS := spec csv idx image ckpt list text onnx
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(filter-out -O% -g,$(CFLAGS))
 FUZZ_LIBOBJ  := $(LIBSRC:src/%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/cl_embed.o $(FUZZ_BUILD)/onnx/onnx.pb-c.o
@@ -153,7 +153,7 @@ $(FUZZ_BUILD)/stb_impl.o: tests/fuzz/stb_impl.c
 
 $(FUZZ_BUILD)/fuzz_image: $(FUZZ_BUILD)/stb_impl.o
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_BUILD)/libnnrun.a
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h tests/fuzz/fuzz_model.h $(FUZZ_BUILD)/libnnrun.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $(filter %.c %.o,$^) $(FUZZ_BUILD)/libnnrun.a $(LDLIBS)
 
 test-asan: deps

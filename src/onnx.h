@@ -33,6 +33,12 @@ int nn_onnx_export(const char *in, const char *out, nn_err *e);
  * sigmoid) decides how `nnrun infer` reads the output. */
 int nn_onnx_import(const char *in, const char *out, const char *loss, nn_err *e);
 
+/* The same from memory into a model.bin image (fuzzing, `infer MODEL.onnx`);
+ * `name` is used in messages. c is always safe to nn_ckpt_free. */
+struct nn_ckpt;
+int nn_onnx_parse(const unsigned char *buf, size_t len, const char *name, const char *loss, struct nn_ckpt *c,
+                  nn_err *e);
+
 int nn_write_atomic(const char *path, const void *buf, size_t len, nn_err *e);
 
 #endif

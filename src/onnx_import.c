@@ -965,6 +965,10 @@ static int convert(im *m, const Onnx__ModelProto *p, const char *loss_opt, nn_er
     m->shape = calloc(g->n_node + 1, sizeof *m->shape);
     m->root = cJSON_CreateObject();
     m->layers = cJSON_CreateArray();
+    if (!m->root || (m->layers && !cJSON_AddItemToObject(m->root, "layers", m->layers))) {
+        cJSON_Delete(m->layers);
+        m->layers = NULL;
+    }
     if (!m->v || !m->hash || !m->shape || !m->root || !m->layers)
         return nn_fail(e, NN_ESOFTWARE, "out of memory");
     int r;
@@ -984,7 +988,6 @@ static int convert(im *m, const Onnx__ModelProto *p, const char *loss_opt, nn_er
     for (int i = 0; i < m->in_shape.nd; i++)
         d[i] = m->in_shape.d[i];
     cJSON_AddItemToObject(in, "shape", cJSON_CreateIntArray(d, m->in_shape.nd));
-    cJSON_AddItemToObject(m->root, "layers", m->layers);
     cJSON_AddStringToObject(m->root, "loss", "mse"); /* while probing; set by finish() */
     for (size_t i = 0; i < g->n_node; i++) {
         m->node = g->node[i];
@@ -1027,22 +1030,17 @@ static int check_params(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     return 0;
 }
 
-int nn_onnx_import(const char *in, const char *out, const char *loss, nn_err *e)
+int nn_onnx_parse(const unsigned char *buf, size_t len, const char *name, const char *loss, nn_ckpt *c, nn_err *e)
 {
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    int r = nn_read_file(in, (size_t)NN_ONNX_MAX_BYTES, &buf, &len, e);
-    if (r)
-        return r;
+    memset(c, 0, sizeof *c);
     Onnx__ModelProto *p = onnx__model_proto__unpack(NULL, len, buf);
-    free(buf);
     if (!p)
         return nn_fail(e, NN_EDATA, "%s: not a valid ONNX model (the protobuf does not parse: truncated, corrupt or "
-                                    "not ONNX)", in);
+                                    "not ONNX)", name);
     im m;
     memset(&m, 0, sizeof m);
-    m.file = in;
-    r = convert(&m, p, loss, e);
+    m.file = name;
+    int r = convert(&m, p, loss, e);
     char *txt = NULL;
     nn_spec s;
     nn_net net;
@@ -1051,15 +1049,16 @@ int nn_onnx_import(const char *in, const char *out, const char *loss, nn_err *e)
     if (!r && !(txt = cJSON_PrintUnformatted(m.root)))
         r = nn_fail(e, NN_ESOFTWARE, "out of memory");
     if (!r)
-        r = nn_spec_parse(txt, strlen(txt), in, &s, e);
+        r = nn_spec_parse(txt, strlen(txt), name, &s, e);
     if (!r)
         r = nn_net_build(&net, &s, e);
     if (!r)
         r = nn_net_each_param(&net, check_params, &m, e);
     if (!r) {
-        m.c.model_json = txt;
-        r = nn_ckpt_write(out, &m.c, e);
-        m.c.model_json = NULL;
+        *c = m.c; /* the tensors, classes and normalisation move to the caller */
+        c->model_json = txt;
+        txt = NULL;
+        memset(&m.c, 0, sizeof m.c);
     }
     nn_net_free(&net);
     nn_spec_free(&s);
@@ -1074,5 +1073,21 @@ int nn_onnx_import(const char *in, const char *out, const char *loss, nn_err *e)
     cJSON_Delete(m.root);
     nn_ckpt_free(&m.c);
     onnx__model_proto__free_unpacked(p, NULL);
+    return r;
+}
+
+int nn_onnx_import(const char *in, const char *out, const char *loss, nn_err *e)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int r = nn_read_file(in, (size_t)NN_ONNX_MAX_BYTES, &buf, &len, e);
+    if (r)
+        return r;
+    nn_ckpt c;
+    r = nn_onnx_parse(buf, len, in, loss, &c, e);
+    free(buf);
+    if (!r)
+        r = nn_ckpt_write(out, &c, e);
+    nn_ckpt_free(&c);
     return r;
 }

@@ -13,12 +13,13 @@ static const nn_cmd *find_cmd(const char *name)
     return NULL;
 }
 
-/* Both commands: two positionals, --help, --quiet; import also --loss. */
+/* Both commands: two positionals, --help, --quiet, --json; import also --loss. */
 static int convert(int argc, char **argv, const char *cmd, const char *what, nn_err *e)
 {
     int import = !strcmp(cmd, "import");
     nn_opt opts[] = {
         {"quiet", 0, "print nothing on success"},
+        {"json", 0, "print {\"saved\": PATH} on success"},
         {"help", 0, "show this help"},
         {"loss", 1,
          "cross_entropy, binary_cross_entropy or mse: how infer reads the output (default: nnrun's metadata, else "
@@ -26,7 +27,7 @@ static int convert(int argc, char **argv, const char *cmd, const char *what, nn_
         {NULL},
     };
     if (!import)
-        opts[2].name = NULL; /* export has no --loss */
+        opts[3].name = NULL; /* export has no --loss */
     char *pos[2];
     int npos, r = nn_args_parse(argc, argv, opts, cmd, pos, 2, &npos, e);
     if (r)
@@ -43,8 +44,13 @@ static int convert(int argc, char **argv, const char *cmd, const char *what, nn_
                        loss);
     if ((r = import ? nn_onnx_import(pos[0], pos[1], loss, e) : nn_onnx_export(pos[0], pos[1], e)))
         return r;
-    if (!nn_arg(opts, "quiet")->set)
+    if (nn_arg(opts, "json")->set) {
+        printf("{\"saved\":");
+        nn_json_str(stdout, pos[1]);
+        printf("}\n");
+    } else if (!nn_arg(opts, "quiet")->set) {
         printf("saved %s\n", pos[1]);
+    }
     return 0;
 }
 
