@@ -29,12 +29,23 @@
 #define MAX_VALUES 200000
 #define MAX_ELEMS (1L << 30)  /* values in one initializer */
 
-enum { V_LAYER, V_CONST, V_NORM_SUB };
+/* V_LAYER: a layer's output (or the input); V_CONST: an initializer or
+ * Constant; the rest are steps of patterns that become one layer:
+ * V_NORM_SUB (input - mean), V_SHAPE (computed from Shape: only for zero
+ * states), V_ZEROS (ConstantOfShape 0: an RNN's initial state), V_ROUND and
+ * V_IDS (Round/Cast of token ids, for Gather), V_GELU (stage 1 to 4 of
+ * x * 0.5 * (1 + erf(x / sqrt 2))), V_DENORM (x * std, before + mean). */
+enum { V_LAYER, V_CONST, V_NORM_SUB, V_SHAPE, V_ZEROS, V_ROUND, V_IDS, V_GELU, V_DENORM };
 
-typedef struct val {
+typedef struct val val;
+struct val {
     const char *name;
     int kind;
     int layer;          /* V_LAYER: the producing layer, -1 = the network input */
+    int tmajor;         /* V_LAYER: in [T, N, F] layout (after a Transpose) */
+    int part;           /* V_LAYER of an LSTM/GRU: 1 = Y [T, 1, N, H], 2 = Y_h [1, N, H] */
+    int stage;          /* V_GELU: 1 scaled, 2 erf, 3 erf + 1, 4 times x */
+    const val *base;    /* V_GELU, V_DENORM: the layer value x */
     /* V_CONST (and V_NORM_SUB: the mean) */
     const char *cname;  /* initializer or node name, for messages */
     int nd;
@@ -42,7 +53,7 @@ typedef struct val {
     size_t n;
     float *f;           /* owned */
     int64_t *i;         /* owned (integer tensors) */
-} val;
+};
 
 typedef struct im {
     const char *file;
@@ -143,44 +154,36 @@ static int decode(im *m, const Onnx__TensorProto *t, const char *what, val *v, n
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
         return TFAIL("data in an external file is not supported", m->file, what, nm);
     int type = t->has_data_type ? t->data_type : 0;
-    if (type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
-        if (!(v->f = malloc(sizeof(float) * (n ? n : 1))))
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
-        if (t->has_raw_data && t->raw_data.len) {
-            if (t->raw_data.len != 4 * n)
-                return TFAIL("%zu bytes of data for %zu float values", m->file, what, nm, t->raw_data.len, n);
-            for (size_t i = 0; i < n; i++) { /* little-endian, whatever the host */
-                const uint8_t *p = t->raw_data.data + 4 * i;
-                uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-                memcpy(&v->f[i], &u, 4);
-            }
-        } else if (t->n_float_data == n) {
-            memcpy(v->f, t->float_data, sizeof(float) * n);
+    int isf = type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, isi = type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    if (!isf && !isi)
+        return TFAIL("data type %d is not supported (float32 weights and int64 shapes only)", m->file, what, nm, type);
+    /* the data present must match the dimensions before anything is allocated */
+    size_t es = isf ? 4 : 8, have = isf ? t->n_float_data : t->n_int64_data;
+    int raw = t->has_raw_data && t->raw_data.len;
+    if (raw ? t->raw_data.len != es * n : have != n)
+        return TFAIL("%zu %s for dimensions holding %zu values", m->file, what, nm, raw ? t->raw_data.len : have,
+                     raw ? "bytes of raw data" : isf ? "float values" : "int64 values", n);
+    void *dst = malloc(es * (n ? n : 1));
+    if (!dst)
+        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+    if (isf)
+        v->f = dst;
+    else
+        v->i = dst;
+    for (size_t i = 0; raw && i < n; i++) { /* little-endian, whatever the host */
+        uint64_t u = 0;
+        for (size_t b = es; b-- > 0;)
+            u = u << 8 | t->raw_data.data[es * i + b];
+        if (isf) {
+            uint32_t u32 = (uint32_t)u;
+            memcpy(&v->f[i], &u32, 4);
         } else {
-            return TFAIL("%zu float values for dimensions holding %zu", m->file, what, nm, t->n_float_data, n);
+            memcpy(&v->i[i], &u, 8);
         }
-        return 0;
     }
-    if (type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
-        if (!(v->i = malloc(sizeof(int64_t) * (n ? n : 1))))
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
-        if (t->has_raw_data && t->raw_data.len) {
-            if (t->raw_data.len != 8 * n)
-                return TFAIL("%zu bytes of data for %zu int64 values", m->file, what, nm, t->raw_data.len, n);
-            for (size_t i = 0; i < n; i++) {
-                uint64_t u = 0;
-                for (int b = 7; b >= 0; b--)
-                    u = u << 8 | t->raw_data.data[8 * i + (size_t)b];
-                memcpy(&v->i[i], &u, 8);
-            }
-        } else if (t->n_int64_data == n) {
-            memcpy(v->i, t->int64_data, sizeof(int64_t) * n);
-        } else {
-            return TFAIL("%zu int64 values for dimensions holding %zu", m->file, what, nm, t->n_int64_data, n);
-        }
-        return 0;
-    }
-    return TFAIL("data type %d is not supported (float32 weights and int64 shapes only)", m->file, what, nm, type);
+    if (!raw)
+        memcpy(dst, isf ? (const void *)t->float_data : (const void *)t->int64_data, es * n);
+    return 0;
 #undef TFAIL
 }
 
@@ -205,7 +208,13 @@ static val *layer_input(im *m, int k, nn_err *e)
 {
     val *v = input(m, k, e);
     if (v && v->kind != V_LAYER) {
-        node_fail(m, e, "input '%.200s' must be computed from the network input, not a constant", v->name);
+        node_fail(m, e, "input '%.200s' must be computed from the network input%s", v->name,
+                  v->kind == V_CONST ? ", not a constant" : " (it is part of a pattern this node does not continue)");
+        return NULL;
+    }
+    if (v && (v->tmajor || v->part)) {
+        node_fail(m, e, "input '%.200s' is %s; only Transpose, Squeeze, Gather or LSTM/GRU may read it", v->name,
+                  v->part ? "an LSTM/GRU's raw output" : "in time-major [T, N, F] layout");
         return NULL;
     }
     return v;
@@ -379,7 +388,7 @@ static const char *layer_name(const im *m, int i)
 /* A new layer object of `type` reading the values in[0..nin), named after the
  * node (made unique and acceptable to nnrun); its output is the node's first
  * output. Returns the JSON object to complete (NULL: error set). */
-static cJSON *new_layer(im *m, const char *type, val **in, int nin, nn_err *e)
+static cJSON *new_layer_out(im *m, const char *type, val **in, int nin, const char *out, nn_err *e)
 {
     if (m->nl >= MAX_NODES) {
         node_fail(m, e, "more than %d layers", MAX_NODES);
@@ -414,12 +423,17 @@ static cJSON *new_layer(im *m, const char *type, val **in, int nin, nn_err *e)
     cJSON_AddItemToObject(L, "inputs", ins);
     cJSON_AddItemToArray(m->layers, L);
     m->nl++;
-    val *o = add_val(m, m->node->output[0], e);
+    val *o = add_val(m, out, e);
     if (!o)
         return NULL;
     o->kind = V_LAYER;
     o->layer = m->nl - 1;
     return L;
+}
+
+static cJSON *new_layer(im *m, const char *type, val **in, int nin, nn_err *e)
+{
+    return new_layer_out(m, type, in, nin, m->node->output[0], e);
 }
 
 /* The value a node passes through unchanged (Dropout, Identity, Flatten of a flat value). */
@@ -443,6 +457,9 @@ static cJSON *pair(long a, long b)
 }
 
 /* ----------------------------------------------------------- operators */
+
+static int op_arith(im *m, const char *op, nn_err *e);
+static val *pattern_val(im *m, const val *x, int kind, nn_err *e);
 
 static int op_gemm(im *m, int matmul, nn_err *e)
 {
@@ -491,10 +508,22 @@ static int op_gemm(im *m, int matmul, nn_err *e)
 }
 
 /* Add(dense without bias, constant) where only this Add reads the dense
- * layer's output: the constant becomes its bias (MatMul + Add). */
+ * layer's output: the constant becomes its bias (MatMul + Add); the same
+ * after an embedding without positions: they become its positions. */
 static int fold_bias(im *m, val *x, val *b, nn_err *e)
 {
     cJSON *L = x->layer >= 0 ? cJSON_GetArrayItem(m->layers, x->layer) : NULL;
+    if (L && !strcmp(cJSON_GetObjectItem(L, "type")->valuestring, "embedding") &&
+        !cJSON_GetObjectItem(L, "positional") && uses(m, x->name) == 1 && x->layer == m->nl - 1) {
+        const nn_shape *s = shape_of(m, x);
+        if (b->n != nn_shape_size(s))
+            return node_fail(m, e, "the positions '%.200s' have %zu values for a [%d, %d] embedding", b->name, b->n,
+                             s->d[0], s->d[1]);
+        cJSON_AddTrueToObject(L, "positional");
+        long pd[2] = {s->d[0], s->d[1]};
+        int r = add_tensor(m, cJSON_GetObjectItem(L, "name")->valuestring, "position", 2, pd, b->f, e);
+        return r ? r : alias(m, x, e);
+    }
     if (!L || strcmp(cJSON_GetObjectItem(L, "type")->valuestring, "dense") ||
         cJSON_IsTrue(cJSON_GetObjectItem(L, "use_bias")) || uses(m, x->name) != 1 || x->layer != m->nl - 1)
         return node_fail(m, e, "adding a constant is supported only as the bias of the MatMul before it");
@@ -751,12 +780,11 @@ static int op_merge(im *m, const char *type, nn_err *e)
     for (int i = 0; i < n; i++)
         if (!(in[i] = input(m, i, e)))
             return e->code;
-    if (!strcmp(type, "add") && n == 2 && (in[0]->kind == V_CONST || in[1]->kind == V_CONST)) {
-        val *c = in[0]->kind == V_CONST ? in[0] : in[1], *x = c == in[0] ? in[1] : in[0];
-        if (x->kind != V_LAYER || !c->f)
-            return node_fail(m, e, "adding two constants is not supported");
-        return fold_bias(m, x, c, e);
-    }
+    if (!strcmp(type, "add") && n == 2 && (in[0]->kind != V_LAYER || in[1]->kind != V_LAYER))
+        return op_arith(m, "Add", e);
+    for (int i = 0; i < n; i++) /* the shape computation of an RNN's zero state */
+        if (in[i]->kind == V_SHAPE)
+            return pattern_val(m, NULL, V_SHAPE, e) ? 0 : e->code;
     for (int i = 0; i < n; i++)
         if (!(in[i] = layer_input(m, i, e)))
             return e->code;
@@ -792,12 +820,355 @@ static int op_constant(im *m, nn_err *e)
     return r;
 }
 
+/* ------------------------------------------- sequences and small patterns */
+
+/* A new value of a pattern kind (same layer as x). */
+static val *pattern_val(im *m, const val *x, int kind, nn_err *e)
+{
+    val *o = add_val(m, m->node->output[0], e);
+    if (o) {
+        o->kind = kind;
+        o->layer = x ? x->layer : -1;
+        o->base = x && x->kind != V_LAYER ? x->base : x;
+    }
+    return o;
+}
+
+/* A pattern's intermediate value must feed only the next step. */
+static int single_use(im *m, const val *v, nn_err *e)
+{
+    return uses(m, v->name) == 1 ? 0
+                                 : node_fail(m, e, "'%.200s' is read by more than one node; only the whole pattern "
+                                                   "is supported", v->name);
+}
+
+static int is_scalar(const val *c, double want)
+{
+    return c->kind == V_CONST && c->f && c->n == 1 && fabs(c->f[0] - want) < 1e-6 * fabs(want);
+}
+
+/* Shape, Unsqueeze, Concat, Gather over the batch size: only to build zeros. */
+static int op_shape(im *m, nn_err *e)
+{
+    val *x = input(m, 0, e);
+    return x && pattern_val(m, NULL, V_SHAPE, e) ? 0 : e->code;
+}
+
+static int op_constant_of_shape(im *m, nn_err *e)
+{
+    val *x = input(m, 0, e);
+    if (!x)
+        return e->code;
+    const Onnx__AttributeProto *a = attr(m->node, "value");
+    val z;
+    memset(&z, 0, sizeof z);
+    int r = a && a->t ? decode(m, a->t, "value", &z, e) : 0;
+    int zero = !r && (!a || (z.f && z.n == 1 && z.f[0] == 0) || (z.i && z.n == 1 && z.i[0] == 0));
+    free(z.f);
+    free(z.i);
+    if (r)
+        return r;
+    if (x->kind != V_SHAPE || !zero)
+        return node_fail(m, e, "supported only as the zero initial state of an LSTM/GRU");
+    return pattern_val(m, NULL, V_ZEROS, e) ? 0 : e->code;
+}
+
+static int op_unsqueeze(im *m, nn_err *e)
+{
+    val *x = input(m, 0, e);
+    if (x && x->kind != V_SHAPE)
+        return node_fail(m, e, "supported only in the shape computation of an LSTM/GRU's zero state");
+    return x && pattern_val(m, NULL, V_SHAPE, e) ? 0 : e->code;
+}
+
+/* Transpose [N, T, F] <-> [T, N, F] around an LSTM/GRU. */
+static int op_transpose(im *m, nn_err *e)
+{
+    val *x = input(m, 0, e);
+    if (!x)
+        return e->code;
+    const Onnx__AttributeProto *a = attr(m->node, "perm");
+    int swap = a && a->n_ints == 3 && a->ints[0] == 1 && a->ints[1] == 0 && a->ints[2] == 2;
+    if (x->kind != V_LAYER || x->part || !swap || shape_of(m, x)->nd != 2)
+        return node_fail(m, e, "only a Transpose with perm [1, 0, 2] of a [batch, time, features] value (around an "
+                               "LSTM/GRU) is supported");
+    val *o = pattern_val(m, x, V_LAYER, e);
+    if (o)
+        o->tmajor = !x->tmajor;
+    return o ? 0 : e->code;
+}
+
+/* Squeeze of Y (axis 1: [T, N, H]) or of Y_h (axis 0: [N, H]). */
+static int op_squeeze(im *m, nn_err *e)
+{
+    val *x = input(m, 0, e);
+    if (!x)
+        return e->code;
+    long axis = -99;
+    const Onnx__AttributeProto *a = attr(m->node, "axes");
+    if (has_input(m->node, 1)) {
+        val *ax = const_input(m, 1, 0, e);
+        if (!ax)
+            return e->code;
+        if (ax->n == 1)
+            axis = (long)ax->i[0];
+    } else if (a && a->n_ints == 1) {
+        axis = (long)a->ints[0];
+    }
+    if (x->kind != V_LAYER || !((x->part == 1 && axis == 1) || (x->part == 2 && (axis == 0 || axis == -3))))
+        return node_fail(m, e, "only a Squeeze of an LSTM/GRU's direction axis (Y: axis 1, Y_h: axis 0) is supported");
+    val *o = pattern_val(m, x, V_LAYER, e);
+    if (o)
+        o->tmajor = x->part == 1;
+    return o ? 0 : e->code;
+}
+
+static int op_embedding(im *m, val *w, val *ids, nn_err *e);
+
+/* Gather: of Y_h at step 0 (the last state), of a shape, or embedding rows. */
+static int op_gather(im *m, nn_err *e)
+{
+    val *x = input(m, 0, e), *k = x ? input(m, 1, e) : NULL;
+    if (!k)
+        return e->code;
+    long axis;
+    int r = attr_int(m, "axis", -8, 8, 0, &axis, e);
+    if (r)
+        return r;
+    if (x->kind == V_SHAPE)
+        return pattern_val(m, NULL, V_SHAPE, e) ? 0 : e->code;
+    if (x->kind == V_CONST && x->f && x->nd == 2 && k->kind == V_IDS && axis == 0)
+        return op_embedding(m, x, k, e);
+    if (x->kind == V_LAYER && x->part == 2 && axis == 0 && k->kind == V_CONST && k->i && k->n == 1 &&
+        (k->i[0] == 0 || k->i[0] == -1)) {
+        val *o = pattern_val(m, x, V_LAYER, e);
+        return o ? 0 : e->code;
+    }
+    return node_fail(m, e, "supported only as an embedding (Gather of a constant [vocabulary, dim] table at token ids "
+                           "from Cast) or to take an LSTM/GRU's last state");
+}
+
+/* Round and Cast of the input's token ids (before Gather). */
+static int op_cast(im *m, int round, nn_err *e)
+{
+    val *x = input(m, 0, e);
+    if (!x)
+        return e->code;
+    long to = 0;
+    int r = round ? 0 : attr_int(m, "to", 0, 64, 0, &to, e);
+    if (r)
+        return r;
+    int ok = round ? x->kind == V_LAYER && !x->tmajor && !x->part
+                   : (x->kind == V_ROUND || (x->kind == V_LAYER && !x->tmajor && !x->part)) &&
+                         (to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32);
+    if (!ok)
+        return node_fail(m, e, "supported only on token ids (Round, then Cast to int64 or int32) before a Gather");
+    return pattern_val(m, x, round ? V_ROUND : V_IDS, e) ? 0 : e->code;
+}
+
+static int op_embedding(im *m, val *w, val *ids, nn_err *e)
+{
+    val x = *ids; /* the ids' layer, as a layer value */
+    x.kind = V_LAYER;
+    x.base = NULL;
+    val *px = &x;
+    if (shape_of(m, px)->nd != 1)
+        return node_fail(m, e, "token ids must be [batch, sequence_length]");
+    cJSON *L = new_layer(m, "embedding", &px, 1, e);
+    if (!L)
+        return e->code;
+    cJSON_AddNumberToObject(L, "input_dim", (double)w->dims[0]);
+    cJSON_AddNumberToObject(L, "output_dim", (double)w->dims[1]);
+    long wd[2] = {(long)w->dims[0], (long)w->dims[1]};
+    int r = add_tensor(m, cJSON_GetObjectItem(L, "name")->valuestring, "weight", 2, wd, w->f, e);
+    return r ? r : probe(m, e);
+}
+
+/* LSTM / GRU (forward, PyTorch's formulation) on a time-major value. */
+static int op_rnn(im *m, int lstm, nn_err *e)
+{
+    const Onnx__NodeProto *n = m->node;
+    val *x = input(m, 0, e), *w = x ? const_input(m, 1, 1, e) : NULL, *rw = w ? const_input(m, 2, 1, e) : NULL;
+    val *b = NULL;
+    if (!rw)
+        return e->code;
+    if (x->kind != V_LAYER || !x->tmajor || x->part)
+        return node_fail(m, e, "the input must be [time, batch, features]: a Transpose (perm [1, 0, 2]) of a "
+                               "[batch, time, features] value, or a previous LSTM/GRU's squeezed Y");
+    if (has_input(n, 3) && !(b = const_input(m, 3, 1, e)))
+        return e->code;
+    if (has_input(n, 4))
+        return node_fail(m, e, "sequence_lens is not supported (every sequence has the full length)");
+    for (size_t k = 5; k < n->n_input; k++) {
+        val *z = has_input(n, k) ? input(m, (int)k, e) : NULL;
+        if (has_input(n, k) && !z)
+            return e->code;
+        if (z && (k == 7 || z->kind != V_ZEROS))
+            return node_fail(m, e, "input %zu: only zero initial states (absent or ConstantOfShape 0) and no "
+                                   "peepholes are supported", k);
+    }
+    long H, lbr, ifg, layout;
+    double clip;
+    int r;
+    if ((r = attr_int(m, "hidden_size", 1, 65536, 0, &H, e)) ||
+        (r = attr_int(m, "linear_before_reset", lstm ? 0 : 1, 1, lstm ? 0 : 1, &lbr, e)) ||
+        (r = attr_int(m, "input_forget", 0, 0, 0, &ifg, e)) || (r = attr_int(m, "layout", 0, 0, 0, &layout, e)) ||
+        (r = attr_float(m, "clip", 0, &clip, e)))
+        return r;
+    if (attr(n, "activations") || attr(n, "clip") ||
+        (attr(n, "direction") && !attr_str_is(n, "direction", "forward")))
+        return node_fail(m, e, "only the default activations, no clip and direction forward are supported");
+    int K = lstm ? 4 : 3, F = shape_of(m, x)->d[1];
+    if (w->nd != 3 || w->dims[0] != 1 || w->dims[1] != K * H || w->dims[2] != F || rw->nd != 3 || rw->dims[0] != 1 ||
+        rw->dims[1] != K * H || rw->dims[2] != H || (b && b->n != (size_t)(2 * K * H)))
+        return node_fail(m, e, "W must be [1, %ld, %d], R [1, %ld, %ld] and B [1, %ld] (hidden_size %ld, %d input "
+                               "features)", K * H, F, K * H, H, 2 * K * H, H, F);
+    int useY = n->n_output > 0 && n->output[0][0] && uses(m, n->output[0]);
+    int useH = n->n_output > 1 && n->output[1][0] && uses(m, n->output[1]);
+    if (n->n_output > 2 && n->output[2][0] && uses(m, n->output[2]))
+        return node_fail(m, e, "Y_c (the last cell state) is used; nnrun's LSTM gives Y or Y_h");
+    if (useY == useH)
+        return node_fail(m, e, "exactly one of Y (the sequence) and Y_h (the last state) must be used");
+    /* the layer reads the batch-major value the Transpose came from */
+    val bx = *x;
+    bx.tmajor = 0;
+    val *pbx = &bx;
+    cJSON *L = new_layer_out(m, lstm ? "lstm" : "gru", &pbx, 1, n->output[useY ? 0 : 1], e);
+    if (!L)
+        return e->code;
+    m->v[m->nv - 1].part = useY ? 1 : 2;
+    cJSON_AddNumberToObject(L, "units", (double)H);
+    cJSON_AddBoolToObject(L, "return_sequences", useY);
+    cJSON_AddBoolToObject(L, "use_bias", b != NULL);
+    /* ONNX gate q (LSTM i,o,f,c; GRU z,r,h) is nnrun's block map[q] (i,f,g,o; r,z,n) */
+    static const int lmap[4] = {0, 3, 1, 2}, gmap[3] = {1, 0, 2};
+    const int *map = lstm ? lmap : gmap;
+    size_t KH = (size_t)K * H;
+    float *wi = malloc(sizeof(float) * KH * F), *wh = malloc(sizeof(float) * KH * H);
+    float *bi = calloc(KH, sizeof(float)), *bh = calloc(KH, sizeof(float));
+    if (!wi || !wh || !bi || !bh) {
+        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        goto out;
+    }
+    for (int q = 0; q < K; q++)
+        for (long h = 0; h < H; h++) {
+            size_t src = (size_t)q * H + h, dst = (size_t)map[q] * H + h;
+            for (int f = 0; f < F; f++)
+                wi[(size_t)f * KH + dst] = w->f[src * F + f];
+            for (long f = 0; f < H; f++)
+                wh[(size_t)f * KH + dst] = rw->f[src * H + f];
+            if (b) {
+                bi[dst] = b->f[src] + (lstm ? b->f[KH + src] : 0); /* nnrun's LSTM has one bias */
+                bh[dst] = b->f[KH + src];
+            }
+        }
+    const char *ln = cJSON_GetObjectItem(L, "name")->valuestring;
+    long di[2] = {F, (long)KH}, dh[2] = {H, (long)KH}, db[1] = {(long)KH};
+    if (!(r = add_tensor(m, ln, "weight_ih", 2, di, wi, e)) && !(r = add_tensor(m, ln, "weight_hh", 2, dh, wh, e)) &&
+        b)
+        r = lstm ? add_tensor(m, ln, "bias", 1, db, bi, e)
+                 : (r = add_tensor(m, ln, "bias_ih", 1, db, bi, e)) ? r : add_tensor(m, ln, "bias_hh", 1, db, bh, e);
+    if (!r)
+        r = probe(m, e);
+out:
+    free(wi);
+    free(wh);
+    free(bi);
+    free(bh);
+    return r;
+}
+
+/* Mul, Div, Add, Sub, Erf that are not a merge: the input normalisation,
+ * GELU (x * 0.5 * (1 + erf(x / sqrt 2)), as PyTorch and nnrun export it),
+ * denormalize (x * std + mean), a MatMul's bias, an embedding's positions. */
+static int op_arith(im *m, const char *op, nn_err *e)
+{
+    val *a = input(m, 0, e), *b = a && strcmp(op, "Erf") ? input(m, 1, e) : NULL;
+    if (!a || (strcmp(op, "Erf") && !b))
+        return e->code;
+    if (!strcmp(op, "Erf")) {
+        if (a->kind != V_GELU || a->stage != 1)
+            return node_fail(m, e, "Erf is supported only inside GELU (x * 0.5 * (1 + erf(x / sqrt 2)))");
+        val *o = single_use(m, a, e) ? NULL : pattern_val(m, a, V_GELU, e);
+        return o ? (o->stage = 2, 0) : e->code;
+    }
+    if (a->kind == V_NORM_SUB || (!strcmp(op, "Sub") && a->kind == V_LAYER && a->layer < 0))
+        return op_normalize(m, op, e);
+    int mul = !strcmp(op, "Mul"), add = !strcmp(op, "Add");
+    if ((mul || add) && b->kind != V_CONST && a->kind == V_CONST) { /* constant first: swap */
+        val *t = a;
+        a = b;
+        b = t;
+    }
+    val *o;
+    if (a->kind == V_LAYER && !a->tmajor && !a->part &&
+        ((mul && is_scalar(b, M_SQRT1_2)) || (!strcmp(op, "Div") && is_scalar(b, M_SQRT2)))) {
+        if (!(o = pattern_val(m, a, V_GELU, e)))
+            return e->code;
+        o->stage = 1;
+        return 0;
+    }
+    if (add && a->kind == V_GELU && a->stage == 2 && is_scalar(b, 1.0)) {
+        if (single_use(m, a, e) || !(o = pattern_val(m, a, V_GELU, e)))
+            return e->code;
+        o->stage = 3;
+        return 0;
+    }
+    if (mul && (a->kind == V_GELU || b->kind == V_GELU)) {
+        val *g = a->kind == V_GELU ? a : b, *other = g == a ? b : a;
+        if (g->stage == 3 && other->kind == V_LAYER && other->layer == g->base->layer && !other->tmajor &&
+            !other->part) {
+            if (single_use(m, g, e) || !(o = pattern_val(m, g, V_GELU, e)))
+                return e->code;
+            o->stage = 4;
+            return 0;
+        }
+        if (g->stage == 4 && is_scalar(other, 0.5)) {
+            if (single_use(m, g, e))
+                return e->code;
+            val *x = (val *)g->base;
+            return new_layer(m, "gelu", &x, 1, e) ? probe(m, e) : e->code;
+        }
+    }
+    if (mul && a->kind == V_LAYER && !a->tmajor && !a->part && b->kind == V_CONST && b->f &&
+        b->n == (size_t)shape_of(m, a)->d[shape_of(m, a)->nd - 1]) {
+        if (!(o = pattern_val(m, a, V_DENORM, e)))
+            return e->code;
+        o->f = malloc(sizeof(float) * b->n); /* the std */
+        if (!o->f)
+            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        memcpy(o->f, b->f, sizeof(float) * b->n);
+        o->n = b->n;
+        return 0;
+    }
+    if (add && a->kind == V_DENORM && b->kind == V_CONST && b->f && b->n == a->n) {
+        if (single_use(m, a, e))
+            return e->code;
+        val *x = (val *)a->base;
+        cJSON *L = new_layer(m, "denormalize", &x, 1, e);
+        if (!L)
+            return e->code;
+        const char *ln = cJSON_GetObjectItem(L, "name")->valuestring;
+        long d[1] = {(long)a->n};
+        int r = add_tensor(m, ln, "mean", 1, d, b->f, e);
+        if (!r)
+            r = add_tensor(m, ln, "std", 1, d, a->f, e);
+        return r ? r : probe(m, e);
+    }
+    if (add && a->kind == V_LAYER && b->kind == V_CONST && b->f)
+        return fold_bias(m, a, b, e);
+    return node_fail(m, e, "%s is supported only in the input normalisation, GELU, denormalize (x * std + mean), "
+                           "a MatMul's bias or an embedding's positions", op);
+}
+
 static int convert_node(im *m, nn_err *e)
 {
     const Onnx__NodeProto *n = m->node;
     const char *op = n->op_type ? n->op_type : "";
     if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx"))
         return node_fail(m, e, "operator domain '%.100s' is not supported", n->domain);
+    if (!strcmp(op, "LSTM") || !strcmp(op, "GRU")) /* Y may be absent when Y_h is used */
+        return op_rnn(m, op[0] == 'L', e);
     if (n->n_output < 1 || !n->output[0][0])
         return node_fail(m, e, "the node has no output");
     static const struct { const char *op, *type; } simple[] = {
@@ -821,8 +1192,22 @@ static int convert_node(im *m, nn_err *e)
         return op_merge(m, "concat", e);
     if (!strcmp(op, "Reshape"))
         return op_reshape(m, e);
-    if (!strcmp(op, "Sub") || !strcmp(op, "Div") || !strcmp(op, "Mul"))
-        return op_normalize(m, op, e);
+    if (!strcmp(op, "Sub") || !strcmp(op, "Div") || !strcmp(op, "Mul") || !strcmp(op, "Erf"))
+        return op_arith(m, op, e);
+    if (!strcmp(op, "Transpose"))
+        return op_transpose(m, e);
+    if (!strcmp(op, "Squeeze"))
+        return op_squeeze(m, e);
+    if (!strcmp(op, "Gather"))
+        return op_gather(m, e);
+    if (!strcmp(op, "Round") || !strcmp(op, "Cast"))
+        return op_cast(m, op[0] == 'R', e);
+    if (!strcmp(op, "Shape"))
+        return op_shape(m, e);
+    if (!strcmp(op, "Unsqueeze"))
+        return op_unsqueeze(m, e);
+    if (!strcmp(op, "ConstantOfShape"))
+        return op_constant_of_shape(m, e);
     if (!strcmp(op, "Constant"))
         return op_constant(m, e);
     if (!strcmp(op, "Pad")) { /* torch exports AvgPool2d with a Pad of zeros before it */
@@ -842,7 +1227,9 @@ static int convert_node(im *m, nn_err *e)
     return node_fail(m, e, "operator not supported by nnrun import (supported: Gemm, MatMul, Conv, MaxPool, "
                            "AveragePool, GlobalAveragePool, BatchNormalization, LayerNormalization, Relu, Sigmoid, "
                            "Tanh, LeakyRelu, Elu, Softmax, Flatten, Reshape, Add, Sum, Concat, Dropout, Identity, "
-                           "Constant, Pad of nothing, and Sub/Div/Mul as the input normalisation)");
+                           "Constant, Pad of nothing, LSTM, GRU (with Transpose, Squeeze, Gather and the zero state's "
+                           "Shape/ConstantOfShape), Gather embeddings (after Round/Cast), and Sub/Div/Mul/Add/Erf as "
+                           "the input normalisation, GELU or denormalize)");
 }
 
 /* ------------------------------------------------------------------ model */

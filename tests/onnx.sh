@@ -11,7 +11,9 @@
 # installed (no network) the tests that need it print SKIP, never PASS.
 # Import: PyTorch models exported by torch.onnx.export (Debian's
 # python3-torch; tests/onnx/torch_models.py) imported and predicting what
-# PyTorch predicts within 1e-4; an nnrun -> ONNX -> nnrun round trip;
+# PyTorch predicts within 1e-4 (an MLP with GELU, LeNet with batch norm, a
+# residual block, LSTM + GRU); nnrun -> ONNX -> nnrun round trips of every
+# layer type but attention (which import refuses, by node);
 # malformed and hostile files (tests/onnx/hostile.py) refused with clear
 # messages. Also: bad inputs (exit codes and messages) and the atomic write.
 PREFIX=onnx
@@ -140,7 +142,7 @@ expect_match() {
 if [ "$have_onnx" = 1 ] && "$PY" -c 'import torch' 2>/dev/null; then
     mkdir -p "$T/torch"
     if "$PY" "$ROOT/tests/onnx/torch_models.py" "$T/torch" >"$T/torch.log" 2>&1; then
-        for m in mlp lenet_bn resblock; do
+        for m in mlp lenet_bn resblock rnn; do
             nn import "$T/torch/$m.onnx" "$T/torch/$m.bin"
             if [ "$RC" != 0 ]; then
                 fail "import/torch_$m" "exit $RC" "$ERR"
@@ -161,18 +163,43 @@ else
     skip "import/torch" "Debian's python3-torch or python3-onnx is not installed"
 fi
 
-# a round trip: nnrun -> ONNX -> nnrun predicts the same (normalisation, classes kept)
-if [ -s "$T/iris.onnx" ] && [ -s "$T/iris.jsonl" ]; then
-    cut -d, -f1-4 "$ROOT/data/iris_test.csv" >"$T/iris_x.csv"
-    nn import "$T/iris.onnx" "$T/iris_rt.bin"
-    R1=$RC
-    nn infer "$T/iris_rt.bin" "$T/iris_x.csv" --json --top 1000
-    cp "$T/out" "$T/iris_rt.jsonl"
-    if [ "$R1" = 0 ] && [ "$RC" = 0 ] && grep -q '"label":"virginica"' "$T/iris_rt.jsonl"; then
-        expect_match import/roundtrip_iris "$T/iris.jsonl" "$T/iris_rt.jsonl"
+# round trips: nnrun -> ONNX -> nnrun predicts the same (the imported model has
+# no data source: infer reads feature columns only, time series as flat windows)
+# roundtrip NAME FEATURES.csv [infer options]
+roundtrip() {
+    local name=$1 x=$2
+    shift 2
+    [ -s "$T/$name.onnx" ] && [ -s "$T/$name.jsonl" ] || return 0
+    nn import "$T/$name.onnx" "$T/${name}_rt.bin"
+    local r1=$RC
+    nn infer "$T/${name}_rt.bin" "$x" --json --top 1000 "$@"
+    cp "$T/out" "$T/${name}_rt.jsonl"
+    if [ "$r1" = 0 ] && [ "$RC" = 0 ]; then
+        expect_match "import/roundtrip_$name" "$T/$name.jsonl" "$T/${name}_rt.jsonl"
     else
-        fail import/roundtrip_iris "import exit $R1, infer exit $RC (or class names lost)" "$ERR"
+        fail "import/roundtrip_$name" "import exit $r1, infer exit $RC" "$ERR"
     fi
+}
+cut -d, -f1-4 "$ROOT/data/iris_test.csv" >"$T/iris_x.csv"
+cut -d, -f1-64 "$T/img.csv" >"$T/img_x.csv"
+cut -d, -f1-6 "$T/tokens.csv" >"$T/tokens_x.csv"
+python3 -c 'import sys
+rows = [l.strip() for l in open(sys.argv[1])][1:]
+w = int(sys.argv[3])
+with open(sys.argv[2], "w") as f:
+    f.write(",".join("v%d" % i for i in range(2 * w)) + "\n")
+    for k in range(len(rows) - w + 1):
+        f.write(",".join(rows[k:k + w]) + "\n")' "$T/series.csv" "$T/series_x.csv" 12
+roundtrip iris "$T/iris_x.csv"
+if [ -s "$T/iris_rt.jsonl" ] && ! grep -q '"label":"virginica"' "$T/iris_rt.jsonl"; then
+    fail import/roundtrip_classes "the class names were lost" "$(head -n 1 "$T/iris_rt.jsonl")"
+fi
+roundtrip cnn "$T/img_x.csv"          # conv (groups, dilation, same), pools, batchnorm, add, concat, GELU ...
+roundtrip series_rnn "$T/series_x.csv" # LSTM, GRU, layernorm, denormalize, the normalisation
+roundtrip tokens "$T/tokens_x.csv"     # embedding with positions, LSTM without bias, sigmoid
+if [ -s "$T/series_attn.onnx" ]; then
+    expect import/refuses_attention 65 "node 'attention_1/split' (Split): operator not supported" \
+        import "$T/series_attn.onnx" "$T/attn_rt.bin"
 fi
 
 # malformed and hostile files: exit 65 with a message naming the problem

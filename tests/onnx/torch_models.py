@@ -1,7 +1,7 @@
 """tests/onnx/torch_models.py DIR - PyTorch models exported with torch.onnx.export
 for tests/onnx.sh's import tests (Debian's python3-torch, /usr/bin/python3).
 
-For each NAME in mlp, lenet_bn, resblock: DIR/NAME.onnx, DIR/NAME.csv (input
+For each NAME in mlp (with GELU), lenet_bn, resblock, rnn (LSTM + GRU): DIR/NAME.onnx, DIR/NAME.csv (input
 rows, one flattened sample per line, with a header) and DIR/NAME.expect.csv
 (PyTorch's softmax probabilities per row). Weights are random (seeded) and
 batch-norm statistics are set to random values, so nothing is trivial.
@@ -10,6 +10,7 @@ EVAL would fold its batch norms into the convolutions, and the test wants
 its BatchNormalization nodes."""
 import os
 import sys
+import warnings
 
 import torch
 from torch import nn
@@ -28,6 +29,21 @@ def randomize_bn(m):
             mod.bias.data.copy_(torch.randn(c) * 0.2)
 
 
+class Recurrent(nn.Module):
+    """LSTM (the sequence) into GRU (the last state) into a classifier, batch first."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 6, batch_first=True)
+        self.gru = nn.GRU(6, 5, batch_first=True)
+        self.fc = nn.Linear(5, 4)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        _, h = self.gru(y)
+        return self.fc(h[-1])
+
+
 class ResBlock(nn.Module):
     def __init__(self):
         super().__init__()
@@ -43,13 +59,14 @@ class ResBlock(nn.Module):
 
 
 models = {
-    "mlp": (nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 8), nn.Tanh(), nn.Dropout(0.3),
-                          nn.Linear(8, 3)), [4]),
+    "mlp": (nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 8), nn.GELU(),
+                          nn.Dropout(0.3), nn.Linear(8, 3)), [4]),
     "lenet_bn": (nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
                                nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                                nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)),
                  [1, 28, 28]),
     "resblock": (ResBlock(), [3, 8, 8]),
+    "rnn": (Recurrent(), [7, 3]),
 }
 for name, (m, shape) in models.items():
     randomize_bn(m)
@@ -57,6 +74,7 @@ for name, (m, shape) in models.items():
     x = torch.randn([16] + shape)
     with torch.no_grad():
         p = torch.softmax(m(x), dim=1)
+    warnings.simplefilter("ignore")  # the exporter's notes on RNNs with a batch size
     torch.onnx.export(m, x, os.path.join(d, name + ".onnx"), input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "N"}, "output": {0: "N"}}, opset_version=13,
                       training=torch.onnx.TrainingMode.PRESERVE if name == "lenet_bn" else torch.onnx.TrainingMode.EVAL,
