@@ -20,7 +20,7 @@ LIBOBJ := $(LIBSRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o $(BUILD)/onnx/onnx.
 CLSRC  := $(sort $(wildcard cl/*.cl))
 TESTSRC := $(wildcard tests/unit/*.c)
 
-.PHONY: all deps demo test test-unit test-clblast bench clean
+.PHONY: all deps demo test test-unit test-clblast bench clean install uninstall
 all: nnrun
 
 nnrun: $(OBJ)
@@ -86,6 +86,22 @@ bench: deps
 
 clean:
 	rm -rf $(BUILD) nnrun
+
+# `make install PREFIX=/usr/local DESTDIR=...`: the binary, the man page
+# nnrun(1) and the bash completion; `make uninstall` removes exactly those.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man/man1
+COMPDIR ?= $(PREFIX)/share/bash-completion/completions
+
+install: nnrun
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPDIR)
+	install -m 755 nnrun $(DESTDIR)$(BINDIR)/nnrun
+	install -m 644 docs/nnrun.1 $(DESTDIR)$(MANDIR)/nnrun.1
+	install -m 644 docs/nnrun.bash $(DESTDIR)$(COMPDIR)/nnrun
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/nnrun $(DESTDIR)$(MANDIR)/nnrun.1 $(DESTDIR)$(COMPDIR)/nnrun
 
 -include $(OBJ:.o=.d)
 

@@ -4,7 +4,8 @@
 #
 # Suites: build/unit_tests (PASS unit/... / FAIL unit/... / SKIP unit/... lines),
 # tests/cli.sh (PASS cli/... / FAIL cli/... lines), tests/e2e.sh (PASS e2e/...) and tests/reliability.sh
-# (PASS rel/... / FAIL rel/... lines) and tests/onnx.sh (PASS onnx/...). Their output is shown as it
+# (PASS rel/... / FAIL rel/... lines), tests/onnx.sh (PASS onnx/...) and
+# tests/install.sh (PASS install/...). Their output is shown as it
 # comes; each suite's own "N passed, N failed" line is shown as
 # "# unit: N passed, N failed" so that the last line of this script is the only
 # summary: "N passed, N failed, N skipped" over all PASS/FAIL/SKIP lines. A suite that exits
@@ -81,6 +82,7 @@ suite cli tests/cli.sh
 suite e2e tests/e2e.sh
 suite rel tests/reliability.sh
 suite onnx tests/onnx.sh
+suite install tests/install.sh
 
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" = 0 ]
