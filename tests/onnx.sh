@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/onnx.sh - `nnrun export` and `nnrun import` (ONNX, docs/FORMATS.md).
 #
-# Export: small models covering every layer type (tests/onnx/gen.py, plus
-# models/iris_mlp.json) are trained briefly, exported, checked by
+# Export: small models covering every layer type (tests/onnx/gen.py) and
+# every model in models/ (shrunk by tests/onnx/shrink_models.py) are trained briefly, exported, checked by
 # onnx.checker (Debian's python3-onnx) and run by onnxruntime, whose
 # outputs must equal `nnrun infer`'s within 1e-4 (tests/onnx/check.py).
 # onnxruntime comes from PyPI, test-only: `pip install --target DIR --no-deps
@@ -90,6 +90,31 @@ train cnn "$T/cnn.json" && export_case cnn "$T/cnn.bin" "$T/img.csv" --drop labe
 train series_rnn "$T/series_rnn.json" && export_case series_rnn "$T/series_rnn.bin" "$T/series.csv" --window 12
 train series_attn "$T/series_attn.json" && export_case series_attn "$T/series_attn.bin" "$T/series.csv" --window 12
 train tokens "$T/tokens.json" && export_case tokens "$T/tokens.bin" "$T/tokens.csv" --drop label
+
+# every model in models/, shrunk to one quick epoch on a few samples
+# (tests/onnx/shrink_models.py), exported, checked and run by onnxruntime on
+# random inputs (text models: random token ids, compared at the first position,
+# which is what infer prints per row; the sunspot model: its test series)
+mkdir -p "$T/models"
+for name in $(python3 "$ROOT/tests/onnx/shrink_models.py" "$ROOT/models" "$T/models"); do
+    [ "$name" = iris_mlp ] && continue # trained above
+    train "models_$name" "$T/models/$name.json" --epochs 1 || continue
+    bin=$T/models_$name.bin
+    case $name in
+    sunspots_*) export_case "models_$name" "$bin" "$ROOT/data/sunspots_test.csv" --drop year --window 22 ;;
+    char_*)
+        nn export "$bin" "$T/probe.onnx" # to read the input size and the vocabulary
+        V=$("$PY" -c 'import onnx,sys,json; m=onnx.load(sys.argv[1]); print(len(json.loads({p.key: p.value for p in m.metadata_props}["classes"])))' "$T/probe.onnx" 2>/dev/null)
+        "$PY" "$CHECK" random "$T/probe.onnx" "$T/models_$name.csv" --ids "${V:-1}" 2>/dev/null
+        export_case "models_$name" "$bin" "$T/models_$name.csv" --outputs "${V:-1}"
+        ;;
+    *)
+        nn export "$bin" "$T/probe.onnx"
+        "$PY" "$CHECK" random "$T/probe.onnx" "$T/models_$name.csv" 2>/dev/null
+        export_case "models_$name" "$bin" "$T/models_$name.csv"
+        ;;
+    esac
+done
 
 # metadata: class names and the loss
 if [ "$have_onnx" = 1 ] && [ -s "$T/iris.onnx" ]; then

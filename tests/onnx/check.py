@@ -11,6 +11,11 @@
       "values"; a one-unit binary model's output is the second class's
       probability. Passes when |ort - nnrun| <= 1e-4 * max(1, |nnrun|) everywhere
       (nnrun prints 6 significant digits). Prints the largest difference.
+      --outputs K compares only the first K outputs of each row (a text
+      model's first position: what `nnrun infer` prints for a row of ids).
+  check.py random MODEL.onnx OUT.csv [--ids V]
+      writes 8 rows of random inputs for the model (uniform [0, 1), or
+      integer token ids below V), one flattened sample per row, with a header.
   check.py expect EXPECTED.csv|EXPECTED.jsonl INFER.jsonl
       the same comparison against reference outputs, one CSV row per input
       (PyTorch's, from tests/onnx/torch_models.py) or another nnrun infer
@@ -77,14 +82,28 @@ def main():
         onnx.checker.check_model(m, full_check=True)
         print("checker ok, opset", m.opset_import[0].version)
         return 0
+    if a[0] == "random":
+        m = onnx.load(a[1])
+        dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim[1:]]
+        n = int(np.prod(dims))
+        rng = np.random.default_rng(1)
+        ids = int(a[4]) if len(a) > 4 and a[3] == "--ids" else 0
+        x = rng.integers(0, ids, (8, n)) if ids else rng.random((8, n))
+        with open(a[2], "w") as f:
+            f.write(",".join("x%d" % i for i in range(n)) + "\n")
+            for r in x:
+                f.write(",".join(("%d" if ids else "%.6f") % v for v in r) + "\n")
+        return 0
     model, data, infer = a[1], a[2], a[3]
-    drop, window = [], 0
+    drop, window, outputs = [], 0, 0
     i = 4
     while i < len(a):
         if a[i] == "--drop":
             drop = a[i + 1].split(",")
         elif a[i] == "--window":
             window = int(a[i + 1])
+        elif a[i] == "--outputs":
+            outputs = int(a[i + 1])
         i += 2
     import onnxruntime as ort
     s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
@@ -95,6 +114,8 @@ def main():
         x = np.stack([x[k:k + window] for k in range(len(x) - window + 1)])
     x = x.reshape([len(x)] + shape)
     y = s.run(None, {inp.name: x})[0].reshape(len(x), -1).astype(np.float64)
+    if outputs:
+        y = y[:, :outputs]
     return compare(y, nnrun_rows(infer, y.shape[1]))
 
 
