@@ -39,6 +39,11 @@ struct nn_ckpt;
 int nn_onnx_parse(const unsigned char *buf, size_t len, const char *name, const char *loss, struct nn_ckpt *c,
                   nn_err *e);
 
+/* `nnrun infer/eval/generate MODEL.onnx`: a path ending in .onnx (any case)
+ * is read as nnrun import would read it (loss from the metadata or guessed). */
+int nn_onnx_path(const char *path);
+int nn_onnx_read(const char *path, struct nn_ckpt *c, nn_err *e);
+
 int nn_write_atomic(const char *path, const void *buf, size_t len, nn_err *e);
 
 #endif

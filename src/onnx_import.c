@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -1463,18 +1464,33 @@ int nn_onnx_parse(const unsigned char *buf, size_t len, const char *name, const 
     return r;
 }
 
-int nn_onnx_import(const char *in, const char *out, const char *loss, nn_err *e)
+static int read_onnx(const char *in, const char *loss, nn_ckpt *c, nn_err *e)
 {
     unsigned char *buf = NULL;
     size_t len = 0;
+    memset(c, 0, sizeof *c);
     int r = nn_read_file(in, (size_t)NN_ONNX_MAX_BYTES, &buf, &len, e);
     if (r)
         return r;
-    nn_ckpt c;
-    r = nn_onnx_parse(buf, len, in, loss, &c, e);
+    r = nn_onnx_parse(buf, len, in, loss, c, e);
     free(buf);
+    return r;
+}
+
+int nn_onnx_import(const char *in, const char *out, const char *loss, nn_err *e)
+{
+    nn_ckpt c;
+    int r = read_onnx(in, loss, &c, e);
     if (!r)
         r = nn_ckpt_write(out, &c, e);
     nn_ckpt_free(&c);
     return r;
 }
+
+int nn_onnx_path(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && !strcasecmp(path + n - 5, ".onnx");
+}
+
+int nn_onnx_read(const char *path, nn_ckpt *c, nn_err *e) { return read_onnx(path, NULL, c, e); }

@@ -188,6 +188,17 @@ else
     skip "import/torch" "Debian's python3-torch or python3-onnx is not installed"
 fi
 
+# nnrun infer reads .onnx files directly (as import would convert them)
+if [ -s "$T/torch/lenet_bn.onnx" ]; then
+    nn infer "$T/torch/lenet_bn.onnx" "$T/torch/lenet_bn.csv" --json --top 1000
+    cp "$T/out" "$T/torch/direct.jsonl"
+    if [ "$RC" = 0 ]; then
+        expect_match import/infer_onnx_directly "$T/torch/lenet_bn.expect.csv" "$T/torch/direct.jsonl"
+    else
+        fail import/infer_onnx_directly "exit $RC" "$ERR"
+    fi
+fi
+
 # round trips: nnrun -> ONNX -> nnrun predicts the same (the imported model has
 # no data source: infer reads feature columns only, time series as flat windows)
 # roundtrip NAME FEATURES.csv [infer options]
@@ -253,6 +264,8 @@ if [ "$have_onnx" = 1 ]; then
     expect import/no-folder 74 "$H/no/such" import "$H/ok.onnx" "$H/no/such/x.bin"
     expect import/bad-loss 2 "--loss must be" import "$H/ok.onnx" "$H/x.bin" --loss hinge
     expect import/usage 2 "expected MODEL.onnx and MODEL.bin" import "$H/ok.onnx"
+    expect import/infer_truncated 65 "not a valid ONNX model" infer "$H/truncated.onnx" "$ROOT/data/iris_test.csv"
+    expect import/infer_cycle 65 "node 'r1' (Relu)" infer "$H/cycle.onnx" "$ROOT/data/iris_test.csv"
 else
     skip "import/hostile" "python3-onnx is not installed"
 fi
