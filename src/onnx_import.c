@@ -35,8 +35,9 @@
  * V_NORM_SUB (input - mean), V_SHAPE (computed from Shape: only for zero
  * states), V_ZEROS (ConstantOfShape 0: an RNN's initial state), V_ROUND and
  * V_IDS (Round/Cast of token ids, for Gather), V_GELU (stage 1 to 4 of
- * x * 0.5 * (1 + erf(x / sqrt 2))), V_DENORM (x * std, before + mean). */
-enum { V_LAYER, V_CONST, V_NORM_SUB, V_SHAPE, V_ZEROS, V_ROUND, V_IDS, V_GELU, V_DENORM };
+ * x * 0.5 * (1 + erf(x / sqrt 2))), V_DENORM (x * std, before + mean),
+ * V_ATT (a step of nnrun's decomposed attention, op_attention). */
+enum { V_LAYER, V_CONST, V_NORM_SUB, V_SHAPE, V_ZEROS, V_ROUND, V_IDS, V_GELU, V_DENORM, V_ATT };
 
 typedef struct val val;
 struct val {
@@ -44,8 +45,8 @@ struct val {
     int kind;
     int layer;          /* V_LAYER: the producing layer, -1 = the network input */
     int tmajor;         /* V_LAYER: in [T, N, F] layout (after a Transpose) */
-    int part;           /* V_LAYER of an LSTM/GRU: 1 = Y [T, 1, N, H], 2 = Y_h [1, N, H] */
-    int stage;          /* V_GELU: 1 scaled, 2 erf, 3 erf + 1, 4 times x */
+    int part;           /* V_LAYER of an LSTM/GRU: 1 = Y [T, 1, N, H], 2 = Y_h [1, N, H]; V_ATT: q, k, v */
+    int stage;          /* V_GELU: 1 scaled, 2 erf, 3 erf + 1, 4 times x; V_ATT: see op_attention */
     const val *base;    /* V_GELU, V_DENORM: the layer value x */
     /* V_CONST (and V_NORM_SUB: the mean) */
     const char *cname;  /* initializer or node name, for messages */
@@ -72,6 +73,9 @@ typedef struct im {
     nn_ckpt c;
     int ct;             /* tensors allocated in c */
     int normalized;
+    struct att {        /* the attention being read (op_attention) */
+        int layer, T, D, heads, causal, pending, active;
+    } att;
 } im;
 
 /* ------------------------------------------------------------ messages */
@@ -1162,12 +1166,226 @@ static int op_arith(im *m, const char *op, nn_err *e)
                            "a MatMul's bias or an embedding's positions", op);
 }
 
+/* ---------------------------------------------------------------- attention */
+
+/* The attention nnrun export writes, read back step by step (stage):
+ *   QKV = x W_qkv (+ b): imported as a dense layer, then Split into q, k, v (1)
+ *   Reshape [0, T, heads, dh] (2), Transpose q, v [0, 2, 1, 3], k [0, 2, 3, 1] (3)
+ *   MatMul q k (4), Mul 1/sqrt(dh) (5), Add of the causal mask (6), Softmax (7),
+ *   MatMul with v (8), Transpose [0, 2, 1, 3] (9), Reshape [0, T, D] (10),
+ *   MatMul W_out (11: the dense layer becomes an attention layer), Add b_out.
+ * Each intermediate value must feed only the next step. */
+static int att_fail(im *m, nn_err *e)
+{
+    return node_fail(m, e, "not the multi-head attention pattern nnrun export writes (Split, Reshape, Transpose, "
+                           "MatMul, Mul, [Add mask], Softmax, MatMul, Transpose, Reshape, MatMul [, Add])");
+}
+
+static val *att_step(im *m, const val *from, int stage, nn_err *e)
+{
+    if (single_use(m, from, e))
+        return NULL;
+    val *o = add_val(m, m->node->output[0], e);
+    if (o) {
+        o->kind = V_ATT;
+        o->stage = stage;
+        o->part = from->part; /* q/k/v: 0/1/2 */
+        o->layer = from->layer;
+    }
+    return o;
+}
+
+/* The int64 constant input k equals want[0..n). */
+static int ints_are(im *m, int k, const int64_t *want, size_t n)
+{
+    const val *c = has_input(m->node, (size_t)k) ? find(m, m->node->input[k]) : NULL;
+    if (!c || c->kind != V_CONST || !c->i || c->n != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (c->i[i] != want[i])
+            return 0;
+    return 1;
+}
+
+static int perm_is(const Onnx__NodeProto *n, const int64_t *p)
+{
+    const Onnx__AttributeProto *a = attr(n, "perm");
+    return a && a->n_ints == 4 && !memcmp(a->ints, p, 4 * sizeof *p);
+}
+
+static int op_attention(im *m, const char *op, nn_err *e)
+{
+    const Onnx__NodeProto *n = m->node;
+    struct att *A = &m->att;
+    val *a = input(m, 0, e);
+    if (!a)
+        return e->code;
+    if (!strcmp(op, "Split")) {
+        cJSON *L = a->kind == V_LAYER && a->layer >= 0 ? cJSON_GetArrayItem(m->layers, a->layer) : NULL;
+        const nn_shape *s = a->kind == V_LAYER ? shape_of(m, a) : NULL;
+        long axis;
+        int r = attr_int(m, "axis", -3, 2, 0, &axis, e);
+        if (r)
+            return r;
+        if (!L || strcmp(cJSON_GetObjectItem(L, "type")->valuestring, "dense") || a->layer != m->nl - 1 ||
+            s->nd != 2 || s->d[1] % 3 || (axis != -1 && axis != 2) || n->n_output != 3 || a->tmajor || a->part)
+            return node_fail(m, e, "Split is supported only as the Q/K/V split of nnrun's attention");
+        int64_t D = s->d[1] / 3, sp[3] = {D, D, D};
+        if (has_input(n, 1) ? !ints_are(m, 1, sp, 3) : (attr(n, "split") && attr(n, "split")->n_ints != 3))
+            return att_fail(m, e);
+        if (single_use(m, a, e))
+            return e->code;
+        if (A->active)
+            return node_fail(m, e, "a second attention starts before the first one ends");
+        memset(A, 0, sizeof *A);
+        A->active = 1;
+        A->layer = a->layer;
+        A->T = s->d[0];
+        A->D = (int)D;
+        for (int i = 0; i < 3; i++) {
+            val *o = add_val(m, n->output[i], e);
+            if (!o)
+                return e->code;
+            o->kind = V_ATT;
+            o->stage = 1;
+            o->part = i;
+            o->layer = a->layer;
+        }
+        return 0;
+    }
+    if (a->kind != V_ATT)
+        return att_fail(m, e);
+    val *b = n->n_input > 1 ? input(m, 1, e) : NULL;
+    if (n->n_input > 1 && !b)
+        return e->code;
+    int st = a->stage;
+    val *o = NULL;
+    if (!strcmp(op, "Reshape") && st == 1) {
+        const val *c = has_input(n, 1) ? find(m, n->input[1]) : NULL;
+        if (!c || c->kind != V_CONST || !c->i || c->n != 4 || c->i[0] != 0 || c->i[1] != A->T || c->i[2] < 1 ||
+            c->i[3] < 1 || c->i[2] > A->D || c->i[3] > A->D || c->i[2] * c->i[3] != A->D ||
+            (A->heads && A->heads != c->i[2]))
+            return att_fail(m, e);
+        A->heads = (int)c->i[2];
+        o = att_step(m, a, 2, e);
+    } else if (!strcmp(op, "Transpose") && st == 2) {
+        static const int64_t pq[4] = {0, 2, 1, 3}, pk[4] = {0, 2, 3, 1};
+        if (!perm_is(n, a->part == 1 ? pk : pq))
+            return att_fail(m, e);
+        o = att_step(m, a, 3, e);
+    } else if (!strcmp(op, "MatMul") && st == 3 && a->part == 0 && b && b->kind == V_ATT && b->stage == 3 &&
+               b->part == 1) {
+        if (!single_use(m, b, e))
+            o = att_step(m, a, 4, e);
+    } else if (!strcmp(op, "Mul") && st == 4 && b && is_scalar(b, 1.0 / sqrt((double)(A->D / A->heads)))) {
+        o = att_step(m, a, 5, e);
+    } else if (!strcmp(op, "Add") && st == 5 && b && b->kind == V_CONST && b->f && b->n == (size_t)A->T * A->T) {
+        for (int i = 0; i < A->T; i++)
+            for (int j = 0; j < A->T; j++) {
+                float v = b->f[(size_t)i * A->T + j];
+                if (j > i ? v > -1e4f : v != 0)
+                    return node_fail(m, e, "the attention mask must be causal: 0 on and below the diagonal, at "
+                                           "most -1e4 above");
+            }
+        A->causal = 1;
+        o = att_step(m, a, 6, e);
+    } else if (!strcmp(op, "Softmax") && (st == 5 || st == 6)) {
+        long axis;
+        int r = attr_int(m, "axis", -4, 3, -1, &axis, e);
+        if (r)
+            return r;
+        if (axis != -1 && axis != 3)
+            return att_fail(m, e);
+        o = att_step(m, a, 7, e);
+    } else if (!strcmp(op, "MatMul") && st == 7 && b && b->kind == V_ATT && b->stage == 3 && b->part == 2) {
+        if (!single_use(m, b, e))
+            o = att_step(m, a, 8, e);
+    } else if (!strcmp(op, "Transpose") && st == 8) {
+        static const int64_t p[4] = {0, 2, 1, 3};
+        if (!perm_is(n, p))
+            return att_fail(m, e);
+        o = att_step(m, a, 9, e);
+    } else if (!strcmp(op, "Reshape") && st == 9) {
+        int64_t sh[3] = {0, A->T, A->D};
+        if (!ints_are(m, 1, sh, 3))
+            return att_fail(m, e);
+        o = att_step(m, a, 10, e);
+    } else if (!strcmp(op, "MatMul") && st == 10 && b && b->kind == V_CONST && b->f && b->nd == 2 &&
+               b->dims[0] == A->D && b->dims[1] == A->D && A->layer == m->nl - 1) {
+        if (single_use(m, a, e))
+            return e->code;
+        /* the QKV dense layer becomes the attention layer */
+        cJSON *D = cJSON_GetArrayItem(m->layers, A->layer);
+        int bias = cJSON_IsTrue(cJSON_GetObjectItem(D, "use_bias"));
+        char old[64];
+        snprintf(old, sizeof old, "%s", cJSON_GetObjectItem(D, "name")->valuestring);
+        cJSON_DeleteItemFromObject(D, "units");
+        cJSON_ReplaceItemInObject(D, "type", cJSON_CreateString("attention"));
+        cJSON_AddNumberToObject(D, "heads", A->heads);
+        cJSON_AddBoolToObject(D, "causal", A->causal);
+        for (int i = 0; i < m->c.ntensors; i++) { /* <old>.weight / .bias -> .weight_qkv / .bias_qkv */
+            nn_ckpt_tensor *t = &m->c.tensors[i];
+            size_t ol = strlen(old);
+            if (strncmp(t->name, old, ol) || t->name[ol] != '.')
+                continue;
+            const char *p = t->name + ol + 1;
+            if (strcmp(p, "weight") && strcmp(p, "bias"))
+                continue;
+            char *nn = malloc(ol + 16);
+            if (!nn)
+                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            sprintf(nn, "%s.%s_qkv", old, p);
+            free(t->name);
+            t->name = nn;
+        }
+        long wd[2] = {A->D, A->D};
+        int r = add_tensor(m, old, "weight_out", 2, wd, b->f, e);
+        if (r)
+            return r;
+        if (bias) { /* the output bias follows */
+            o = att_step(m, a, 11, e);
+            A->pending = 1;
+        } else {
+            val *x = add_val(m, n->output[0], e);
+            if (!x)
+                return e->code;
+            x->kind = V_LAYER;
+            x->layer = A->layer;
+            A->active = 0;
+            return probe(m, e);
+        }
+    } else if (!strcmp(op, "Add") && st == 11 && b && b->kind == V_CONST && b->f && b->n == (size_t)A->D) {
+        if (single_use(m, a, e))
+            return e->code;
+        cJSON *D = cJSON_GetArrayItem(m->layers, A->layer);
+        long bd[1] = {A->D};
+        int r = add_tensor(m, cJSON_GetObjectItem(D, "name")->valuestring, "bias_out", 1, bd, b->f, e);
+        val *x = r ? NULL : add_val(m, n->output[0], e);
+        if (!x)
+            return e->code;
+        x->kind = V_LAYER;
+        x->layer = A->layer;
+        A->pending = A->active = 0;
+        return probe(m, e);
+    } else {
+        return att_fail(m, e);
+    }
+    return o ? 0 : e->code;
+}
+
 static int convert_node(im *m, nn_err *e)
 {
     const Onnx__NodeProto *n = m->node;
     const char *op = n->op_type ? n->op_type : "";
     if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx"))
         return node_fail(m, e, "operator domain '%.100s' is not supported", n->domain);
+    int att = !strcmp(op, "Split");
+    for (size_t i = 0; i < n->n_input && !att; i++) {
+        const val *v = find(m, n->input[i]);
+        att = v && v->kind == V_ATT;
+    }
+    if (att && n->n_output >= 1)
+        return op_attention(m, op, e);
     if (!strcmp(op, "LSTM") || !strcmp(op, "GRU")) /* Y may be absent when Y_h is used */
         return op_rnn(m, op[0] == 'L', e);
     if (n->n_output < 1 || !n->output[0][0])
@@ -1229,8 +1447,9 @@ static int convert_node(im *m, nn_err *e)
                            "AveragePool, GlobalAveragePool, BatchNormalization, LayerNormalization, Relu, Sigmoid, "
                            "Tanh, LeakyRelu, Elu, Softmax, Flatten, Reshape, Add, Sum, Concat, Dropout, Identity, "
                            "Constant, Pad of nothing, LSTM, GRU (with Transpose, Squeeze, Gather and the zero state's "
-                           "Shape/ConstantOfShape), Gather embeddings (after Round/Cast), and Sub/Div/Mul/Add/Erf as "
-                           "the input normalisation, GELU or denormalize)");
+                           "Shape/ConstantOfShape), Gather embeddings (after Round/Cast), Sub/Div/Mul/Add/Erf as "
+                           "the input normalisation, GELU or denormalize, and Split/Reshape/Transpose/MatMul as nnrun's "
+                           "attention)");
 }
 
 /* ------------------------------------------------------------------ model */
@@ -1384,6 +1603,8 @@ static int convert(im *m, const Onnx__ModelProto *p, const char *loss_opt, nn_er
             return r;
     }
     m->node = NULL;
+    if (m->att.active)
+        return nn_fail(e, NN_EDATA, "%s: an attention pattern (from its Split) does not end", m->file);
     if (g->n_output != 1 || !g->output[0]->name)
         return nn_fail(e, NN_EDATA, "%s: the graph has %zu outputs; nnrun models have one", m->file, g->n_output);
     const val *o = find(m, g->output[0]->name);

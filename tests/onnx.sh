@@ -13,7 +13,7 @@
 # python3-torch; tests/onnx/torch_models.py) imported and predicting what
 # PyTorch predicts within 1e-4 (an MLP with GELU, LeNet with batch norm, a
 # residual block, LSTM + GRU); nnrun -> ONNX -> nnrun round trips of every
-# layer type but attention (which import refuses, by node);
+# layer type;
 # malformed and hostile files (tests/onnx/hostile.py) refused with clear
 # messages. Also: bad inputs (exit codes and messages) and the atomic write.
 PREFIX=onnx
@@ -233,10 +233,7 @@ fi
 roundtrip cnn "$T/img_x.csv"          # conv (groups, dilation, same), pools, batchnorm, add, concat, GELU ...
 roundtrip series_rnn "$T/series_x.csv" # LSTM, GRU, layernorm, denormalize, the normalisation
 roundtrip tokens "$T/tokens_x.csv"     # embedding with positions, LSTM without bias, sigmoid
-if [ -s "$T/series_attn.onnx" ]; then
-    expect import/refuses_attention 65 "node 'attention_1/split' (Split): operator not supported" \
-        import "$T/series_attn.onnx" "$T/attn_rt.bin"
-fi
+roundtrip series_attn "$T/series_x.csv" # attention (causal and not), layernorm, GELU
 
 # malformed and hostile files: exit 65 with a message naming the problem
 if [ "$have_onnx" = 1 ]; then
@@ -257,6 +254,8 @@ if [ "$have_onnx" = 1 ]; then
         import "$H/cycle.onnx" "$H/x.bin"
     expect import/unsupported 65 "node 'act0' (HardSwish): operator not supported" \
         import "$H/unsupported.onnx" "$H/x.bin"
+    expect import/split_outside_attention 65 "node 'sp' (Split): Split is supported only as the Q/K/V split" \
+        import "$H/split.onnx" "$H/x.bin"
     expect import/twice 65 "node 'r2' (Relu): value 'h' is produced twice" import "$H/twice.onnx" "$H/x.bin"
     expect import/mismatch 65 "node 'fc' (Gemm): the weight 'w' is [3, 5]" import "$H/mismatch.onnx" "$H/x.bin"
     if [ -e "$H/x.bin" ]; then fail import/nothing-written "a failed import wrote $H/x.bin"; else pass import/nothing-written; fi

@@ -48,6 +48,9 @@ save("cycle", [helper.make_node("Relu", ["b"], ["a"], name="r1"), helper.make_no
 # an operator nnrun does not have
 save("unsupported", [helper.make_node("HardSwish", ["x"], ["h"], name="act0"),
                      helper.make_node("Gemm", ["h", "w"], ["y"], name="fc", transB=1)], [w])
+# a Split that is not nnrun's attention
+save("split", [helper.make_node("Split", ["x"], ["a", "b"], name="sp", axis=1),
+               helper.make_node("Gemm", ["a", "w"], ["y"], name="fc", transB=1)], [w])
 # a value produced twice
 save("twice", [helper.make_node("Relu", ["x"], ["h"], name="r1"), helper.make_node("Relu", ["x"], ["h"], name="r2"),
                helper.make_node("Gemm", ["h", "w"], ["y"], name="fc", transB=1)], [w])
