@@ -26,7 +26,7 @@
 #include "onnx.pb-c.h"
 #include "util.h"
 
-#define MAX_NODES 2000        /* each node re-validates the model built so far */
+#define MAX_NODES 1000        /* each node re-validates the model built so far (quadratic) */
 #define MAX_VALUES 200000
 #define MAX_ELEMS (1L << 30)  /* values in one initializer */
 

@@ -254,6 +254,7 @@ if [ "$have_onnx" = 1 ]; then
         import "$H/cycle.onnx" "$H/x.bin"
     expect import/unsupported 65 "node 'act0' (HardSwish): operator not supported" \
         import "$H/unsupported.onnx" "$H/x.bin"
+    expect import/too_many_nodes 65 "1001 nodes exceed nnrun's limit of 1000" import "$H/too_many.onnx" "$H/x.bin"
     expect import/split_outside_attention 65 "node 'sp' (Split): Split is supported only as the Q/K/V split" \
         import "$H/split.onnx" "$H/x.bin"
     expect import/twice 65 "node 'r2' (Relu): value 'h' is produced twice" import "$H/twice.onnx" "$H/x.bin"

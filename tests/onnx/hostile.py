@@ -51,6 +51,9 @@ save("unsupported", [helper.make_node("HardSwish", ["x"], ["h"], name="act0"),
 # a Split that is not nnrun's attention
 save("split", [helper.make_node("Split", ["x"], ["a", "b"], name="sp", axis=1),
                helper.make_node("Gemm", ["a", "w"], ["y"], name="fc", transB=1)], [w])
+# more nodes than nnrun imports (each is validated with the model so far)
+save("too_many", [helper.make_node("Relu", ["x" if i == 0 else "r%d" % (i - 1)], ["r%d" % i]) for i in range(1000)]
+     + [helper.make_node("Gemm", ["r999", "w"], ["y"], name="fc", transB=1)], [w])
 # a value produced twice
 save("twice", [helper.make_node("Relu", ["x"], ["h"], name="r1"), helper.make_node("Relu", ["x"], ["h"], name="r2"),
                helper.make_node("Gemm", ["h", "w"], ["y"], name="fc", transB=1)], [w])
