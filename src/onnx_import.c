@@ -1521,8 +1521,8 @@ static int finish(im *m, const Onnx__ModelProto *p, const char *loss_opt, nn_err
         return nn_fail(e, NN_EDATA, "%s: a binary model needs one output unit; this one has %d", m->file, units);
     cJSON_AddStringToObject(m->root, "loss", loss);
     int k = !strcmp(loss, "mse") ? 0 : !strcmp(loss, "cross_entropy") ? units : 2;
-    if (k && os->nd != 1)
-        return nn_fail(e, NN_EDATA, "%s: a classifier's output must be [batch, classes] (use --loss mse)", m->file);
+    if (k == 2 && os->nd != 1) /* cross-entropy also takes [batch, positions, classes] (text models) */
+        return nn_fail(e, NN_EDATA, "%s: a binary model's output must be [batch, 1] (use --loss mse)", m->file);
     const char *cm = meta(p, "classes");
     cJSON *cl = cm ? cJSON_Parse(cm) : NULL;
     int named = cl && cJSON_IsArray(cl) && cJSON_GetArraySize(cl) == k;

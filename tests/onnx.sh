@@ -234,6 +234,8 @@ roundtrip cnn "$T/img_x.csv"          # conv (groups, dilation, same), pools, ba
 roundtrip series_rnn "$T/series_x.csv" # LSTM, GRU, layernorm, denormalize, the normalisation
 roundtrip tokens "$T/tokens_x.csv"     # embedding with positions, LSTM without bias, sigmoid
 roundtrip series_attn "$T/series_x.csv" # attention (causal and not), layernorm, GELU
+roundtrip models_char_lstm "$T/models_char_lstm.csv"               # text: [T, vocab] outputs
+roundtrip models_char_transformer "$T/models_char_transformer.csv" # embedding, causal attention blocks
 
 # malformed and hostile files: exit 65 with a message naming the problem
 if [ "$have_onnx" = 1 ]; then
