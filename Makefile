@@ -4,18 +4,23 @@ CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP \
-           -DCL_TARGET_OPENCL_VERSION=120 -Isrc -I/usr/include/stb
-LDLIBS  += -lclblast -lOpenCL -lcjson -lstb -lz -lm -lpthread
+           -DCL_TARGET_OPENCL_VERSION=120 -Isrc -I/usr/include/stb -I$(BUILD)/onnx
+LDLIBS  += -lclblast -lOpenCL -lcjson -lstb -lprotobuf-c -lz -lm -lpthread
 BUILD   ?= build
+# ONNX: C generated at build time from the onnx.proto of Debian's libonnx-dev
+# by protoc-c (protobuf-c-compiler) into $(BUILD)/onnx; nothing generated is
+# committed. Every build (plain, asan, fuzz) compiles that one generated file.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+ONNX_GEN   := $(BUILD)/onnx/onnx.pb-c.c
 
 SRC    := $(wildcard src/*.c src/cli/*.c src/layers/*.c src/data/*.c)
 LIBSRC := $(filter-out src/main.c,$(SRC))
-OBJ    := $(SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o
-LIBOBJ := $(LIBSRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o
+OBJ    := $(SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o $(BUILD)/onnx/onnx.pb-c.o
+LIBOBJ := $(LIBSRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o $(BUILD)/onnx/onnx.pb-c.o
 CLSRC  := $(sort $(wildcard cl/*.cl))
 TESTSRC := $(wildcard tests/unit/*.c)
 
-.PHONY: all deps demo test test-unit test-clblast test-portability bench clean
+.PHONY: all deps demo test test-unit test-clblast test-portability bench clean install uninstall
 all: nnrun
 
 nnrun: $(OBJ)
@@ -31,9 +36,18 @@ $(BUILD)/cl_embed.c: $(BUILD)/embedcl $(CLSRC)
 $(BUILD)/cl_embed.o: $(BUILD)/cl_embed.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: src/%.c
+$(BUILD)/%.o: src/%.c | $(ONNX_GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# protoc-c writes onnx.pb-c.c and onnx.pb-c.h beside the copied .proto.
+$(ONNX_GEN): $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/onnx
+	cp $(ONNX_PROTO) $(BUILD)/onnx/onnx.proto
+	cd $(BUILD)/onnx && protoc-c --c_out=. onnx.proto
+
+$(BUILD)/onnx/onnx.pb-c.o: $(ONNX_GEN)
+	$(CC) $(filter-out -W%,$(CFLAGS)) -c $< -o $@
 
 # Unit tests: every kernel against a plain-C reference, loaders, model.bin.
 $(BUILD)/unit_tests: $(TESTSRC) $(LIBOBJ)
@@ -79,6 +93,22 @@ bench: deps
 clean:
 	rm -rf $(BUILD) nnrun
 
+# `make install PREFIX=/usr/local DESTDIR=...`: the binary, the man page
+# nnrun(1) and the bash completion; `make uninstall` removes exactly those.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man/man1
+COMPDIR ?= $(PREFIX)/share/bash-completion/completions
+
+install: nnrun
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPDIR)
+	install -m 755 nnrun $(DESTDIR)$(BINDIR)/nnrun
+	install -m 644 docs/nnrun.1 $(DESTDIR)$(MANDIR)/nnrun.1
+	install -m 644 docs/nnrun.bash $(DESTDIR)$(COMPDIR)/nnrun
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/nnrun $(DESTDIR)$(MANDIR)/nnrun.1 $(DESTDIR)$(COMPDIR)/nnrun
+
 -include $(OBJ:.o=.d)
 
 # ---------------------------------------------------------------------------
@@ -96,10 +126,10 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := spec csv idx image modelbin list text
+FUZZ_TARGETS := spec csv idx image modelbin list text onnx
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(filter-out -O% -g,$(CFLAGS))
-FUZZ_LIBOBJ  := $(LIBSRC:src/%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/cl_embed.o
+FUZZ_LIBOBJ  := $(LIBSRC:src/%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/cl_embed.o $(FUZZ_BUILD)/onnx/onnx.pb-c.o
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 # The same targets without libFuzzer: tests/fuzz/replay_main.c runs each on
 # the reproducers in tests/fuzz/crashes/ (tests/fuzz/replay.sh, in `make test`).
@@ -109,8 +139,8 @@ ASAN_CC      ?= $(CC)
 ASAN_BUILD   ?= build-asan
 ASAN_CFLAGS   = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
                 $(filter-out -O% -g,$(CFLAGS))
-ASAN_OBJ     := $(SRC:src/%.c=$(ASAN_BUILD)/%.o) $(ASAN_BUILD)/cl_embed.o
-ASAN_LIBOBJ  := $(LIBSRC:src/%.c=$(ASAN_BUILD)/%.o) $(ASAN_BUILD)/cl_embed.o
+ASAN_OBJ     := $(SRC:src/%.c=$(ASAN_BUILD)/%.o) $(ASAN_BUILD)/cl_embed.o $(ASAN_BUILD)/onnx/onnx.pb-c.o
+ASAN_LIBOBJ  := $(LIBSRC:src/%.c=$(ASAN_BUILD)/%.o) $(ASAN_BUILD)/cl_embed.o $(ASAN_BUILD)/onnx/onnx.pb-c.o
 
 .PHONY: fuzz fuzz-build test-asan
 
@@ -121,9 +151,13 @@ fuzz-build: deps
 fuzz: fuzz-build
 	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_TARGETS)
 
-$(FUZZ_BUILD)/%.o: src/%.c
+$(FUZZ_BUILD)/%.o: src/%.c | $(ONNX_GEN)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/onnx/onnx.pb-c.o: $(ONNX_GEN)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -W%,$(FUZZ_CFLAGS)) -c $< -o $@
 
 $(FUZZ_BUILD)/cl_embed.c: $(BUILD)/embedcl $(CLSRC)
 	@mkdir -p $(dir $@)
@@ -144,7 +178,7 @@ $(FUZZ_BUILD)/stb_impl.o: tests/fuzz/stb_impl.c
 
 $(FUZZ_BUILD)/fuzz_image: $(FUZZ_BUILD)/stb_impl.o
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_BUILD)/libnnrun.a
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h tests/fuzz/fuzz_model.h $(FUZZ_BUILD)/libnnrun.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $(filter %.c %.o,$^) $(FUZZ_BUILD)/libnnrun.a $(LDLIBS)
 
 $(BUILD)/replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h tests/fuzz/replay_main.c $(LIBOBJ)
@@ -162,9 +196,13 @@ test-asan: deps
 nnrun-asan: $(ASAN_OBJ)
 	$(ASAN_CC) $(ASAN_CFLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJ) $(LDLIBS)
 
-$(ASAN_BUILD)/%.o: src/%.c
+$(ASAN_BUILD)/%.o: src/%.c | $(ONNX_GEN)
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(ASAN_BUILD)/onnx/onnx.pb-c.o: $(ONNX_GEN)
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(filter-out -W%,$(ASAN_CFLAGS)) -c $< -o $@
 
 $(ASAN_BUILD)/cl_embed.c: $(BUILD)/embedcl $(CLSRC)
 	@mkdir -p $(dir $@)

@@ -8,6 +8,7 @@
 #include "blas.h"
 #include "modelbin.h"
 #include "loss.h"
+#include "onnx.h"
 #include "tune.h"
 #include "util.h"
 
@@ -203,7 +204,7 @@ int nn_model_load(const char *path, const char *device, int max_batch, nn_model 
 {
     memset(m, 0, sizeof *m);
     nn_modelbin c;
-    int r = nn_modelbin_read(path, &c, e);
+    int r = nn_onnx_path(path) ? nn_onnx_read(path, &c, e) : nn_modelbin_read(path, &c, e);
     if (r)
         return r;
     r = nn_spec_parse(c.model_json, strlen(c.model_json), path, &m->spec, e);

@@ -46,6 +46,8 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e);
 struct nn_gemm_shape;
 int nn_bench_gemm_shapes(const char *model, long batch, const char *device, struct nn_gemm_shape *out, size_t *n,
                          nn_err *e);
+int nn_cmd_export(int argc, char **argv, nn_err *e);
+int nn_cmd_import(int argc, char **argv, nn_err *e);
 /* nnrun bench --gemm (bench_gemm.c) */
 int nn_bench_gemm(const char *device, int json, nn_err *e);
 

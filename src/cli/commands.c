@@ -16,5 +16,9 @@ const nn_cmd nn_cmds[] = {
      nn_cmd_generate},
     {"tune", "[MODEL.json...] [options]", "Tune CLBlast's GEMM for this device on the model's shapes; later runs use it.",
      nn_cmd_tune},
+    {"export", "MODEL.bin MODEL.onnx [options]", "Write a trained model as ONNX (opset 17) for onnxruntime and others.",
+     nn_cmd_export},
+    {"import", "MODEL.onnx MODEL.bin [options]", "Convert an ONNX model (e.g. from torch.onnx.export) to model.bin.",
+     nn_cmd_import},
     {NULL, NULL, NULL, NULL},
 };

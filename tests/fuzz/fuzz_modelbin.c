@@ -17,38 +17,11 @@
 #include <zlib.h>
 
 #include "fuzz_common.h"
-#include "model.h"
-#include "modelbin.h"
+#include "fuzz_model.h"
 #include "net.h"
 #include "spec.h"
 
-static void check(int ok, const char *what, const nn_err *e)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_modelbin: invariant violated: %s (code %d, message '%s')\n", what, e->code, e->msg);
-        abort();
-    }
-}
-
-static int check_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
-{
-    const nn_modelbin *c = ctx;
-    char name[160];
-    snprintf(name, sizeof name, "%s.%s", L->name, p->name);
-    const nn_modelbin_tensor *t = nn_modelbin_find(c, name);
-    if (!t)
-        return nn_fail(e, 65, "tensor '%s' is missing", name);
-    int same = t->ndim == p->shape.nd && t->length == p->n;
-    for (int i = 0; same && i < t->ndim; i++)
-        same = t->shape[i] == p->shape.d[i];
-    if (!same)
-        return nn_fail(e, 65, "tensor '%s' has the wrong shape", name);
-    volatile float sum = 0; /* touch every value: ASan checks the buffer */
-    for (size_t i = 0; i < t->length; i++)
-        sum += t->data[i];
-    (void)sum;
-    return 0;
-}
+static void check(int ok, const char *what, const nn_err *e) { fuzz_invariant("fuzz_modelbin", ok, what, e); }
 
 static void after_parse(const nn_modelbin *c)
 {
@@ -79,7 +52,7 @@ static void after_parse(const nn_modelbin *c)
         nn_net net;
         int rn = nn_net_build(&net, &s, &s.input, vocab, &e);
         if (rn == 0)
-            rn = nn_net_each_param(&net, check_param, (void *)c, &e);
+            rn = nn_net_each_param(&net, fuzz_check_param, (void *)c, &e);
         if (fuzz_verbose())
             fprintf(stderr, "net: %d %s\n", rn, rn ? e.msg : "");
         nn_net_free(&net);
