@@ -97,34 +97,57 @@ static size_t native_local_bytes(int nr, int mb, int kc)
     return ((size_t)mbr * kc + (size_t)kc * nr * NATIVE_NC_PANELS) * sizeof(float);
 }
 
-/* The cost model: split C into blocks of whole micro-tiles, about
- * per_unit blocks per compute unit over the batch, splitting N first (a
- * narrower block re-packs only its rows of op(A)) down to one B sub-block,
- * then M, then N down to single micro-panels; then even out the blocks so
- * none is a sliver. */
+/* The cost model. C is cut into nbm x nbn blocks of whole micro-tiles, one
+ * per work-item. Each block packs its rows of op(A) and its columns of
+ * op(B) once per K block, so the packing moves K (N nbm + M nbn) floats in
+ * all: cutting N costs M per cut, cutting M costs N. The model picks, among
+ * the cuts that give at least per_unit blocks per compute unit (over the
+ * batch; fewer when the matrix has fewer micro-tiles) and keep a block's
+ * rows within mb_max, the one with the least time:
+ *   (padded flops / balance + PACK_FLOPS x packed floats) / units,
+ * where balance = blocks / (units x rounds) is the share of the cores busy
+ * and a packed float costs about as much as PACK_FLOPS flops. */
+#define PACK_FLOPS 32.0
+
 static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm_args *g, nn_native_knobs kn,
                             native_plan *p)
 {
     int nr = b->nr;
+    size_t units = d->units ? d->units : 1;
     size_t tm = cdiv(g->m, NATIVE_MR), tn = cdiv(g->n, (size_t)nr);
-    size_t want = (size_t)kn.per_unit * (d->units ? d->units : 1);
-    size_t bm = tm < (size_t)b->mb_max / NATIVE_MR ? tm : (size_t)b->mb_max / NATIVE_MR, bn = tn;
-    for (;;) {
-        size_t count = cdiv(tm, bm) * cdiv(tn, bn) * g->batch;
-        if (count >= want)
-            break;
-        if (bn > NATIVE_NC_PANELS)
-            bn = cdiv(bn, 2);
-        else if (bm > 1)
-            bm = cdiv(bm, 2);
-        else if (bn > 1)
-            bn = cdiv(bn, 2); /* a few rows (batch-1 inference): single micro-panels */
-        else
-            break;
+    size_t want = (size_t)kn.per_unit * units, most = tm * tn * g->batch;
+    if (want > most)
+        want = most;
+    size_t min_bm = cdiv(tm, (size_t)b->mb_max / NATIVE_MR);
+    double best = -1;
+    size_t nbm = min_bm, nbn = 1;
+    for (size_t im = min_bm; im <= tm; im++) {
+        size_t bm = cdiv(tm, im);
+        if (im > min_bm && cdiv(tm, im - 1) == bm)
+            continue; /* the same block height as a smaller cut */
+        for (size_t in = 1; in <= tn; in++) {
+            size_t bn = cdiv(tn, in);
+            if (in > 1 && cdiv(tn, in - 1) == bn)
+                continue;
+            size_t count = cdiv(tm, bm) * cdiv(tn, bn) * g->batch;
+            if (count < want)
+                continue;
+            size_t rounds = cdiv(count, units);
+            double balance = (double)count / (double)(units * rounds);
+            double flops = 2.0 * (double)(bm * NATIVE_MR) * (double)(bn * (size_t)nr) * (double)g->k * (double)count;
+            double packed = (double)g->k * (double)g->batch *
+                            ((double)g->n * (double)cdiv(tm, bm) + (double)g->m * (double)cdiv(tn, bn));
+            double t = flops / balance + PACK_FLOPS * packed;
+            if (best < 0 || t < best) {
+                best = t;
+                nbm = cdiv(tm, bm);
+                nbn = cdiv(tn, bn);
+            }
+            if (count >= want * 4)
+                break; /* finer cuts of N only add packing */
+        }
     }
-    size_t nbm = cdiv(tm, bm), nbn = cdiv(tn, bn);
-    bm = cdiv(tm, nbm);
-    bn = cdiv(tn, nbn);
+    size_t bm = cdiv(tm, nbm), bn = cdiv(tn, nbn);
     p->nr = nr;
     p->mb = (int)(bm * NATIVE_MR);
     p->nb = (int)(bn * (size_t)nr);
