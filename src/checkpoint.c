@@ -95,7 +95,7 @@ static int corrupt(nn_err *e, const char *file, const char *fmt, ...)
 
 static int oom(nn_err *e, const char *file)
 {
-    return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", file);
+    return nn_oom(e, "for the header and tensors of %s", file);
 }
 
 /* ---------------------------------------------------------------- free/find */
@@ -399,7 +399,9 @@ static int read_header(const cJSON *root, const unsigned char *data, uint64_t da
         return corrupt(e, file, "header tensors: %zu tensors exceed the limit of %d", nt,
                        NN_CKPT_MAX_TENSORS);
     if (nt == 0)
-        return 0;
+        return data_bytes ? corrupt(e, file, "header data_bytes: %llu bytes of tensor data but no tensors",
+                                    (unsigned long long)data_bytes)
+                          : 0;
     c->tensors = calloc(nt, sizeof *c->tensors);
     uint64_t *offs = calloc(nt, sizeof *offs);
     const char **names = calloc(nt, sizeof *names);
@@ -430,15 +432,24 @@ static int read_header(const cJSON *root, const unsigned char *data, uint64_t da
     /* Every range lies inside the data, and together they are no larger than
      * it (no overlaps can multiply the allocation): allocation is bounded by
      * the file size. */
-    uint64_t total = 0;
+    uint64_t total = 0, last = 0;
     for (i = 0; i < (int)nt; i++) {
         total += (uint64_t)c->tensors[i].length * 4;
+        if (offs[i] + (uint64_t)c->tensors[i].length * 4 > last)
+            last = offs[i] + (uint64_t)c->tensors[i].length * 4;
         if (total > data_bytes) {
             rc = corrupt(e, file, "header tensors: the tensors hold more bytes than the file's %llu bytes of data "
                                   "(overlapping tensors)",
                          (unsigned long long)data_bytes);
             goto out;
         }
+    }
+    if (last < data_bytes) {
+        rc = corrupt(e, file, "header data_bytes: %llu bytes of tensor data, but the last tensor ends at byte %llu "
+                              "(%llu bytes of trailing garbage)",
+                     (unsigned long long)data_bytes, (unsigned long long)last,
+                     (unsigned long long)(data_bytes - last));
+        goto out;
     }
     for (i = 0; i < (int)nt; i++) {
         nn_ckpt_tensor *tt = &c->tensors[i];
@@ -459,7 +470,8 @@ out:
     return rc;
 }
 
-static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn_ckpt *c, nn_err *e)
+/* Magic, version and header length: as much of them as `len` bytes hold. */
+static int check_prefix(const unsigned char *buf, size_t len, const char *file, nn_err *e)
 {
     if (len == 0)
         return corrupt(e, file, "truncated: the file is empty");
@@ -473,13 +485,21 @@ static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn
         if (ver == 0)
             return corrupt(e, file, "byte 8: format version 0 is invalid");
     }
+    if (len >= CK_PREFIX && get_u64(buf + 16) > (uint64_t)NN_CKPT_MAX_HEADER)
+        return corrupt(e, file, "byte 16: header length %llu exceeds the limit of %ld bytes",
+                       (unsigned long long)get_u64(buf + 16), (long)NN_CKPT_MAX_HEADER);
+    return 0;
+}
+
+static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn_ckpt *c, nn_err *e)
+{
+    int prc = check_prefix(buf, len, file, e);
+    if (prc)
+        return prc;
     if (len < CK_PREFIX + 4)
         return corrupt(e, file, "truncated: %zu bytes is shorter than the %u-byte fixed part", len,
                        CK_PREFIX + 4);
     uint64_t h = get_u64(buf + 16);
-    if (h > (uint64_t)NN_CKPT_MAX_HEADER)
-        return corrupt(e, file, "byte 16: header length %llu exceeds the limit of %ld bytes",
-                       (unsigned long long)h, (long)NN_CKPT_MAX_HEADER);
     uint64_t dstart = round_up64(CK_PREFIX + h);
     if (dstart + 4 > (uint64_t)len)
         return corrupt(e, file,
@@ -533,9 +553,24 @@ int nn_ckpt_parse(const unsigned char *buf, size_t len, const char *name, nn_ckp
 int nn_ckpt_read(const char *path, nn_ckpt *c, nn_err *e)
 {
     memset(c, 0, sizeof *c);
-    unsigned char *buf;
+    int fd;
+    uint64_t size;
+    int rc = nn_open_input(path, &fd, &size, e);
+    if (rc)
+        return rc;
+    /* The fixed part first: a file that is no model.bin (or a sparse one) is
+     * refused before the rest is read. */
+    unsigned char head[CK_PREFIX];
+    ssize_t hn = pread(fd, head, sizeof head, 0);
+    if (hn < 0)
+        rc = nn_fail(e, NN_EIO, "%s: read error: %s", path, strerror(errno));
+    else
+        rc = check_prefix(head, (size_t)hn, path, e);
+    unsigned char *buf = NULL;
     size_t len;
-    int rc = nn_read_file(path, SIZE_MAX / 2, &buf, &len, e);
+    if (!rc)
+        rc = nn_read_fd(fd, path, size, (size_t)NN_CKPT_MAX_BYTES, 0, &buf, &len, e);
+    close(fd);
     if (rc)
         return rc;
     rc = nn_ckpt_parse(buf, len, path, c, e);
@@ -866,6 +901,9 @@ int nn_ckpt_write(const char *path, const nn_ckpt *c, nn_err *e)
     const char *base = slash ? slash + 1 : path;
     if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
         return nn_fail(e, NN_EIO, "%s: cannot write: the path names a folder, not a file", path);
+    int crc0 = nn_check_output(path, NULL, e);
+    if (crc0)
+        return crc0;
 
     uint64_t *offs = calloc(c->ntensors > 0 ? (size_t)c->ntensors : 1, sizeof *offs);
     if (!offs)

@@ -25,6 +25,7 @@
 #define NN_CKPT_MAGIC "NNRUNBIN"
 #define NN_CKPT_VERSION 1
 #define NN_CKPT_MAX_HEADER (64L << 20)
+#define NN_CKPT_MAX_BYTES (1LL << 36)   /* a whole model.bin or checkpoint (64 GiB) */
 #define NN_CKPT_MAX_TENSORS 100000
 #define NN_CKPT_MAX_DIMS 8
 

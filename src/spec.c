@@ -811,7 +811,7 @@ int nn_spec_load(const char *file, nn_spec *s, nn_err *e)
     unsigned char *buf;
     size_t len;
     memset(s, 0, sizeof *s);
-    int r = nn_read_file(file, MAX_JSON_BYTES, &buf, &len, e);
+    int r = nn_read_text_file(file, MAX_JSON_BYTES, &buf, &len, e);
     if (r)
         return r;
     r = nn_spec_parse((const char *)buf, len, file, s, e);

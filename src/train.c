@@ -20,6 +20,8 @@
 
 /* Fails early (before hours of training) when the output's folder is not
  * a writable directory; the atomic write itself happens at the end. */
+#define LOG_HEAD "epoch,loss," /* how the metrics log begins: nnrun overwrites only such a file */
+
 static int check_output_dir(const char *out, nn_err *e)
 {
     char dir[4096];
@@ -312,11 +314,10 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
                     s->file);
         goto done;
     }
-    if (o->log && !(log = fopen(o->log, "w"))) {
-        r = nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing: %s", o->log, strerror(errno));
-        goto done;
-    }
-    if ((r = check_output_dir(s->output, e)))
+    /* outputs are checked now and opened last: a failed run truncates nothing */
+    if ((r = check_output_dir(s->output, e)) || (r = nn_check_output(s->output, NULL, e)) ||
+        (o->checkpoint && (r = nn_check_output(o->checkpoint, NULL, e))) ||
+        (o->log && ((r = check_output_dir(o->log, e)) || (r = nn_check_output(o->log, LOG_HEAD, e)))))
         goto done;
     m.task = s->loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
     if (s->nclasses) {
@@ -476,8 +477,15 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         }
         fflush(out);
     }
-    if (log)
-        fprintf(log, "epoch,loss,%s,val_loss,val_%s,seconds,samples_per_s\n", mname, mname);
+    if (o->log && !(log = fopen(o->log, "w"))) {
+        r = nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing: %s", o->log, strerror(errno));
+        goto done;
+    }
+    if (log && (fprintf(log, LOG_HEAD "%s,val_loss,val_%s,seconds,samples_per_s\n", mname, mname) < 0 ||
+                fflush(log) != 0)) {
+        r = nn_fail(e, NN_EIO, "%s: writing the metrics log failed: %s", o->log, strerror(errno));
+        goto done;
+    }
 
     /* resume: the loop position, optimiser state and weights of a checkpoint */
     int start_ep = 1;
@@ -587,8 +595,11 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
             fflush(out);
         }
         if (log) {
-            fprintf(log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f\n", ep, loss, metric, vloss, vmetric, secs, sps);
-            fflush(log);
+            if (fprintf(log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f\n", ep, loss, metric, vloss, vmetric, secs, sps) < 0 ||
+                fflush(log) != 0) {
+                r = nn_fail(e, NN_EIO, "%s: writing the metrics log failed: %s", o->log, strerror(errno));
+                goto done;
+            }
         }
         if ((o->ckpt_epochs && o->ckpt_every > 0 && ep % o->ckpt_every == 0) || (o->stop && *o->stop)) {
             if ((r = save_resume(&m, &opt, ckpt_path, NULL, ep + 1, 0, step, ntr, e)))
@@ -627,7 +638,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
             fprintf(out, "saved %s\n", s->output);
     }
 done:
-    if (log && fclose(log) != 0 && !r)
+    if (log && (ferror(log) | fclose(log)) != 0 && !r)
         r = nn_fail(e, NN_EIO, "%s: error writing the metrics log", o->log);
     nn_buf_free(&target);
     nn_buf_free(&metrics);

@@ -352,11 +352,72 @@ bad device_name          69 "--device 'nosuchdevice': no matching OpenCL device"
 bad device_eval          69 "--device 'nosuchdevice': no matching OpenCL device"                   eval "$T/good.bin" --device nosuchdevice
 NNRUN_DEVICE=nosuchdevice bad device_env 69 "NNRUN_DEVICE 'nosuchdevice'"                           eval "$T/good.bin"
 
+# --- files that are not files, sizes that lie (issue 16)
+# Every reader opens without blocking and refuses what is not a regular file
+# (a FIFO would hang nnrun); sizes are checked before reading or allocating.
+mkdir -p "$T/fifos/imgdir"
+for f in model.json data.csv img.png images.gz model.bin run.ckpt list.csv; do mkfifo "$T/fifos/$f"; done
+mkfifo "$T/fifos/imgdir/a.png"
+variant fifocsv 'D["train"]["path"] = "fifos/data.csv"'
+idx_variant fifoidx fifos/images.gz labels.raw
+py 'import sys; open(sys.argv[1] + "/fifolist.csv", "w").write("path,label\nfifos/img.png,0\n")' "$T"
+variant fifolist 'm["input"] = {"shape": [1, 8, 8]}; m["layers"] = [{"type": "flatten"}, {"type": "dense", "units": 2}, {"type": "softmax"}]
+m["data"] = {"train": {"format": "list", "path": "fifolist.csv"}}'
+truncate -s 3G "$T/sparse.csv" "$T/sparse.png" "$T/sparse.bin"
+variant sparsecsv 'D["train"]["path"] = "sparse.csv"'
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+d = open(t + "/good.bin", "rb").read()
+H = struct.unpack("<Q", d[16:24])[0]
+D = (24 + H + 63) // 64 * 64
+h = json.loads(d[24:24 + H]); h["data_bytes"] += 1 << 20
+j = json.dumps(h, separators=(",", ":")).encode()
+b = d[:8] + struct.pack("<IIQ", 1, 0, len(j)) + j
+b += bytes(-len(b) % 64) + d[D:-4] + bytes(1 << 20)
+open(t + "/tailgarbage.bin", "wb").write(b + struct.pack("<I", zlib.crc32(b)))' "$T"
+bad fifo_model_json      66 'model.json: is a FIFO (named pipe), not a regular file'              train "$T/fifos/model.json"
+bad fifo_train_csv       66 'data.csv: is a FIFO (named pipe), not a regular file'                train "$T/fifocsv.json"
+bad fifo_idx             66 'images.gz: is a FIFO (named pipe), not a regular file'               train "$T/fifoidx.json"
+bad fifo_list_entry      66 'img.png: is a FIFO (named pipe), not a regular file'                 train "$T/fifolist.json"
+bad fifo_infer_csv       66 'data.csv: is a FIFO (named pipe), not a regular file'                infer "$T/good.bin" "$T/fifos/data.csv"
+bad fifo_infer_folder    66 'a.png: is a FIFO (named pipe), not a regular file'                   infer "$T/idx.bin" "$T/fifos/imgdir"
+bad fifo_model_bin       66 'model.bin: is a FIFO (named pipe), not a regular file'               eval "$T/fifos/model.bin"
+bad fifo_resume          66 'run.ckpt: is a FIFO (named pipe), not a regular file'                train "$T/base.json" --resume "$T/fifos/run.ckpt" --output "$T/fifo.bin"
+bad fifo_eval_data       66 'data.csv: is a FIFO (named pipe), not a regular file'                eval "$T/good.bin" --data "$T/fifos/data.csv"
+bad device_node_model    66 '/dev/zero: is a character device, not a regular file'                eval /dev/zero
+bad sparse_csv           65 'sparse.csv: byte 0: a NUL byte: this is a binary file, not text'     train "$T/sparsecsv.json"
+bad sparse_image         65 'sparse.png: cannot decode image: unknown image type'                 infer "$T/idx.bin" "$T/sparse.png"
+bad sparse_model_bin     65 'sparse.bin: not an nnrun model file (bad magic)'                     eval "$T/sparse.bin"
+bad modelbin_tail_garbage 65 're:tailgarbage\.bin: header data_bytes: [0-9]+ bytes of tensor data, but the last tensor ends at byte [0-9]+ \(1048576 bytes of trailing garbage\)' eval "$T/tailgarbage.bin"
+
 # --- output files
 mkdir -p "$T/outdir"
 bad output_missing_dir   74 "$T/no/such/dir/m.bin"                                                 train "$T/base.json" --output "$T/no/such/dir/m.bin" --quiet
 bad output_is_folder     74 "$T/outdir"                                                            train "$T/base.json" --output "$T/outdir" --quiet
 bad log_missing_dir      74 "$T/no/such/dir/log.csv"                                               train "$T/base.json" --log "$T/no/such/dir/log.csv" --output "$T/log.bin"
+# outputs that are not files (issue 16): a device node is never replaced,
+# every write is checked, a file nnrun did not write is never truncated
+printf 'precious notes\n' >"$T/notes.txt"
+bad output_device_node   74 '/dev/full: is a character device; refusing to replace'                train "$T/base.json" --output /dev/full --quiet
+bad checkpoint_device    74 '/dev/full: is a character device; refusing to replace'                train "$T/base.json" --checkpoint /dev/full --checkpoint-every 1e --output "$T/ck.bin" --quiet
+bad log_device_node      74 '/dev/full: is a character device; refusing to replace'                train "$T/base.json" --log /dev/full --output "$T/log.bin" --quiet
+bad log_not_nnruns       74 'notes.txt: exists and is not a file nnrun wrote; refusing to overwrite' train "$T/base.json" --log "$T/notes.txt" --output "$T/log.bin" --quiet
+timeout --foreground -k 10 "$TMO" "$NNRUN" infer "$T/good.bin" "$T/iris_test.csv" </dev/null >/dev/full 2>"$T/err"
+RC=$?
+if [ "$RC" = 74 ] && grep -q 'writing to standard output failed' "$T/err"; then
+    pass bad/stdout_full
+else
+    fail bad/stdout_full "infer >/dev/full: expected exit 74 and 'writing to standard output failed', got $(rc_text "$RC")" "stderr: $(cat "$T/err")"
+fi
+if [ -c /dev/full ]; then pass bad/device_node_intact; else fail bad/device_node_intact "/dev/full is no longer a device node"; fi
+nn train "$T/base.json" --output "$T/log.bin" --log "$T/run.log" --quiet
+cp "$T/run.log" "$T/run.log.before"
+nn train "$T/nonnum.json" --output "$T/log.bin" --log "$T/run.log" --quiet
+if [ "$RC" = 65 ] && [ -s "$T/run.log" ] && cmp -s "$T/run.log" "$T/run.log.before"; then
+    pass bad/log_kept_on_bad_data
+else
+    fail bad/log_kept_on_bad_data "a run that failed on bad data ($(rc_text "$RC")) changed the existing metrics log" "stderr: $ERR"
+fi
 
 # train --output DIR/missing: the path cannot work, so it should fail before
 # spending the training time (as --log does), not after the last epoch.

@@ -837,7 +837,7 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
 
     csv_state s;
     memset(&s, 0, sizeof s);
-    int rc = nn_read_file(path, (size_t)NN_MAX_BYTES, &s.buf, &s.len, e);
+    int rc = nn_read_text_file(path, (size_t)NN_MAX_BYTES, &s.buf, &s.len, e);
     if (rc)
         return rc;
     const char *start = (const char *)s.buf, *end = start + s.len;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "../util.h"
@@ -91,21 +92,22 @@ static int open_idx(idxf *f, const char *path, const char *what, nn_err *e)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return nn_fail(e, NN_ENOINPUT, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return nn_fail(e, NN_ENOINPUT, "%s: not a regular file", path);
-    f->fsize = (long long)st.st_size;
+    int fd;
+    uint64_t size;
+    int rc = nn_open_input(path, &fd, &size, e);
+    if (rc)
+        return rc;
+    f->fsize = (long long)size;
     errno = 0;
-    f->g = gzopen(path, "rb");
-    if (!f->g)
-        return nn_fail(e, errno == ENOMEM ? NN_ESOFTWARE : NN_ENOINPUT, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "gzopen failed");
+    f->g = gzdopen(fd, "rb");
+    if (!f->g) {
+        close(fd);
+        return nn_oom(e, "opening %s", path);
+    }
     gzbuffer(f->g, 1u << 18);
     unsigned char h[16];
     size_t got;
-    int rc = read_full(f, h, 4, &got, e);
+    rc = read_full(f, h, 4, &got, e);
     if (rc)
         return rc;
     if (got < 4)

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <stb_image.h>
 #include <stb_image_resize.h>
@@ -171,9 +172,26 @@ int nn_image_load(const char *path, int c, int h, int w, float *out, nn_err *e)
 {
     if (!path)
         return nn_fail(e, NN_ENOINPUT, "(null): no image path");
+    int fd;
+    uint64_t size;
+    int rc = nn_open_input(path, &fd, &size, e);
+    if (rc)
+        return rc;
+    /* Sniff before reading it all: stb recognises every format by its first
+     * bytes, so a file that is no image (a sparse file, /dev/zero copied) is
+     * refused after 4 KiB, not after reading gigabytes. */
+    unsigned char head[4096];
+    ssize_t hn = pread(fd, head, sizeof head, 0);
+    int x, y, comp;
+    if (hn > 0 && (uint64_t)hn < size && !stbi_info_from_memory(head, (int)hn, &x, &y, &comp) &&
+        !strcmp(reason(), "unknown image type")) {
+        close(fd);
+        return nn_fail(e, NN_EDATA, "%s: cannot decode image: %s", path, reason());
+    }
     unsigned char *buf;
     size_t len;
-    int rc = nn_read_file(path, (size_t)INT_MAX, &buf, &len, e);
+    rc = nn_read_fd(fd, path, size, (size_t)NN_MAX_IMAGE_FILE, 0, &buf, &len, e);
+    close(fd);
     if (rc)
         return rc;
     rc = nn_image_decode(buf, len, path, c, h, w, out, e);

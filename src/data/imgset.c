@@ -262,7 +262,7 @@ int nn_imgset_list(const char *csv, const nn_label_opts *lo, long limit, nn_imgs
     out->origin = csv;
     unsigned char *buf;
     size_t len;
-    int r = nn_read_file(csv, (size_t)NN_MAX_BYTES, &buf, &len, e);
+    int r = nn_read_text_file(csv, (size_t)NN_MAX_BYTES, &buf, &len, e);
     if (r)
         return r;
     strvec paths = {0}, labs = {0};
