@@ -117,6 +117,52 @@ static int write_text(const char *path, const char *text)
     return ok ? 0 : -1;
 }
 
+/* A cache file for reading, or NULL when it is missing or not a regular file
+ * (a FIFO there must not block nnrun). */
+static FILE *open_cache_file(const char *path)
+{
+    FILE *f;
+    nn_err ignore = {0};
+    return nn_fopen_input(path, &f, NULL, &ignore) ? NULL : f;
+}
+
+static int valid(const cand *c, size_t max_wg);
+
+/* Why stored CLBlast parameters cannot be used on this device (NULL: they can):
+ * each parameter in the range CLBlast's kernels accept, the kernel's
+ * constraints, the work-group size and local memory of the device. */
+static const char *params_bad(const nn_dev *d, const cand *c)
+{
+    static char why[128];
+    const char *const *nm = names_of(c);
+    const int xg = !strcmp(c->kernel, "Xgemm");
+    for (int i = 0; i < c->np; i++) {
+        int flag = xg ? (i == 0 || (i >= 10 && i <= 13)) : i >= 8; /* GEMMK, SA, SB, STRM, STRN; PADA, PADB */
+        size_t lo = flag ? 0 : 1, hi = flag ? 1 : 256;
+        if ((xg && i == 0 && c->v[i] != 0) || (xg && i == 1 && c->v[i] != 1) || c->v[i] < lo || c->v[i] > hi) {
+            snprintf(why, sizeof why, "%s=%zu is out of range", nm[i], c->v[i]);
+            return why;
+        }
+    }
+    if (!valid(c, d->max_wg ? d->max_wg : 1)) {
+        snprintf(why, sizeof why, "the parameters break the kernel's constraints or the device's work-group size %zu",
+                 d->max_wg);
+        return why;
+    }
+    cl_ulong local = 0;
+    if (clGetDeviceInfo(d->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local, &local, NULL) != CL_SUCCESS)
+        local = 0;
+    const size_t *v = c->v;
+    size_t need = xg ? ((v[10] ? v[2] * v[6] : 0) + (v[11] ? v[2] * v[9] : 0)) * 4
+                     : (v[0] * (v[0] + v[8]) + v[0] * (v[0] + v[9])) * 4;
+    if (local && need > local) {
+        snprintf(why, sizeof why, "the parameters need %zu bytes of local memory, the device has %llu", need,
+                 (unsigned long long)local);
+        return why;
+    }
+    return NULL;
+}
+
 #define CHOICE_MAGIC "NNRUN_GEMM_CHOICE 1"
 
 /* The per-shape winners of the last nnrun tune: after a magic line, one line
@@ -127,7 +173,7 @@ static void apply_choices(nn_dev *d)
     char path[4096], line[256];
     if (tune_path(d, "gemm", "choice", path, sizeof path))
         return;
-    FILE *f = fopen(path, "r");
+    FILE *f = open_cache_file(path);
     if (!f)
         return;
     nn_gemm_shape sh[NN_MAX_GEMM_SHAPES * 4];
@@ -161,7 +207,7 @@ void nn_tune_apply(nn_dev *d)
     if ((skip && *skip && strcmp(skip, "0")) || tune_path(d, "clblast", "tune", path, sizeof path))
         return;
     apply_choices(d);
-    FILE *f = fopen(path, "r");
+    FILE *f = open_cache_file(path);
     if (!f)
         return;
     cand c;
@@ -181,7 +227,12 @@ void nn_tune_apply(nn_dev *d)
         c.v[i] = x;
     }
     fclose(f);
-    if (ok && override(d, &c) == 0) {
+    const char *why = ok ? params_bad(d, &c) : "it does not parse";
+    if (why) {
+        nn_warn("%s: ignored, %s (run 'nnrun tune' again to replace it)", path, why);
+        return;
+    }
+    if (override(d, &c) == 0) {
         char desc[256];
         describe(&c, desc, sizeof desc);
         nn_blas_set_tuned(d, desc);

@@ -390,6 +390,62 @@ bad sparse_image         65 'sparse.png: cannot decode image: unknown image type
 bad sparse_model_bin     65 'sparse.bin: not an nnrun model file (bad magic)'                     eval "$T/sparse.bin"
 bad modelbin_tail_garbage 65 're:tailgarbage\.bin: header data_bytes: [0-9]+ bytes of tensor data, but the last tensor ends at byte [0-9]+ \(1048576 bytes of trailing garbage\)' eval "$T/tailgarbage.bin"
 
+# --- caches that rot (issue 16): a cache is an optimisation; a bad entry is
+# rebuilt or ignored with at most a warning, never a crash or "no device"
+mkdir -p "$T/kcache" "$T/tcache"
+NNRUN_CACHE_DIR=$T/kcache nn eval "$T/good.bin"
+kc=$(ls "$T"/kcache/*.nnkc 2>/dev/null | head -n 1)
+if [ "$RC" = 0 ] && [ -n "$kc" ]; then
+    py 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[len(d) // 2] ^= 0x40; open(sys.argv[1], "wb").write(d)' "$kc"
+    NNRUN_CACHE_DIR=$T/kcache nn eval "$T/good.bin"
+    if [ "$RC" = 0 ]; then pass bad/kernel_cache_bitflip; else fail bad/kernel_cache_bitflip "a bit-flipped kernel-cache entry: $(rc_text "$RC")" "stderr: $ERR"; fi
+    head -c 1000 "$kc" >"$kc.cut" && mv "$kc.cut" "$kc"
+    NNRUN_CACHE_DIR=$T/kcache nn eval "$T/good.bin"
+    if [ "$RC" = 0 ]; then pass bad/kernel_cache_truncated; else fail bad/kernel_cache_truncated "a truncated kernel-cache entry: $(rc_text "$RC")" "stderr: $ERR"; fi
+else
+    fail bad/kernel_cache_written "eval with an empty cache folder wrote no kernel-cache entry ($(rc_text "$RC"))" "stderr: $ERR"
+fi
+# tune files of the default device (named as src/tune.c names them) with
+# parameters out of range: ignored with one warning
+nn devices --json
+tune_hash=$(printf '%s\n' "$OUT" | py 'import json,sys
+d = [json.loads(l) for l in sys.stdin if l.strip()]
+d = [x for x in d if x.get("default")][0]
+h = 0xcbf29ce484222325
+for ch in (d["platform"] + d["name"] + d["version"] + d["driver"]).encode():
+    h = ((h ^ ch) * 0x100000001b3) & 0xffffffffffffffff
+print("%016x" % h)')
+tune_file() { # PARAMS: writes the CLBlast tune file of the default device
+    printf 'XGEMM_MIN_INDIRECT_SIZE 4611686018427387904 XgemmDirect %s\n' "$1" >"$T/tcache/clblast-$tune_hash.tune"
+}
+warn_ok() { # NAME FRAGMENT: exit 0 with exactly one warning containing FRAGMENT
+    if [ "$RC" = 0 ] && [ "$(printf '%s\n' "$ERR" | grep -c '^nnrun: warning:')" = 1 ] && printf '%s\n' "$ERR" | grep -Eq -- "$2"; then
+        pass "bad/$1"
+    else
+        fail "bad/$1" "expected exit 0 and one warning matching '$2', got $(rc_text "$RC")" "stderr: $ERR"
+    fi
+}
+tune_file 'WGD 0 MDIMCD 8 NDIMCD 8 MDIMAD 8 NDIMBD 8 KWID 2 VWMD 1 VWND 1 PADA 1 PADB 1'
+NNRUN_CACHE_DIR=$T/tcache nn eval "$T/good.bin"
+warn_ok tune_wgd_zero 'clblast-[0-9a-f]+\.tune: ignored, WGD=0 is out of range'
+tune_file 'WGD 256 MDIMCD 256 NDIMCD 256 MDIMAD 256 NDIMBD 256 KWID 2 VWMD 1 VWND 1 PADA 1 PADB 1'
+NNRUN_CACHE_DIR=$T/tcache nn eval "$T/good.bin"
+warn_ok tune_huge_work_group 'clblast-[0-9a-f]+\.tune: ignored, the parameters (break|need)'
+rm -f "$T/tcache/clblast-$tune_hash.tune"
+mkfifo "$T/tcache/clblast-$tune_hash.tune"
+NNRUN_CACHE_DIR=$T/tcache nn eval "$T/good.bin"
+if [ "$RC" = 0 ]; then pass bad/tune_file_fifo; else fail bad/tune_file_fifo "a FIFO as the tune file: $(rc_text "$RC")" "stderr: $ERR"; fi
+# PoCL's cache folder pointing at a file (or empty): moved, one warning
+printf 'not a folder\n' >"$T/afile"
+POCL_CACHE_DIR=$T/afile nn eval "$T/good.bin"
+warn_ok pocl_cache_dir_file 'POCL_CACHE_DIR=.*afile is not a usable folder'
+POCL_CACHE_DIR= nn eval "$T/good.bin"
+warn_ok pocl_cache_dir_empty "POCL_CACHE_DIR=: '' is not a usable folder"
+(unset POCL_CACHE_DIR; XDG_CACHE_HOME=$T/afile exec timeout --foreground -k 10 "$TMO" "$NNRUN" eval "$T/good.bin") </dev/null >"$T/out" 2>"$T/err"
+RC=$?
+ERR=$(cat "$T/err")
+warn_ok xdg_cache_home_file 'XDG_CACHE_HOME=.*afile/pocl is not a usable folder'
+
 # --- output files
 mkdir -p "$T/outdir"
 bad output_missing_dir   74 "$T/no/such/dir/m.bin"                                                 train "$T/base.json" --output "$T/no/such/dir/m.bin" --quiet
