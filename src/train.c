@@ -4,6 +4,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,12 +176,17 @@ static int save_resume(nn_model *m, nn_optim *opt, const char *path, cl_mem acc,
     return r ? nn_wrap(e, "writing the checkpoint: ") : 0;
 }
 
-static int resume_num(const cJSON *o, const char *key, double *v)
+/* A resume field: an integer in [lo, hi] (checked before any conversion). */
+static int resume_int(const cJSON *o, const char *key, double lo, double hi, const char *path, double *v, nn_err *e)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0)
-        return -1;
-    *v = x->valuedouble;
+    if (!cJSON_IsNumber(x))
+        return nn_fail(e, NN_EDATA, "%s: header extra.resume.%s: required integer is missing", path, key);
+    double d = x->valuedouble;
+    if (!(d >= lo && d <= hi) || d != floor(d))
+        return nn_fail(e, NN_EDATA, "%s: header extra.resume.%s: %.15g is not an integer from %.0f to %.0f", path, key,
+                       d, lo, hi);
+    *v = d;
     return 0;
 }
 
@@ -196,17 +202,42 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
     cJSON *saved = cJSON_Parse(c.model_json);
     double ep, bt, st, ot, n;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(rs, "acc");
-    if (!rs || resume_num(rs, "epoch", &ep) || resume_num(rs, "batch", &bt) || resume_num(rs, "step", &st) ||
-        resume_num(rs, "optimizer_steps", &ot) || resume_num(rs, "train_samples", &n) || !cJSON_IsArray(a) ||
-        cJSON_GetArraySize(a) != 3) {
+    /* every field against the model and the data: a crafted epoch of 1e9
+     * replayed that many shuffles, 1e300 overflowed the int it went into */
+    const int epochs = m->spec.train.epochs, B = m->spec.train.batch_size > 0 ? m->spec.train.batch_size : 1;
+    const double nb = (double)((ntr + (size_t)B - 1) / (size_t)B), big = 9007199254740992.0; /* 2^53 */
+    if (!cJSON_IsObject(rs)) {
         r = nn_fail(e, NN_EDATA, "%s: not a training checkpoint (no resume state); a model.bin cannot be resumed", path);
+    } else if ((r = resume_int(rs, "train_samples", 0, big, path, &n, e))) {
     } else if ((size_t)n != ntr) {
         r = nn_fail(e, NN_EDATA, "%s: the checkpoint was taken with %zu training samples, the data now has %zu", path,
                     (size_t)n, ntr);
+    } else if ((r = resume_int(rs, "epoch", 1, (double)epochs + 1, path, &ep, e)) ||
+               (r = resume_int(rs, "batch", 0, nb, path, &bt, e)) ||
+               (r = resume_int(rs, "step", 0, big, path, &st, e)) ||
+               (r = resume_int(rs, "optimizer_steps", 0, big, path, &ot, e))) {
+    } else if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) {
+        r = nn_fail(e, NN_EDATA, "%s: header extra.resume.acc: expected 3 numbers", path);
     } else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(saved, "layers"),
                               cJSON_GetObjectItemCaseSensitive(m->spec.root, "layers"), 1)) {
         r = nn_fail(e, NN_EDATA, "%s: the checkpoint's layers differ from %s's", path, m->spec.file);
     } else {
+        int i = 0;
+        for (const cJSON *v = a->child; !r && v; v = v->next, i++)
+            if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= FLT_MAX))
+                r = nn_fail(e, NN_EDATA, "%s: header extra.resume.acc[%d]: not a finite float", path, i);
+    }
+    for (int i = 0; !r && i < c.ntensors; i++) {
+        const nn_ckpt_tensor *t = &c.tensors[i];
+        const int second = !strcmp(t->name, "optimizer.m2");
+        for (size_t j = 0; j < t->length; j++)
+            if (!isfinite(t->data[j]) || (second && t->data[j] < 0)) {
+                r = nn_fail(e, NN_EDATA, "%s: tensor '%s'[%zu] is %g: %s", path, t->name, j, (double)t->data[j],
+                            second ? "must be finite and >= 0" : "must be finite");
+                break;
+            }
+    }
+    if (!r) {
         r = nn_model_place_params(m, &c, path, e);
         const char *names[2] = {"optimizer.m1", "optimizer.m2"};
         cl_mem bufs[2] = {opt->m1, opt->m2};

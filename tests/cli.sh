@@ -390,6 +390,41 @@ bad sparse_image         65 'sparse.png: cannot decode image: unknown image type
 bad sparse_model_bin     65 'sparse.bin: not an nnrun model file (bad magic)'                     eval "$T/sparse.bin"
 bad modelbin_tail_garbage 65 're:tailgarbage\.bin: header data_bytes: [0-9]+ bytes of tensor data, but the last tensor ends at byte [0-9]+ \(1048576 bytes of trailing garbage\)' eval "$T/tailgarbage.bin"
 
+# --- crafted checkpoints (issue 16): every resume field is checked against
+# the model and the data before training continues
+nn train "$T/base.json" --output "$T/ck.bin" --checkpoint "$T/good.ckpt" --checkpoint-every 1e --quiet
+[ "$RC" = 0 ] && [ -f "$T/good.ckpt" ] || fail setup "writing a checkpoint of $T/base.json failed ($(rc_text "$RC"))" "$ERR"
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+d = open(t + "/good.ckpt", "rb").read()
+H = struct.unpack("<Q", d[16:24])[0]
+D = (24 + H + 63) // 64 * 64
+def write(name, change, data=None):
+    h = json.loads(d[24:24 + H]); change(h)
+    j = json.dumps(h, separators=(",", ":")).encode()
+    b = d[:8] + struct.pack("<IIQ", 1, 0, len(j)) + j
+    b += bytes(-len(b) % 64) + (data if data is not None else d[D:-4])
+    open(t + "/" + name + ".ckpt", "wb").write(b + struct.pack("<I", zlib.crc32(b)))
+def res(k, v): return lambda h: h["extra"]["resume"].__setitem__(k, v)
+write("ep1e9", res("epoch", 1e9))
+write("ep1e300", res("epoch", 1e300))
+write("epneg", res("epoch", -3))
+write("batchbig", res("batch", 10 ** 6))
+write("stepfrac", res("step", 2.5))
+write("accbig", res("acc", [1e39, 0, 0]))
+write("samples", res("train_samples", 1e300))
+h = json.loads(d[24:24 + H]); m2 = [x for x in h["tensors"] if x["name"] == "optimizer.m2"][0]
+data = bytearray(d[D:-4]); data[m2["offset"]:m2["offset"] + 4] = struct.pack("<f", -1.0)
+write("m2neg", lambda h: None, bytes(data))' "$T"
+bad ckpt_epoch_1e9       65 'ep1e9.ckpt: header extra.resume.epoch: 1000000000 is not an integer from 1 to 3' train "$T/base.json" --resume "$T/ep1e9.ckpt" --output "$T/ck.bin"
+bad ckpt_epoch_1e300     65 're:ep1e300\.ckpt: header extra\.resume\.epoch: 1e\+300 is not an integer'  train "$T/base.json" --resume "$T/ep1e300.ckpt" --output "$T/ck.bin"
+bad ckpt_epoch_negative  65 'epneg.ckpt: header extra.resume.epoch: -3 is not an integer'              train "$T/base.json" --resume "$T/epneg.ckpt" --output "$T/ck.bin"
+bad ckpt_batch_beyond    65 're:batchbig\.ckpt: header extra\.resume\.batch: 1000000 is not an integer from 0 to [0-9]+' train "$T/base.json" --resume "$T/batchbig.ckpt" --output "$T/ck.bin"
+bad ckpt_step_fraction   65 'stepfrac.ckpt: header extra.resume.step: 2.5 is not an integer'           train "$T/base.json" --resume "$T/stepfrac.ckpt" --output "$T/ck.bin"
+bad ckpt_acc_not_float   65 'accbig.ckpt: header extra.resume.acc[0]: not a finite float'              train "$T/base.json" --resume "$T/accbig.ckpt" --output "$T/ck.bin"
+bad ckpt_samples_huge    65 're:samples\.ckpt: header extra\.resume\.train_samples: 1e\+300 is not an integer' train "$T/base.json" --resume "$T/samples.ckpt" --output "$T/ck.bin"
+bad ckpt_adam_m2_negative 65 "m2neg.ckpt: tensor 'optimizer.m2'[0] is -1: must be finite and >= 0"      train "$T/base.json" --resume "$T/m2neg.ckpt" --output "$T/ck.bin"
+
 # --- caches that rot (issue 16): a cache is an optimisation; a bad entry is
 # rebuilt or ignored with at most a warning, never a crash or "no device"
 mkdir -p "$T/kcache" "$T/tcache"
