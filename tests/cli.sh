@@ -390,6 +390,42 @@ bad sparse_image         65 'sparse.png: cannot decode image: unknown image type
 bad sparse_model_bin     65 'sparse.bin: not an nnrun model file (bad magic)'                     eval "$T/sparse.bin"
 bad modelbin_tail_garbage 65 're:tailgarbage\.bin: header data_bytes: [0-9]+ bytes of tensor data, but the last tensor ends at byte [0-9]+ \(1048576 bytes of trailing garbage\)' eval "$T/tailgarbage.bin"
 
+# --- image headers that decode to nothing (issue 16): the pixels a raw or
+# run-length header claims must be in the file; valid files still decode
+py 'import random,struct,sys
+t = sys.argv[1]; r = random.Random(2); W, H = 13, 7
+px = [(r.randrange(256), r.randrange(256), r.randrange(256)) for _ in range(W * H)]
+def tga(name, kind, w, h, bpp, body, idb=b""):
+    open(t + "/" + name, "wb").write(struct.pack("<BBBHHBHHHHBB", len(idb), 0, kind, 0, 0, 0, 0, 0, w, h, bpp, 0) + idb + body)
+def bmp(name, w, h, bpp, body):
+    open(t + "/" + name, "wb").write(b"BM" + struct.pack("<IHHI", 54 + len(body), 0, 0, 54)
+        + struct.pack("<IiiHHIIiiII", 40, w, h, 1, bpp, 0, len(body), 0, 0, 0, 0) + body)
+tga("hdr_only.tga", 2, 8192, 8192, 24, b"")
+tga("rle_short.tga", 10, 8192, 8192, 24, bytes([0x81, 1, 2, 3]))
+open(t + "/maxval0.pgm", "wb").write(b"P5\n4 4\n0\n" + bytes(16))
+bmp("hdr_only.bmp", 8192, 8192, 24, b"")
+raw = b"".join(bytes((b, g, c)) for (c, g, b) in px)
+tga("ok_raw.tga", 2, W, H, 24, raw, b"hello")
+rle, i = b"", 0
+while i < len(px):
+    n = min(128, len(px) - i); rle += bytes([n - 1]) + raw[3 * i:3 * (i + n)]; i += n
+tga("ok_rle.tga", 10, W, H, 24, rle)
+tga("ok_run.tga", 10, 256, 1, 24, bytes([0xFF, 1, 2, 3, 0xFF, 1, 2, 3]))
+row = (W * 3 + 3) // 4 * 4
+bmp("ok_up.bmp", W, H, 24, b"".join(raw[3 * W * y:3 * W * (y + 1)] + bytes(row - 3 * W) for y in range(H)))
+bmp("ok_down.bmp", W, -H, 32, b"".join(bytes((b, g, c, 255)) for (c, g, b) in px))' "$T"
+bad image_tga_header_only 65 'hdr_only.tga: truncated TGA image: its header says 8192x8192, which needs at least 201326592 bytes of pixels, the file has 0' infer "$T/idx.bin" "$T/hdr_only.tga"
+bad image_tga_rle_short  65 'rle_short.tga: truncated TGA image: its header says 8192x8192'          infer "$T/idx.bin" "$T/rle_short.tga"
+bad image_pgm_maxval_0   65 'maxval0.pgm: PNM image: maxval 0 (must be 1 to 65535)'                 infer "$T/idx.bin" "$T/maxval0.pgm"
+bad image_bmp_header_only 65 'hdr_only.bmp: truncated BMP image: its header says 8192x8192'         infer "$T/idx.bin" "$T/hdr_only.bmp"
+nn infer "$T/idx.bin" "$T/ok_raw.tga" "$T/ok_rle.tga" "$T/ok_run.tga" "$T/ok_up.bmp" "$T/ok_down.bmp"
+if [ "$RC" = 0 ] && [ "$(printf '%s\n' "$OUT" | wc -l)" = 5 ] &&
+    [ "$(printf '%s\n' "$OUT" | sed -n 1p | cut -d' ' -f2-)" = "$(printf '%s\n' "$OUT" | sed -n 2p | cut -d' ' -f2-)" ]; then
+    pass bad/image_valid_raw_rle_decode
+else
+    fail bad/image_valid_raw_rle_decode "valid raw/RLE TGA and BMP files (bottom-up, top-down) should decode ($(rc_text "$RC"); the raw and RLE TGA the same)" "$OUT" "stderr: $ERR"
+fi
+
 # --- crafted checkpoints (issue 16): every resume field is checked against
 # the model and the data before training continues
 nn train "$T/base.json" --output "$T/ck.bin" --checkpoint "$T/good.ckpt" --checkpoint-every 1e --quiet

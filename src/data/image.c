@@ -9,6 +9,8 @@
 #include "dataset.h"
 
 #include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,36 +51,102 @@ static unsigned char *convert_channels(const unsigned char *in, size_t n, int nc
     return out;
 }
 
-/* Binary PNM (P5/P6): the header's size must fit the bytes present (stb
- * 2.27 accepts a header alone and returns uninitialised pixels). */
-static int pnm_check(const unsigned char *buf, size_t len, const char *name, nn_err *e)
+static unsigned long le16(const unsigned char *p) { return (unsigned long)p[0] | (unsigned long)p[1] << 8; }
+static unsigned long le32(const unsigned char *p) { return le16(p) | le16(p + 2) << 16; }
+
+/* Formats that store pixels uncompressed or run-length encoded (binary PNM,
+ * TGA, BMP): the size the header claims must fit the bytes present. stb 2.27
+ * accepts a header alone (a TGA claiming 8192x8192, a PNM with maxval 0) and
+ * returns pixels it never read: garbage in must be an error, not a
+ * prediction. Fills *fmt, *w, *h, *need, *have; 0 when the format is none of
+ * these or the header does not parse (stb reports that). */
+static int pixel_bytes(const unsigned char *buf, size_t len, const char **fmt, unsigned long *w, unsigned long *h,
+                       double *need, size_t *have, unsigned long *maxval)
 {
-    if (len < 2 || buf[0] != 'P' || (buf[1] != '5' && buf[1] != '6'))
-        return 0;
-    size_t i = 2;
-    unsigned long v[3];
-    for (int k = 0; k < 3; k++) {
-        for (;;) {
-            while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
-                i++;
-            if (i < len && buf[i] == '#') {
-                while (i < len && buf[i] != '\n')
+    *maxval = 1;
+    if (len >= 2 && buf[0] == 'P' && (buf[1] == '5' || buf[1] == '6')) {
+        size_t i = 2;
+        unsigned long v[3];
+        for (int k = 0; k < 3; k++) {
+            for (;;) {
+                while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
                     i++;
-                continue;
+                if (i < len && buf[i] == '#') {
+                    while (i < len && buf[i] != '\n')
+                        i++;
+                    continue;
+                }
+                break;
             }
-            break;
+            if (i >= len || buf[i] < '0' || buf[i] > '9')
+                return 0; /* let stb report it */
+            v[k] = 0;
+            while (i < len && buf[i] >= '0' && buf[i] <= '9' && v[k] < 100000000UL)
+                v[k] = v[k] * 10 + (unsigned long)(buf[i++] - '0');
         }
-        if (i >= len || buf[i] < '0' || buf[i] > '9')
-            return 0; /* let stb report it */
-        v[k] = 0;
-        while (i < len && buf[i] >= '0' && buf[i] <= '9' && v[k] < 100000000UL)
-            v[k] = v[k] * 10 + (unsigned long)(buf[i++] - '0');
+        i++; /* the single whitespace before the pixels */
+        *fmt = "PNM";
+        *w = v[0];
+        *h = v[1];
+        *maxval = v[2];
+        *need = (double)v[0] * (double)v[1] * (buf[1] == '6' ? 3.0 : 1.0) * (v[2] > 255 ? 2.0 : 1.0);
+        *have = len > i ? len - i : 0;
+        return 1;
     }
-    i++; /* the single whitespace before the pixels */
-    double need = (double)v[0] * (double)v[1] * (buf[1] == '6' ? 3.0 : 1.0) * (v[2] > 255 ? 2.0 : 1.0);
-    if ((double)(len > i ? len - i : 0) < need)
-        return nn_fail(e, NN_EDATA, "%s: truncated PNM image: %lux%lu needs %.0f bytes of pixels, the file has %zu", name,
-                       v[0], v[1], need, len > i ? len - i : 0);
+    if (len >= 54 && buf[0] == 'B' && buf[1] == 'M') {
+        unsigned long off = le32(buf + 10), hs = le32(buf + 14), bpp = le16(buf + 28), comp = le32(buf + 30);
+        long bw = (long)(int32_t)le32(buf + 18), bh = (long)(int32_t)le32(buf + 22);
+        if (hs < 40 || bw <= 0 || bh == 0 || bpp == 0 || off > len)
+            return 0;
+        *fmt = "BMP";
+        *w = (unsigned long)bw;
+        *h = (unsigned long)(bh < 0 ? -bh : bh);
+        double px = (double)*w * (double)*h;
+        if (comp == 0 || comp == 3) /* BI_RGB, BI_BITFIELDS: rows padded to 4 bytes */
+            *need = floor(((double)*w * (double)bpp + 31) / 32) * 4 * (double)*h;
+        else if (comp == 1 || comp == 2) /* RLE8/RLE4: 2 bytes cover at most 255 pixels */
+            *need = px / 255.0 * 2.0;
+        else
+            return 0;
+        *have = len - off;
+        return 1;
+    }
+    static const char *magics[] = {"\x89PNG", "\xFF\xD8", "GIF8", "8BPS", "#?", "\x53\x80\xF6\x34"};
+    for (size_t k = 0; k < sizeof magics / sizeof *magics; k++)
+        if (len >= strlen(magics[k]) && !memcmp(buf, magics[k], strlen(magics[k])))
+            return 0;
+    /* TGA (no magic): types 1-3 raw, 9-11 run-length encoded */
+    if (len >= 18 && buf[1] <= 1 && ((buf[2] >= 1 && buf[2] <= 3) || (buf[2] >= 9 && buf[2] <= 11))) {
+        unsigned long bpp = buf[16], cmaplen = buf[1] ? le16(buf + 5) : 0, cmapbits = buf[1] ? buf[7] : 0;
+        size_t start = 18 + (size_t)buf[0] + (size_t)(cmaplen * ((cmapbits + 7) / 8));
+        if (bpp == 0 || start > len)
+            return 0;
+        *fmt = "TGA";
+        *w = le16(buf + 12);
+        *h = le16(buf + 14);
+        double px = (double)*w * (double)*h, bytes = (double)((bpp + 7) / 8);
+        *need = buf[2] <= 3 ? px * bytes : (px / 128.0) * (1.0 + bytes); /* a packet: 1 + pixel, <= 128 pixels */
+        *have = len - start;
+        return 1;
+    }
+    return 0;
+}
+
+static int header_check(const unsigned char *buf, size_t len, const char *name, nn_err *e)
+{
+    const char *fmt;
+    unsigned long w, h, maxval;
+    double need;
+    size_t have;
+    if (!pixel_bytes(buf, len, &fmt, &w, &h, &need, &have, &maxval))
+        return 0;
+    if (maxval < 1 || maxval > 65535)
+        return nn_fail(e, NN_EDATA, "%s: %s image: maxval %lu (must be 1 to 65535)", name, fmt, maxval);
+    if ((double)have < need)
+        return nn_fail(e, NN_EDATA,
+                       "%s: truncated %s image: its header says %lux%lu, which needs at least %.0f bytes of pixels, "
+                       "the file has %zu",
+                       name, fmt, w, h, need, have);
     return 0;
 }
 
@@ -107,10 +175,12 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
     int iw = 0, ih = 0, comp = 0;
     if (!stbi_info_from_memory(buf, (int)len, &iw, &ih, &comp))
         return nn_fail(e, NN_EDATA, "%s: cannot decode image: %s", name, reason());
+    if (ih < 0 && len >= 2 && buf[0] == 'B' && buf[1] == 'M')
+        ih = -ih; /* stb 2.27's info gives a top-down BMP's height negative; its loader handles it */
     if (iw <= 0 || ih <= 0 || (size_t)iw * (size_t)ih > (size_t)NN_MAX_IMAGE_PIXELS)
         return nn_fail(e, NN_EDATA, "%s: image is %dx%d pixels; the limit is %ld pixels", name, iw,
                        ih, (long)NN_MAX_IMAGE_PIXELS);
-    int r = pnm_check(buf, len, name, e);
+    int r = header_check(buf, len, name, e);
     if (r)
         return r;
     /* Decode at the file's own channel count and convert here: stb 2.27's
