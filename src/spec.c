@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,15 @@ static int parse_floats(const cJSON *a, const char *path, const nn_spec *s, floa
             char p[256];
             snprintf(p, sizeof p, "%s[%d]", path, i);
             return FAIL(e, s, p, positive ? "expected a positive number" : "expected a number");
+        }
+        /* stored as float32 in model.bin: it must survive the conversion */
+        double d = fabs(it->valuedouble);
+        if (d > FLT_MAX || (positive && d < FLT_MIN)) {
+            free(v);
+            char p[256];
+            snprintf(p, sizeof p, "%s[%d]", path, i);
+            return FAIL(e, s, p, "%g does not fit a float32 (%s %g)", it->valuedouble,
+                        d > FLT_MAX ? "largest" : "smallest normal", d > FLT_MAX ? FLT_MAX : FLT_MIN);
         }
         v[i] = (float)it->valuedouble;
     }

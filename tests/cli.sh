@@ -235,6 +235,12 @@ bad normalize_count      65 'normcount.json: input.normalize'                   
 bad bce_three_outputs    65 're:bce3\.json: layers\[[0-9]\].*binary_cross_entropy needs one output unit' train "$T/bce3.json"
 bad ce_one_output        65 're:ce1\.json: layers\[0\].*the data has 3 classes'                    train "$T/ce1.json"
 bad summary_json_errors  65 "layerkey.json: layers[0]: unknown key 'unit'"                        summary "$T/layerkey.json"
+# values that would survive training but not saving (issue 16): checked before training
+variant normbig 'm["input"]["normalize"] = {"mean": [1e39, 0, 0, 0], "std": [1, 1, 1, 1]}'
+variant normtiny 'm["input"]["normalize"] = {"mean": [0, 0, 0, 0], "std": [1, 1, 1, 1e-50]}'
+bad normalize_mean_float32 65 'normbig.json: input.normalize.mean[0]: 1e+39 does not fit a float32'    train "$T/normbig.json"
+bad normalize_std_float32 65 'normtiny.json: input.normalize.std[3]: 1e-50 does not fit a float32'     train "$T/normtiny.json"
+bad seed_beyond_json      2 "option '--seed': expected an integer from 0 to 9007199254740991"         train "$T/base.json" --seed 9223372036854775807
 
 # --- data sources
 variant notrain 'del D["train"]'
