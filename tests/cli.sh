@@ -432,6 +432,15 @@ else
     fail bad/image_valid_raw_rle_decode "valid raw/RLE TGA and BMP files (bottom-up, top-down) should decode ($(rc_text "$RC"); the raw and RLE TGA the same)" "$OUT" "stderr: $ERR"
 fi
 
+# an empty class folder beside a full one (UBSan: qsort/memcpy of NULL with
+# 0 elements in the image-set loader; run under `make test-asan`)
+mkdir -p "$T/ecls/a" "$T/ecls/b"
+cp "$T/ok_raw.tga" "$T/ecls/a/"
+variant emptyclass 'm["input"] = {"shape": [1, 8, 8]}; m["layers"] = [{"type": "flatten"}, {"type": "dense", "units": 2}, {"type": "softmax"}]
+m["data"] = {"train": {"format": "images", "path": "ecls"}}'
+nn train "$T/emptyclass.json" --output "$T/ecls.bin" --quiet
+if [ "$RC" = 0 ]; then pass bad/images_empty_class_folder; else fail bad/images_empty_class_folder "$(rc_text "$RC")" "stderr: $ERR"; fi
+
 # --- crafted checkpoints (issue 16): every resume field is checked against
 # the model and the data before training continues
 nn train "$T/base.json" --output "$T/ck.bin" --checkpoint "$T/good.ckpt" --checkpoint-every 1e --quiet

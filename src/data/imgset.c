@@ -91,7 +91,8 @@ static int list_dir(const char *dir, int want_dirs, strvec *out, nn_err *e)
             }
     }
     closedir(d);
-    qsort(out->v, out->n, sizeof *out->v, cmpstr);
+    if (out->n > 1) /* an empty folder leaves v NULL: qsort(NULL, 0) is undefined (UBSan) */
+        qsort(out->v, out->n, sizeof *out->v, cmpstr);
     return 0;
 }
 
@@ -339,7 +340,8 @@ int nn_imgset_list(const char *csv, const nn_label_opts *lo, long limit, nn_imgs
         if (!sorted)
             r = nn_fail(e, NN_ESOFTWARE, "out of memory");
         if (!r) {
-            memcpy(sorted, labs.v, labs.n * sizeof(char *));
+            if (labs.n)
+                memcpy(sorted, labs.v, labs.n * sizeof(char *));
             qsort(sorted, labs.n, sizeof(char *), all_int ? cmpnum : cmpstr);
             size_t nd = 0;
             for (size_t i = 0; i < labs.n; i++)
