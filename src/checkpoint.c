@@ -131,30 +131,13 @@ const nn_ckpt_tensor *nn_ckpt_find(const nn_ckpt *c, const char *name)
     return NULL;
 }
 
-/* Index of the first duplicate among names[0..n) (sorted copy), or -1. */
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* 0: unique; 1: *dup is a repeated name; -1: out of memory. */
 static int find_duplicate(const char *const *names, size_t n, const char **dup)
 {
-    if (n < 2)
-        return 0;
-    const char **s = malloc(n * sizeof *s);
-    if (!s)
-        return -1;
-    memcpy(s, names, n * sizeof *s);
-    qsort(s, n, sizeof *s, cmp_str);
-    int r = 0;
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(s[i - 1], s[i]) == 0) {
-            *dup = s[i];
-            r = 1;
-            break;
-        }
-    free(s);
+    size_t a, b;
+    int r = nn_find_duplicate(names, n, &a, &b);
+    if (r > 0)
+        *dup = names[b];
     return r;
 }
 

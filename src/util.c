@@ -184,6 +184,39 @@ int nn_check_output(const char *path, const char *own_prefix, nn_err *e)
     return 0;
 }
 
+typedef struct name_at {
+    const char *s;
+    size_t i;
+} name_at;
+
+static int cmp_name_at(const void *a, const void *b)
+{
+    const name_at *x = a, *y = b;
+    int c = strcmp(x->s, y->s);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+int nn_find_duplicate(const char *const *names, size_t n, size_t *first, size_t *second)
+{
+    if (n < 2)
+        return 0;
+    name_at *v = malloc(n * sizeof *v);
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (name_at){names[i], i};
+    qsort(v, n, sizeof *v, cmp_name_at);
+    int found = 0;
+    for (size_t k = 1; k < n; k++)
+        if (!strcmp(v[k - 1].s, v[k].s) && (k < 2 || strcmp(v[k - 2].s, v[k].s)) && (!found || v[k].i < *second)) {
+            *first = v[k - 1].i; /* the group's first and second occurrences */
+            *second = v[k].i;
+            found = 1;
+        }
+    free(v);
+    return found;
+}
+
 char *nn_strdup(const char *s)
 {
     if (!s)

@@ -44,6 +44,11 @@ int nn_check_output(const char *path, const char *own_prefix, nn_err *e);
  * Returns a malloc'd string (NULL on allocation failure). */
 char *nn_path_join_dir(const char *base_file, const char *rel);
 
+/* Duplicates among names[0..n) in O(n log n): 1 with the earliest second
+ * occurrence (*second) and the first occurrence of that name (*first); 0 when
+ * all differ; -1 when out of memory. */
+int nn_find_duplicate(const char *const *names, size_t n, size_t *first, size_t *second);
+
 /* malloc'd copy; NULL in -> NULL out. */
 char *nn_strdup(const char *s);
 

@@ -441,6 +441,28 @@ m["data"] = {"train": {"format": "images", "path": "ecls"}}'
 nn train "$T/emptyclass.json" --output "$T/ecls.bin" --quiet
 if [ "$RC" = 0 ]; then pass bad/images_empty_class_folder; else fail bad/images_empty_class_folder "$(rc_text "$RC")" "stderr: $ERR"; fi
 
+# --- very wide CSVs and slow paths (issue 16): 2 rows of 3M features are
+# legal input (the staging buffer was 4096 rows: 48 GB); 65536 class names
+# are checked for duplicates by sorting, not by comparing every pair
+py 'import sys
+n = 3000000
+with open(sys.argv[1] + "/wide.csv", "w") as f:
+    f.write(",".join("f%d" % i for i in range(n)) + ",y\n")
+    for r in range(2):
+        f.write("1," * n + "%d\n" % r)' "$T"
+variant wide 'm["input"] = {"shape": [3000000]}; m["layers"] = [{"type": "dense", "units": 2}, {"type": "softmax"}]
+m["train"]["batch_size"] = 2; m["data"] = {"train": {"format": "csv", "path": "wide.csv", "label": "y"}}'
+nn train "$T/wide.json" --output "$T/wide.bin" --epochs 1 --quiet
+if [ "$RC" = 0 ]; then pass bad/csv_3m_features; else fail bad/csv_3m_features "2 rows of 3M features: $(rc_text "$RC")" "stderr: $ERR"; fi
+rm -f "$T/wide.csv" "$T/wide.bin"
+variant manyclasses 'D["classes"] = ["c%d" % i for i in range(65536)]; L[1]["units"] = 65536; del D["test"]'
+variant dupclass 'D["classes"] = ["c%d" % i for i in range(65536)]; D["classes"][40000] = "c7"'
+t0=$(date +%s)
+nn summary "$T/manyclasses.json"
+t1=$(date +%s)
+if [ "$RC" = 0 ] && [ $((t1 - t0)) -lt 8 ]; then pass bad/summary_65536_classes_fast; else fail bad/summary_65536_classes_fast "summary with 65536 class names: $(rc_text "$RC") after $((t1 - t0)) s (took 10-34 s with a pairwise check)" "stderr: $ERR"; fi
+bad classes_duplicate    65 "dupclass.json: data.classes[40000]: 'c7' is already data.classes[7]"   summary "$T/dupclass.json"
+
 # --- crafted checkpoints (issue 16): every resume field is checked against
 # the model and the data before training continues
 nn train "$T/base.json" --output "$T/ck.bin" --checkpoint "$T/good.ckpt" --checkpoint-every 1e --quiet
