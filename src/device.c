@@ -645,22 +645,25 @@ int nn_buf_alloc(nn_dev *d, size_t bytes, const char *what, cl_mem *out, nn_err 
     *out = NULL;
     if (bytes == 0)
         bytes = 4;
+    /* a data set is uploaded whole: a smaller batch does not help it */
+    const char *hint = strstr(what, "dataset") ? "use \"limit\" in the data source, fewer samples, or a device with "
+                                                 "more memory"
+                                               : "try a smaller --batch-size";
     if (d->max_alloc && bytes > d->max_alloc)
-        return nn_fail(e, NN_ENODEV,
-                       "%s needs %.1f MiB in one buffer, more than %s allows (%.1f MiB): try a smaller --batch-size",
-                       what, bytes / 1048576.0, d->name, d->max_alloc / 1048576.0);
+        return nn_fail(e, NN_ENODEV, "%s needs %.1f MiB in one buffer, more than %s allows (%.1f MiB): %s", what,
+                       bytes / 1048576.0, d->name, d->max_alloc / 1048576.0, hint);
     cl_int st;
     cl_mem m = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, bytes, NULL, &st);
     if (st != CL_SUCCESS)
-        return nn_fail(e, NN_ENODEV, "cannot allocate %.1f MiB on %s for %s (%s): try a smaller --batch-size",
-                       bytes / 1048576.0, d->name, what, nn_cl_strerror(st));
+        return nn_fail(e, NN_ENODEV, "cannot allocate %.1f MiB on %s for %s (%s): %s", bytes / 1048576.0, d->name,
+                       what, nn_cl_strerror(st), hint);
     /* Touch it so that lazy allocators fail here, not in the middle of a step. */
     float zero = 0;
     st = clEnqueueFillBuffer(d->q, m, &zero, sizeof zero, 0, bytes / 4 * 4, 0, NULL, NULL);
     if (st != CL_SUCCESS) {
         clReleaseMemObject(m);
-        return nn_fail(e, NN_ENODEV, "cannot allocate %.1f MiB on %s for %s (%s): try a smaller --batch-size",
-                       bytes / 1048576.0, d->name, what, nn_cl_strerror(st));
+        return nn_fail(e, NN_ENODEV, "cannot allocate %.1f MiB on %s for %s (%s): %s", bytes / 1048576.0, d->name,
+                       what, nn_cl_strerror(st), hint);
     }
     *out = m;
     return 0;
