@@ -261,6 +261,8 @@ static int parse_layers(const cJSON *root, nn_spec *s, nn_err *e)
             if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) >= sizeof L->name ||
                 strpbrk(nm->valuestring, " \t\n\"\\"))
                 return FAIL(e, s, L->path, "name: expected a short string without spaces or quotes");
+            if (!strcmp(nm->valuestring, "input")) /* it would shadow the network input in "inputs" */
+                return FAIL(e, s, L->path, "name: 'input' is reserved for the network input");
             snprintf(L->name, sizeof L->name, "%s", nm->valuestring);
         } else {
             snprintf(L->name, sizeof L->name, "%s_%d", L->type->name, ++counts[ti < 64 ? ti : 63]);
@@ -762,6 +764,24 @@ static int json_truncated(const char *text, size_t len)
     return in_str ? 1 : depth > 0 ? 2 : 0;
 }
 
+/* 1 with the JSON path of the first number that overflowed to +-inf in
+ * parsing (1e400): anywhere in the model, whatever reads it later. */
+static int nonfinite_number(const cJSON *x, char *path, size_t n)
+{
+    size_t l = strlen(path);
+    int i = 0;
+    for (const cJSON *c = x->child; c; c = c->next, i++) {
+        if (cJSON_IsArray(x))
+            snprintf(path + l, n - l, "[%d]", i);
+        else
+            snprintf(path + l, n - l, "%s%s", l ? "." : "", c->string ? c->string : "?");
+        if ((cJSON_IsNumber(c) && !isfinite(c->valuedouble)) || nonfinite_number(c, path, n))
+            return 1;
+        path[l] = 0;
+    }
+    return 0;
+}
+
 int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn_err *e)
 {
     memset(s, 0, sizeof *s);
@@ -779,6 +799,18 @@ int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn
         for (const char *p = at; p < text + len && *p && *p != '\n' && k < sizeof near - 1; p++)
             near[k++] = (*p >= 32 && *p < 127) ? *p : '?';
         near[k] = 0;
+        int depth = 0, in_str = 0;
+        for (const char *p = text; p < at; p++) {
+            if (in_str)
+                in_str = *p == '\\' ? (p++, 1) : *p != '"';
+            else if (*p == '"')
+                in_str = 1;
+            else
+                depth += (*p == '[' || *p == '{') - (*p == ']' || *p == '}');
+        }
+        if (depth >= CJSON_NESTING_LIMIT)
+            return nn_fail(e, NN_EDATA, "%s:%d:%d: JSON nested deeper than %d levels", s->file, line, col,
+                           CJSON_NESTING_LIMIT);
         if (json_truncated(text, len)) {
             json_position(text, text + len, &line, &col);
             return nn_fail(e, NN_EDATA, "%s:%d:%d: malformed JSON: unexpected end of file (an unclosed %s)", s->file,
@@ -786,6 +818,21 @@ int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn
         }
         return nn_fail(e, NN_EDATA, "%s:%d:%d: malformed JSON%s%s%s", s->file, line, col,
                        k ? " near '" : " (unexpected end of file)", near, k ? "'" : "");
+    }
+    char npath[512] = "";
+    if (nonfinite_number(s->root, npath, sizeof npath))
+        return FAIL(e, s, npath, "a number beyond the range of a double (about 1.8e308)");
+    /* a \u0000 escape would cut the C string it decodes to, silently */
+    for (const char *p = text; p + 5 < text + len && p < end; p++) {
+        if (*p != '\\')
+            continue;
+        if (p[1] == 'u' && !memcmp(p + 2, "0000", 4)) {
+            int line, col;
+            json_position(text, p, &line, &col);
+            return nn_fail(e, NN_EDATA, "%s:%d:%d: a NUL character (\\u0000) in a string is not allowed", s->file,
+                           line, col);
+        }
+        p++; /* the escaped character */
     }
     if (!cJSON_IsObject(s->root))
         return FAIL(e, s, "", "the model must be a JSON object");

@@ -325,6 +325,15 @@ bad modelbin_std_zero    65 'std0.bin: header normalize.std[0]'                 
 bad modelbin_norm_count  65 're:norm2\.bin: .*normali[sz]'                                        eval "$T/norm2.bin"
 bad modelbin_shape       65 "units9.bin: tensor 'dense_1.weight' has 32 values, but the model needs shape [4, 9]" eval "$T/units9.bin"
 bad modelbin_model_json  65 "layertype.bin: layers[0].type: unknown layer type 'dens'"             summary "$T/layertype.bin"
+# a model whose weights are all NaN still "predicts" (class 0): no gate may pass it (issue 16)
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+d = open(t + "/good.bin", "rb").read()
+H = struct.unpack("<Q", d[16:24])[0]
+D = (24 + H + 63) // 64 * 64
+b = d[:D] + struct.pack("<f", float("nan")) * ((len(d) - 4 - D) // 4)
+open(t + "/nanw.bin", "wb").write(b + struct.pack("<I", zlib.crc32(b)))' "$T"
+bad eval_nan_weights_gate 1 "the loss is nan: the model's outputs are not finite, so no gate passes" eval "$T/nanw.bin" --min-accuracy 0.3
 
 # --- infer and eval inputs (idx.bin: a 28x28 image model trained on 10 images)
 idx_variant idxgood images.gz labels.raw
@@ -462,6 +471,24 @@ nn summary "$T/manyclasses.json"
 t1=$(date +%s)
 if [ "$RC" = 0 ] && [ $((t1 - t0)) -lt 8 ]; then pass bad/summary_65536_classes_fast; else fail bad/summary_65536_classes_fast "summary with 65536 class names: $(rc_text "$RC") after $((t1 - t0)) s (took 10-34 s with a pairwise check)" "stderr: $ERR"; fi
 bad classes_duplicate    65 "dupclass.json: data.classes[40000]: 'c7' is already data.classes[7]"   summary "$T/dupclass.json"
+
+# --- messages that say what is wrong (issue 16, "also confusing")
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+open(t + "/huge.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)) + chunk(b"IEND", b""))
+open(t + "/cr_only.csv", "wb").write(b"a,b,c,d,species\r5.1,3.5,1.4,0.2,setosa\r")
+m = json.load(open(t + "/base.json")); m["name"] = "a\u0000b"
+open(t + "/nulname.json", "w").write(json.dumps(m))
+open(t + "/bignum.json", "w").write(open(t + "/base.json").read().replace("\"lr\": 0.01", "\"lr\": 1e400"))
+open(t + "/deep.json", "w").write("{\"name\": " + "[" * 1500 + "]" * 1500 + "}")' "$T"
+variant inputname 'L[0]["name"] = "input"'
+bad image_too_large_png  65 'huge.png: image is 100000x100000 pixels; the limit is 67108864 pixels'  infer "$T/idx.bin" "$T/huge.png"
+bad csv_cr_only          65 'cr_only.csv:1: the line ends in a lone CR (classic Mac line endings)'  infer "$T/good.bin" "$T/cr_only.csv"
+bad layer_named_input    65 "inputname.json: layers[0]: name: 'input' is reserved for the network input" train "$T/inputname.json"
+bad json_nul_in_string   65 'nulname.json:1:12: a NUL character (\u0000) in a string is not allowed' summary "$T/nulname.json"
+bad json_number_overflow 65 'bignum.json: optimizer.lr: a number beyond the range of a double'      summary "$T/bignum.json"
+bad json_nesting_limit   65 're:deep\.json:1:[0-9]+: JSON nested deeper than 1000 levels'           summary "$T/deep.json"
 
 # --- crafted checkpoints (issue 16): every resume field is checked against
 # the model and the data before training continues

@@ -847,6 +847,16 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     s.r.p = start;
     s.r.end = end;
     s.r.line = 1;
+    /* lines ending in a lone CR (classic Mac) read as one long line, reported
+     * as a missing header or a wrong column count: say what it is */
+    const char *eol = start;
+    while (eol < end && *eol != '\n' && *eol != '\r')
+        eol++;
+    if (eol + 1 < end && *eol == '\r' && eol[1] != '\n') {
+        free(s.buf);
+        return nn_fail(e, NN_EDATA, "%s:1: the line ends in a lone CR (classic Mac line endings); convert to LF or CRLF",
+                       path);
+    }
 
     /* First row. */
     rc = read_record(&s.r, e);

@@ -132,13 +132,33 @@ static int pixel_bytes(const unsigned char *buf, size_t len, const char **fmt, u
     return 0;
 }
 
+static unsigned long be32(const unsigned char *p) { return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3]; }
+
 static int header_check(const unsigned char *buf, size_t len, const char *name, nn_err *e)
 {
     const char *fmt;
-    unsigned long w, h, maxval;
+    unsigned long w = 0, h = 0, maxval;
     double need;
     size_t have;
-    if (!pixel_bytes(buf, len, &fmt, &w, &h, &need, &have, &maxval))
+    /* too large before stb looks: for a 100000x100000 PNG stb's info says
+     * "unknown image type" (its "too large" is overwritten by the other formats' tests) */
+    if (len >= 24 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8) && !memcmp(buf + 12, "IHDR", 4)) {
+        w = be32(buf + 16);
+        h = be32(buf + 20);
+    } else if (len >= 10 && !memcmp(buf, "GIF8", 4)) {
+        w = le16(buf + 6);
+        h = le16(buf + 8);
+    }
+    unsigned long pw, ph;
+    int known = pixel_bytes(buf, len, &fmt, &pw, &ph, &need, &have, &maxval);
+    if (known) {
+        w = pw;
+        h = ph;
+    }
+    if ((double)w * (double)h > (double)NN_MAX_IMAGE_PIXELS)
+        return nn_fail(e, NN_EDATA, "%s: image is %lux%lu pixels; the limit is %ld pixels", name, w, h,
+                       (long)NN_MAX_IMAGE_PIXELS);
+    if (!known)
         return 0;
     if (maxval < 1 || maxval > 65535)
         return nn_fail(e, NN_EDATA, "%s: %s image: maxval %lu (must be 1 to 65535)", name, fmt, maxval);
@@ -172,6 +192,9 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
     if (len > (size_t)INT_MAX)
         return nn_fail(e, NN_EDATA, "%s: cannot decode image: file larger than %d bytes", name,
                        INT_MAX);
+    int r = header_check(buf, len, name, e);
+    if (r)
+        return r;
     int iw = 0, ih = 0, comp = 0;
     if (!stbi_info_from_memory(buf, (int)len, &iw, &ih, &comp))
         return nn_fail(e, NN_EDATA, "%s: cannot decode image: %s", name, reason());
@@ -180,9 +203,6 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
     if (iw <= 0 || ih <= 0 || (size_t)iw * (size_t)ih > (size_t)NN_MAX_IMAGE_PIXELS)
         return nn_fail(e, NN_EDATA, "%s: image is %dx%d pixels; the limit is %ld pixels", name, iw,
                        ih, (long)NN_MAX_IMAGE_PIXELS);
-    int r = header_check(buf, len, name, e);
-    if (r)
-        return r;
     /* Decode at the file's own channel count and convert here: stb 2.27's
      * PNM loader converts channels as 8-bit before its 16-to-8 step and then
      * reads past its buffer (tests/fuzz/crashes/image-pnm16-overread). */
