@@ -318,7 +318,7 @@ static int build_program(nn_dev *d, nn_err *e)
     size_t slen;
     char *src = assemble_source(d, &slen);
     if (!src)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory assembling kernels");
+        return nn_fail(e, NN_ENOMEM, "out of memory assembling kernels");
     uint64_t h = NN_FNV_INIT;
     h = nn_fnv1a(h, src, slen);
     h = nn_fnv1a(h, opts, strlen(opts));

@@ -85,7 +85,7 @@ static int collect_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     if (!t->name || !t->data) {
         free(t->name);
         free(t->data);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     snprintf(t->name, nl, "%s.%s", L->name, p->name);
     t->ndim = p->shape.nd;
@@ -113,7 +113,7 @@ int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, c
     c.model_json = nn_spec_canonical(&m->spec, e);
     int r = 0;
     if (!c.tensors || !c.model_json)
-        r = e->code ? e->code : nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = e->code ? e->code : nn_fail(e, NN_ENOMEM, "out of memory");
     collect cc = {&c, &m->dev};
     if (!r)
         r = nn_net_each_param(&m->net, collect_param, &cc, e);
@@ -124,7 +124,7 @@ int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, c
         if (!t->name || !t->data) {
             free(t->name);
             free(t->data);
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
             break;
         }
         t->ndim = 1;

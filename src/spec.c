@@ -117,7 +117,7 @@ static int parse_floats(const cJSON *a, const char *path, const nn_spec *s, floa
     int k = cJSON_GetArraySize(a), i = 0;
     float *v = malloc(sizeof(float) * (size_t)k);
     if (!v)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (const cJSON *it = a->child; it; it = it->next, i++) {
         if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || (positive && it->valuedouble <= 0)) {
             free(v);
@@ -217,7 +217,7 @@ static int parse_layers(const cJSON *root, nn_spec *s, nn_err *e)
         return FAIL(e, s, "layers", "%d layers exceed the limit of 10000", n);
     s->layers = calloc((size_t)n, sizeof *s->layers);
     if (!s->layers)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     int counts[64] = {0};
     int i = 0;
     for (const cJSON *lj = ls->child; lj; lj = lj->next, i++) {
@@ -493,7 +493,7 @@ static int take_path(const cJSON *o, const char *key, const char *path, nn_spec 
         return FAIL(e, s, p, "required key is missing");
     }
     *out = nn_path_join_dir(s->file, v);
-    return *out ? 0 : nn_fail(e, NN_ESOFTWARE, "out of memory");
+    return *out ? 0 : nn_fail(e, NN_ENOMEM, "out of memory");
 }
 
 /* A column or a list of columns: names (strings) or 0-based indices. */
@@ -511,7 +511,7 @@ static int parse_columns(const cJSON *j, const char *jp, const nn_spec *s, int m
             snprintf(ip, sizeof ip, "%s", jp);
         if (cJSON_IsString(one) && one->valuestring[0]) {
             if (!(names[i] = nn_strdup(one->valuestring)))
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
             idx[i] = -1;
         } else if (cJSON_IsNumber(one) && one->valuedouble >= 0 && one->valuedouble < 1e6 &&
                    one->valuedouble == floor(one->valuedouble)) {
@@ -644,7 +644,7 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
             src->feat_name = calloc((size_t)nf, sizeof *src->feat_name);
             src->feat_index = calloc((size_t)nf, sizeof *src->feat_index);
             if (!src->feat_name || !src->feat_index)
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
             if ((r = parse_columns(fj, fp, s, nf, src->feat_name, src->feat_index, &src->nfeat_cols, e)))
                 return r;
         }
@@ -705,7 +705,7 @@ static int parse_data(const cJSON *root, nn_spec *s, nn_err *e)
         int n = cJSON_GetArraySize(c), i = 0;
         s->classes = calloc((size_t)n, sizeof *s->classes);
         if (!s->classes)
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         for (const cJSON *it = c->child; it; it = it->next, i++) {
             char p[64];
             snprintf(p, sizeof p, "data.classes[%d]", i);
@@ -918,7 +918,7 @@ char *nn_spec_canonical(const nn_spec *s, nn_err *e)
 {
     cJSON *c = cJSON_Duplicate(s->root, 1);
     if (!c) {
-        nn_fail(e, NN_ESOFTWARE, "out of memory");
+        nn_fail(e, NN_ENOMEM, "out of memory");
         return NULL;
     }
     cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "data");
@@ -966,7 +966,7 @@ char *nn_spec_canonical(const nn_spec *s, nn_err *e)
     char *txt = cJSON_PrintUnformatted(c);
     cJSON_Delete(c);
     if (!txt)
-        nn_fail(e, NN_ESOFTWARE, "out of memory");
+        nn_fail(e, NN_ENOMEM, "out of memory");
     return txt;
 }
 

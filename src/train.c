@@ -68,14 +68,14 @@ static int setup_classes(nn_model *m, nn_data *data, nn_err *e)
                                s->file, n, y[i]);
     m->classes = calloc((size_t)(n ? n : 1), sizeof *m->classes);
     if (!m->classes)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     m->nclasses = n;
     for (int i = 0; i < n; i++) {
         char num[16];
         snprintf(num, sizeof num, "%d", i);
         m->classes[i] = nn_strdup(src ? src[i] : num);
         if (!m->classes[i])
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     return 0;
 }
@@ -95,7 +95,7 @@ static int auto_norm(nn_model *m, const nn_dataset *ds, const int *rows, size_t 
     if (!sum || !sq || !m->mean || !m->std) {
         free(sum);
         free(sq);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         const float *x = ds->x + (size_t)rows[i] * ds->dim;
@@ -418,7 +418,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     perm = malloc(n * sizeof(int));
     order = malloc(n * sizeof(int));
     if (!perm || !order) {
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++)
@@ -439,7 +439,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
                 int *ident = malloc(k * sizeof(int));
                 for (size_t i = 0; ident && i < k; i++)
                     ident[i] = (int)i;
-                r = ident ? auto_norm(&m, &sample, ident, k, e) : nn_fail(e, NN_ESOFTWARE, "out of memory");
+                r = ident ? auto_norm(&m, &sample, ident, k, e) : nn_fail(e, NN_ENOMEM, "out of memory");
                 free(ident);
                 nn_dataset_free(&sample);
             }
@@ -452,7 +452,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         m.mean = malloc(sizeof(float) * (size_t)s->nnorm);
         m.std = malloc(sizeof(float) * (size_t)s->nnorm);
         if (!m.mean || !m.std) {
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
             goto done;
         }
         memcpy(m.mean, s->mean, sizeof(float) * (size_t)s->nnorm);

@@ -359,7 +359,7 @@ static int setup_bufs(nn_dev *d, const nn_gemm_shape *sh, size_t ns, nn_rng *rng
     bufs *bf = calloc(ns ? ns : 1, sizeof *bf);
     *out = bf;
     if (!bf)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     int r = 0;
     for (size_t s = 0; s < ns && !r; s++) {
         const nn_gemm_shape *g = &sh[s];
@@ -370,7 +370,7 @@ static int setup_bufs(nn_dev *d, const nn_gemm_shape *sh, size_t ns, nn_rng *rng
         bf[s].csize = nc;
         if (!h || !bf[s].ref || !bf[s].got) {
             free(h);
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         }
         for (size_t i = 0; i < na; i++)
             h[i] = (float)(nn_rng_uniform(rng) * 2 - 1);
@@ -441,7 +441,7 @@ static int tune_backends(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *bf
     if (!win || !best) {
         free(win);
         free(best);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     for (size_t s = 0; s < ns; s++) {
         win[s] = -1;
@@ -481,7 +481,7 @@ static int tune_backends(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *bf
         size_t cap = 64 + ns * 128, len = 0;
         char *text = malloc(cap);
         if (!text)
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
         else
             len += (size_t)snprintf(text, cap, CHOICE_MAGIC "\n");
         for (size_t s = 0; !r && s < ns && len < cap; s++) {
@@ -519,7 +519,7 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
     double *base_each = calloc(ns ? ns : 1, sizeof(double)), *cand_each = calloc(ns ? ns : 1, sizeof(double));
     double *best_each = calloc(ns ? ns : 1, sizeof(double));
     if (!base_each || !cand_each || !best_each)
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
     if (!r && time_shapes(d, vsh, nv, vbf, 0, 2, NULL, e) < 0)
         r = nn_fail(e, NN_ESOFTWARE, "CLBlast failed with its default parameters on the verification shapes");
     double base = r ? -1 : time_shapes(d, sh, ns, bf, o->reps, 2, base_each, e);

@@ -108,7 +108,11 @@ int nn_read_fd(int fd, const char *path, uint64_t size, size_t max_bytes, int te
             }
             b = nb;
         }
-        ssize_t got = read(fd, b + n, cap - n > (1u << 30) ? (1u << 30) : cap - n);
+        /* reads grow with what was read (64 KiB first): a binary file is
+         * refused at its first NUL before much of it is touched */
+        size_t want = cap - n, step = n > (1u << 16) ? n : (1u << 16);
+        want = want > step ? step : want;
+        ssize_t got = read(fd, b + n, want > (1u << 30) ? (1u << 30) : want);
         if (got < 0) {
             if (errno == EINTR)
                 continue;

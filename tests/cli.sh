@@ -525,6 +525,25 @@ bad ckpt_acc_not_float   65 'accbig.ckpt: header extra.resume.acc[0]: not a fini
 bad ckpt_samples_huge    65 're:samples\.ckpt: header extra\.resume\.train_samples: 1e\+300 is not an integer' train "$T/base.json" --resume "$T/samples.ckpt" --output "$T/ck.bin"
 bad ckpt_adam_m2_negative 65 "m2neg.ckpt: tensor 'optimizer.m2'[0] is -1: must be finite and >= 0"      train "$T/base.json" --resume "$T/m2neg.ckpt" --output "$T/ck.bin"
 
+# --- host out of memory (issue 16): a documented code (71) naming what was
+# being allocated; a 512 MiB file under a 300 MB address-space limit (not
+# under ASan, which reserves terabytes of address space)
+truncate -s 512M "$T/big.csv"
+variant bigcsv 'D["train"]["path"] = "big.csv"'
+case $NNRUN in
+*asan*) ;;
+*)
+    (ulimit -v 300000 && exec timeout --foreground -k 10 "$TMO" "$NNRUN" train "$T/bigcsv.json") </dev/null >"$T/out" 2>"$T/err"
+    RC=$?
+    if [ "$RC" = 71 ] && grep -q 'out of memory reading .*big\.csv (' "$T/err"; then
+        pass bad/host_out_of_memory_71
+    else
+        fail bad/host_out_of_memory_71 "expected exit 71 and 'out of memory reading ...big.csv (N bytes)', got $(rc_text "$RC")" "stderr: $(cat "$T/err")"
+    fi
+    ;;
+esac
+rm -f "$T/big.csv"
+
 # --- caches that rot (issue 16): a cache is an optimisation; a bad entry is
 # rebuilt or ignored with at most a warning, never a crash or "no device"
 mkdir -p "$T/kcache" "$T/tcache"

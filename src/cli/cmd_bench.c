@@ -97,7 +97,7 @@ static int profiled_step(nn_model *m, nn_optim *opt, nn_feed *f, nn_run *run, cl
     if (!fmark || !bmark) {
         free(fmark);
         free(bmark);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     nn_prof_clear(d);
     d->prof_on = 1;
@@ -276,7 +276,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
         } else
             ds->y = malloc(ds->n * sizeof(int));
         if (!ds->x || (!ds->t && !ds->y)) {
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
             goto out;
         }
         nn_rng rng;
@@ -359,7 +359,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
     double step_dev = 0, gemm_s = 0, gemm_flops = 0;
     int nkt = 0;
     if (!lt || !kt) {
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
         goto out;
     }
     if (!feed.streaming) {
@@ -385,7 +385,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
     lat = malloc(sizeof(double) * (size_t)lat_n);
     probs = malloc(sizeof(float) * (size_t)maxb * net->out_dim);
     if (!lat || !probs) {
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
         goto out;
     }
     for (int i = -10; i < lat_n && !r; i++) {
@@ -401,7 +401,7 @@ int nn_cmd_bench(int argc, char **argv, nn_err *e)
     /* --kernels: the kernels of batch-1 inference, PROFILED_STEPS predictions */
     if (nn_arg(opts, "kernels")->set) {
         if (!(ikt = calloc(MAX_KERNEL_NAMES, sizeof *ikt))) {
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
             goto out;
         }
         for (int i = 0; i < PROFILED_STEPS && !r; i++) {

@@ -164,7 +164,7 @@ static int read_record(rdr *r, nn_err *e)
                 nc = MAX_COLS;
             fspan *nf = realloc(r->f, nc * sizeof *nf);
             if (!nf)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", r->path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", r->path);
             r->f = nf;
             r->cap = nc;
         }
@@ -333,7 +333,7 @@ static int num_error(nn_err *e, int pr, const char *path, size_t line, size_t co
     if (name)
         snprintf(cb, sizeof cb, "column '%s': ", show_str(name, strlen(name), vb, sizeof vb));
     if (pr == NUM_NOMEM)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     if (f->len == 0)
         return nn_fail(e, NN_EDATA, "%s:%zu:%zu: %sempty field, expected a number", path, line,
                        col + 1, cb);
@@ -537,27 +537,27 @@ static int grow_rows(csv_state *s, const char *path, size_t need, size_t hint, s
     }
     float *nx = realloc(s->x, bytes ? bytes : 1);
     if (!nx)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory (%zu rows)", path, nc);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory (%zu rows)", path, nc);
     s->x = nx;
     if (tdim > 0) {
         float *nt = realloc(s->t, nc * (size_t)tdim * sizeof *nt);
         if (!nt)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         s->t = nt;
     }
     if (classify) {
         int *ny = realloc(s->y, nc * sizeof *ny);
         if (!ny)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         s->y = ny;
         if (derive) {
             size_t *nl = realloc(s->loff, nc * sizeof *nl);
             if (!nl)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             s->loff = nl;
             int *ni = realloc(s->ival, nc * sizeof *ni);
             if (!ni)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             s->ival = ni;
         }
     }
@@ -572,12 +572,12 @@ static int pool_add(csv_state *s, const char *path, const fspan *f, size_t *off,
         size_t nc = s->pool_cap ? s->pool_cap : 4096;
         while (nc - s->pool_len < f->len + 1) {
             if (nc > SIZE_MAX / 2)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             nc *= 2;
         }
         char *np = realloc(s->pool, nc);
         if (!np)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         s->pool = np;
         s->pool_cap = nc;
     }
@@ -593,7 +593,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
     if (all_int) {
         int *v = malloc(n * sizeof *v);
         if (!v)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         memcpy(v, s->ival, n * sizeof *v);
         qsort(v, n, sizeof *v, cmp_int);
         size_t k = 0;
@@ -608,7 +608,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
         s->cnames = calloc(k, sizeof *s->cnames);
         if (!s->cnames) {
             free(v);
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         }
         s->ncnames = (int)k;
         for (size_t i = 0; i < k; i++) {
@@ -616,7 +616,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
             snprintf(b, sizeof b, "%d", v[i]);
             if (!(s->cnames[i] = nn_strdup(b))) {
                 free(v);
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             }
         }
         for (size_t i = 0; i < n; i++) {
@@ -635,7 +635,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
     }
     name_idx *ord = malloc(n * sizeof *ord);
     if (!ord)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < n; i++) {
         ord[i].s = s->pool + s->loff[i];
         ord[i].idx = (int)i; /* n <= NN_MAX_SAMPLES < INT_MAX */
@@ -653,7 +653,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
     s->cnames = calloc(k, sizeof *s->cnames);
     if (!s->cnames) {
         free(ord);
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     }
     s->ncnames = (int)k;
     int cls = -1;
@@ -662,7 +662,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
             cls++;
             if (!(s->cnames[cls] = nn_strdup(ord[i].s))) {
                 free(ord);
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             }
         }
         s->y[ord[i].idx] = cls;
@@ -677,7 +677,7 @@ static int map_label(const csv_state *s, const nn_label_opts *lo, const char *pa
 {
     char tmp[256], *lab = f->len < sizeof tmp ? tmp : malloc(f->len + 1);
     if (!lab)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     size_t l = span_copy(f, lab);
     int iv, rc = 0;
     char sb[64], lb[1024];
@@ -779,7 +779,7 @@ static int make_windows(csv_state *s, const nn_source *src, const char *path, si
         wt = malloc(nw * (size_t)tdim * sizeof *wt);
     if (!wx || (tdim && !wt)) {
         free(wx);
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory (%zu windows)", path, nw);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory (%zu windows)", path, nw);
     }
     for (size_t k = 0; k < nw; k++) {
         size_t start = k * S;
@@ -879,7 +879,7 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     s.namebuf = malloc(namelen);
     s.role = calloc(ncols, 1);
     if (!s.row1 || !s.names || !s.namebuf || !s.role) {
-        rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        rc = nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
     memcpy(s.row1, s.r.f, ncols * sizeof *s.row1);
@@ -955,7 +955,7 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     /* Feature columns. */
     s.fslot = malloc(ncols * sizeof *s.fslot);
     if (!s.fslot) {
-        rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        rc = nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
     for (size_t j = 0; j < ncols; j++)
@@ -1000,7 +1000,7 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     if (want_y && lo->class_names) {
         s.known = malloc((size_t)lo->nclasses * sizeof *s.known);
         if (!s.known) {
-            rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            rc = nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             goto fail;
         }
         for (int i = 0; i < lo->nclasses; i++) {
@@ -1107,13 +1107,13 @@ int nn_csv_load(const nn_source *src, const nn_label_opts *lo_in, nn_dataset *ou
     if (classify && lo->class_names) {
         s.cnames = calloc((size_t)lo->nclasses, sizeof *s.cnames);
         if (!s.cnames) {
-            rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            rc = nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             goto fail;
         }
         s.ncnames = lo->nclasses;
         for (int i = 0; i < lo->nclasses; i++)
             if (!(s.cnames[i] = nn_strdup(lo->class_names[i]))) {
-                rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                rc = nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
                 goto fail;
             }
     }

@@ -74,7 +74,7 @@ static int read_full(idxf *f, void *buf, size_t want, size_t *got, nn_err *e)
             if (zerr == Z_ERRNO)
                 return nn_fail(e, NN_ENOINPUT, "%s: read error: %s", f->path, strerror(errno));
             if (zerr == Z_MEM_ERROR)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", f->path);
             /* zlib prefixes its message with the path given to gzopen */
             size_t pl = strlen(f->path);
             if (!strncmp(msg, f->path, pl) && msg[pl] == ':')
@@ -232,7 +232,7 @@ static int load_images(idxf *f, size_t nuse, nn_dataset *out, nn_err *e)
     if (!stage || !x) {
         free(stage);
         free(x);
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", f->path);
     }
     float lut[256];
     for (int i = 0; i < 256; i++)
@@ -256,7 +256,7 @@ static int load_images(idxf *f, size_t nuse, nn_dataset *out, nn_err *e)
                 nc = nuse;
             float *nx = realloc(x, nc * f->per * sizeof *nx);
             if (!nx) {
-                rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+                rc = nn_fail(e, NN_ENOMEM, "%s: out of memory", f->path);
                 goto fail;
             }
             x = nx;
@@ -319,7 +319,7 @@ static int load_labels(idxf *f, size_t nuse, nn_dataset *out, nn_err *e)
     if (!b || !y) {
         free(b);
         free(y);
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", f->path);
     }
     size_t got;
     if ((rc = read_full(f, b, nuse, &got, e)))

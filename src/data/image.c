@@ -213,7 +213,7 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
         px = convert_channels(raw, (size_t)x * (size_t)y, nc, c);
         stbi_image_free(raw);
         if (!px)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", name);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", name);
     } else if (raw) {
         stbi_image_free(raw);
         return nn_fail(e, NN_EDATA, "%s: image is %dx%d pixels with %d channels; the limit is %ld pixels", name, x, y,
@@ -221,7 +221,7 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
     }
     if (!px) {
         const char *why = reason();
-        return nn_fail(e, strcmp(why, "outofmem") == 0 ? NN_ESOFTWARE : NN_EDATA,
+        return nn_fail(e, strcmp(why, "outofmem") == 0 ? NN_ENOMEM : NN_EDATA,
                        "%s: cannot decode image: %s", name, why);
     }
     if (x <= 0 || y <= 0 || (size_t)x * (size_t)y > (size_t)NN_MAX_IMAGE_PIXELS) {
@@ -235,7 +235,7 @@ int nn_image_decode(const unsigned char *buf, size_t len, const char *name, int 
         rs = malloc(chw);
         if (!rs) {
             free(px);
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", name);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", name);
         }
         if (!stbir_resize_uint8(px, x, y, 0, rs, w, h, 0, c)) {
             free(rs);

@@ -38,7 +38,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
     embedding *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     L->p = p;
     int r = nn_layer_get_int_or_vocab(j, "input_dim", path, 1, 1 << 24, INT32_MIN, &p->input_dim, e);
     if (!r)
