@@ -561,6 +561,75 @@ int nn_ckpt_read(const char *path, nn_ckpt *c, nn_err *e)
     return rc;
 }
 
+/* ---------------------------------------------------------------- resume */
+
+/* A resume field: an integer in [lo, hi], checked before any conversion. */
+static int resume_int(const cJSON *o, const char *key, double lo, double hi, const char *path, double *v, nn_err *e)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(x))
+        return corrupt(e, path, "header extra.resume.%s: required integer is missing", key);
+    double d = x->valuedouble;
+    if (!(d >= lo && d <= hi) || d != floor(d))
+        return corrupt(e, path, "header extra.resume.%s: %.15g is not an integer from %.0f to %.0f", key, d, lo, hi);
+    *v = d;
+    return 0;
+}
+
+int nn_ckpt_resume(const nn_ckpt *c, const char *path, int epochs, size_t ntr, int batch_size, nn_resume *out,
+                   nn_err *e)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *x = c->extra_json ? cJSON_Parse(c->extra_json) : NULL;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "resume");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(rs, "acc");
+    /* a crafted epoch of 1e9 replayed that many shuffles; 1e300 overflowed
+     * the int it went into */
+    const size_t B = batch_size > 0 ? (size_t)batch_size : 1;
+    const double nb = (double)((ntr + B - 1) / B), big = 9007199254740992.0; /* 2^53 */
+    double ep, bt, st, ot, n;
+    int r = 0;
+    if (!cJSON_IsObject(rs)) {
+        r = corrupt(e, path, "not a training checkpoint (no resume state); a model.bin cannot be resumed");
+    } else if ((r = resume_int(rs, "train_samples", 0, big, path, &n, e))) {
+    } else if ((size_t)n != ntr) {
+        r = corrupt(e, path, "the checkpoint was taken with %zu training samples, the data now has %zu", (size_t)n,
+                    ntr);
+    } else if ((r = resume_int(rs, "epoch", 1, (double)(epochs > 0 ? epochs : 0) + 1, path, &ep, e)) ||
+               (r = resume_int(rs, "batch", 0, nb, path, &bt, e)) || (r = resume_int(rs, "step", 0, big, path, &st, e)) ||
+               (r = resume_int(rs, "optimizer_steps", 0, big, path, &ot, e))) {
+    } else if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) {
+        r = corrupt(e, path, "header extra.resume.acc: expected 3 numbers");
+    } else {
+        int i = 0;
+        for (const cJSON *v = a->child; !r && v; v = v->next, i++)
+            if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= FLT_MAX))
+                r = corrupt(e, path, "header extra.resume.acc[%d]: not a finite float", i);
+            else
+                out->acc[i] = (float)v->valuedouble;
+    }
+    /* weights and optimiser state: finite, Adam's second moment >= 0 */
+    for (int i = 0; !r && i < c->ntensors; i++) {
+        const nn_ckpt_tensor *t = &c->tensors[i];
+        const int second = !strcmp(t->name, "optimizer.m2");
+        for (size_t j = 0; j < t->length; j++)
+            if (!isfinite(t->data[j]) || (second && t->data[j] < 0)) {
+                r = corrupt(e, path, "tensor '%s'[%zu] is %g: %s", t->name, j, (double)t->data[j],
+                            second ? "must be finite and >= 0" : "must be finite");
+                break;
+            }
+    }
+    if (!r) {
+        out->epoch = (int)ep;
+        out->batch = (size_t)bt;
+        out->step = (uint64_t)st;
+        out->optimizer_steps = (long)ot;
+        out->train_samples = (size_t)n;
+    }
+    cJSON_Delete(x);
+    return r;
+}
+
 /* ---------------------------------------------------------------- writing */
 
 /* cJSON helpers: 0 ok, -1 out of memory (the item is freed either way on failure). */

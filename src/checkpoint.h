@@ -61,6 +61,22 @@ int nn_ckpt_parse(const unsigned char *buf, size_t len, const char *name, nn_ckp
 
 void nn_ckpt_free(nn_ckpt *c);
 
+/* The loop position a training checkpoint stores ("extra": {"resume": {...}},
+ * written by train.c), every field checked against the run it continues
+ * (epochs, ntr training samples, batch_size) before any conversion, and every
+ * tensor finite (optimizer.m2 >= 0). 65 naming the header field. */
+#include <stdint.h>
+typedef struct nn_resume {
+    int epoch;               /* 1 .. epochs + 1 */
+    size_t batch;            /* 0 .. batches per epoch */
+    uint64_t step;
+    long optimizer_steps;
+    size_t train_samples;
+    float acc[3];            /* the epoch's metric sums so far */
+} nn_resume;
+int nn_ckpt_resume(const nn_ckpt *c, const char *path, int epochs, size_t ntr, int batch_size, nn_resume *out,
+                   nn_err *e);
+
 /* Finds a tensor by name, NULL if absent. */
 const nn_ckpt_tensor *nn_ckpt_find(const nn_ckpt *c, const char *name);
 

@@ -4,7 +4,6 @@
 #include "train.h"
 
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,20 +175,6 @@ static int save_resume(nn_model *m, nn_optim *opt, const char *path, cl_mem acc,
     return r ? nn_wrap(e, "writing the checkpoint: ") : 0;
 }
 
-/* A resume field: an integer in [lo, hi] (checked before any conversion). */
-static int resume_int(const cJSON *o, const char *key, double lo, double hi, const char *path, double *v, nn_err *e)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(x))
-        return nn_fail(e, NN_EDATA, "%s: header extra.resume.%s: required integer is missing", path, key);
-    double d = x->valuedouble;
-    if (!(d >= lo && d <= hi) || d != floor(d))
-        return nn_fail(e, NN_EDATA, "%s: header extra.resume.%s: %.15g is not an integer from %.0f to %.0f", path, key,
-                       d, lo, hi);
-    *v = d;
-    return 0;
-}
-
 static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr, int *epoch, size_t *batch,
                        uint64_t *step, float acc[4], nn_err *e)
 {
@@ -197,47 +182,13 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
     int r = nn_ckpt_read(path, &c, e);
     if (r)
         return r;
-    cJSON *x = c.extra_json ? cJSON_Parse(c.extra_json) : NULL;
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "resume");
+    nn_resume rs;
     cJSON *saved = cJSON_Parse(c.model_json);
-    double ep, bt, st, ot, n;
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(rs, "acc");
-    /* every field against the model and the data: a crafted epoch of 1e9
-     * replayed that many shuffles, 1e300 overflowed the int it went into */
-    const int epochs = m->spec.train.epochs, B = m->spec.train.batch_size > 0 ? m->spec.train.batch_size : 1;
-    const double nb = (double)((ntr + (size_t)B - 1) / (size_t)B), big = 9007199254740992.0; /* 2^53 */
-    if (!cJSON_IsObject(rs)) {
-        r = nn_fail(e, NN_EDATA, "%s: not a training checkpoint (no resume state); a model.bin cannot be resumed", path);
-    } else if ((r = resume_int(rs, "train_samples", 0, big, path, &n, e))) {
-    } else if ((size_t)n != ntr) {
-        r = nn_fail(e, NN_EDATA, "%s: the checkpoint was taken with %zu training samples, the data now has %zu", path,
-                    (size_t)n, ntr);
-    } else if ((r = resume_int(rs, "epoch", 1, (double)epochs + 1, path, &ep, e)) ||
-               (r = resume_int(rs, "batch", 0, nb, path, &bt, e)) ||
-               (r = resume_int(rs, "step", 0, big, path, &st, e)) ||
-               (r = resume_int(rs, "optimizer_steps", 0, big, path, &ot, e))) {
-    } else if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) {
-        r = nn_fail(e, NN_EDATA, "%s: header extra.resume.acc: expected 3 numbers", path);
+    if ((r = nn_ckpt_resume(&c, path, m->spec.train.epochs, ntr, m->spec.train.batch_size, &rs, e))) {
     } else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(saved, "layers"),
                               cJSON_GetObjectItemCaseSensitive(m->spec.root, "layers"), 1)) {
         r = nn_fail(e, NN_EDATA, "%s: the checkpoint's layers differ from %s's", path, m->spec.file);
     } else {
-        int i = 0;
-        for (const cJSON *v = a->child; !r && v; v = v->next, i++)
-            if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= FLT_MAX))
-                r = nn_fail(e, NN_EDATA, "%s: header extra.resume.acc[%d]: not a finite float", path, i);
-    }
-    for (int i = 0; !r && i < c.ntensors; i++) {
-        const nn_ckpt_tensor *t = &c.tensors[i];
-        const int second = !strcmp(t->name, "optimizer.m2");
-        for (size_t j = 0; j < t->length; j++)
-            if (!isfinite(t->data[j]) || (second && t->data[j] < 0)) {
-                r = nn_fail(e, NN_EDATA, "%s: tensor '%s'[%zu] is %g: %s", path, t->name, j, (double)t->data[j],
-                            second ? "must be finite and >= 0" : "must be finite");
-                break;
-            }
-    }
-    if (!r) {
         r = nn_model_place_params(m, &c, path, e);
         const char *names[2] = {"optimizer.m1", "optimizer.m2"};
         cl_mem bufs[2] = {opt->m1, opt->m2};
@@ -252,16 +203,14 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
                 r = nn_buf_write(&m->dev, bufs[i], 0, opt->n * sizeof(float), t->data, 1, e);
         }
         if (!r) {
-            *epoch = (int)ep;
-            *batch = (size_t)bt;
-            *step = (uint64_t)st;
-            opt->t = (long)ot;
-            int i = 0;
-            for (const cJSON *v = a->child; v; v = v->next, i++)
-                acc[i] = (float)v->valuedouble;
+            *epoch = rs.epoch;
+            *batch = rs.batch;
+            *step = rs.step;
+            opt->t = rs.optimizer_steps;
+            for (int i = 0; i < 3; i++)
+                acc[i] = rs.acc[i];
         }
     }
-    cJSON_Delete(x);
     cJSON_Delete(saved);
     nn_ckpt_free(&c);
     return r;
