@@ -162,6 +162,20 @@ int nn_read_text_file(const char *path, size_t max_bytes, unsigned char **buf, s
     return read_file(path, max_bytes, 1, buf, len, e);
 }
 
+int nn_file_has_prefix(const char *path, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    char head[64];
+    int fd;
+    nn_err ignore = {0};
+    ssize_t got = -1;
+    if (pl < sizeof head && nn_open_input(path, &fd, NULL, &ignore) == 0) {
+        got = pread(fd, head, pl, 0);
+        close(fd);
+    }
+    return got == (ssize_t)pl && memcmp(head, prefix, pl) == 0;
+}
+
 int nn_check_output(const char *path, const char *own_prefix, nn_err *e)
 {
     struct stat st;
@@ -172,16 +186,7 @@ int nn_check_output(const char *path, const char *own_prefix, nn_err *e)
                        nn_file_kind(st.st_mode));
     if (!own_prefix || st.st_size == 0)
         return 0;
-    size_t pl = strlen(own_prefix);
-    char head[64] = {0};
-    int fd;
-    nn_err ignore = {0};
-    ssize_t got = -1;
-    if (pl < sizeof head && nn_open_input(path, &fd, NULL, &ignore) == 0) {
-        got = read(fd, head, pl);
-        close(fd);
-    }
-    if (got != (ssize_t)pl || memcmp(head, own_prefix, pl) != 0)
+    if (!nn_file_has_prefix(path, own_prefix))
         return nn_fail(e, NN_EIO, "%s: exists and is not a file nnrun wrote; refusing to overwrite it (remove it or "
                                   "choose another path)",
                        path);

@@ -33,6 +33,10 @@ int nn_read_text_file(const char *path, size_t max_bytes, unsigned char **buf, s
 /* "a FIFO (named pipe)", "a character device", ... for a st_mode. */
 const char *nn_file_kind(unsigned mode);
 
+/* 1 when `path` is a regular file that begins with `prefix` (under 64 bytes):
+ * what a file is, by its content rather than its name. */
+int nn_file_has_prefix(const char *path, const char *prefix);
+
 /* An output path may be new or a regular file (or a link to one); anything
  * else (a device node, a FIFO, a folder) is refused with 74. With own_prefix,
  * an existing non-empty file must begin with it (a file nnrun wrote, such as

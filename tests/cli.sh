@@ -489,6 +489,16 @@ bad layer_named_input    65 "inputname.json: layers[0]: name: 'input' is reserve
 bad json_nul_in_string   65 'nulname.json:1:12: a NUL character (\u0000) in a string is not allowed' summary "$T/nulname.json"
 bad json_number_overflow 65 'bignum.json: optimizer.lr: a number beyond the range of a double'      summary "$T/bignum.json"
 bad json_nesting_limit   65 're:deep\.json:1:[0-9]+: JSON nested deeper than 1000 levels'           summary "$T/deep.json"
+py 'import sys; open(sys.argv[1], "w").write("the cat sat on the mat. " * 20)' "$T/cat.txt"
+cat >"$T/smallemb.json" <<'JSON'
+{"name": "e", "layers": [{"type": "embedding", "input_dim": 3, "output_dim": 4}, {"type": "dense", "units": "vocab"}, {"type": "softmax"}],
+ "train": {"epochs": 1, "batch_size": 8, "seed": 1},
+ "data": {"train": {"format": "text", "path": "cat.txt", "sequence_length": 8}}}
+JSON
+bad embedding_below_vocab 65 're:smallemb\.json: layers\[0\]\.input_dim: 3 is smaller than the text.s vocabulary of [0-9]+ symbols' train "$T/smallemb.json" --output "$T/emb.bin"
+cp "$T/good.bin" "$T/model_copy.json"
+nn summary "$T/model_copy.json"
+if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | grep -q '^model t '; then pass bad/summary_by_content; else fail bad/summary_by_content "summary of a model.bin named .json: $(rc_text "$RC")" "stderr: $ERR"; fi
 
 # --- crafted checkpoints (issue 16): every resume field is checked against
 # the model and the data before training continues

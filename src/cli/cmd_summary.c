@@ -42,7 +42,7 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
     memset(&net, 0, sizeof net);
     const char *path = pos[0];
     size_t pl = strlen(path);
-    if (pl > 4 && !strcmp(path + pl - 4, ".bin")) {
+    if ((pl > 4 && !strcmp(path + pl - 4, ".bin")) || nn_file_has_prefix(path, NN_CKPT_MAGIC)) { /* by content too */
         nn_ckpt c;
         if ((r = nn_ckpt_read(path, &c, e)))
             return r;
