@@ -399,6 +399,12 @@ bad fifo_infer_folder    66 'a.png: is a FIFO (named pipe), not a regular file' 
 bad fifo_model_bin       66 'model.bin: is a FIFO (named pipe), not a regular file'               eval "$T/fifos/model.bin"
 bad fifo_resume          66 'run.ckpt: is a FIFO (named pipe), not a regular file'                train "$T/base.json" --resume "$T/fifos/run.ckpt" --output "$T/fifo.bin"
 bad fifo_eval_data       66 'data.csv: is a FIFO (named pipe), not a regular file'                eval "$T/good.bin" --data "$T/fifos/data.csv"
+# eval's test path stored in model.bin, replaced by a FIFO after training
+cp "$T/iris_test.csv" "$T/stored_test.csv"
+variant storedtest 'D["test"]["path"] = "stored_test.csv"'
+nn train "$T/storedtest.json" --output "$T/storedtest.bin" --quiet
+rm -f "$T/stored_test.csv" && mkfifo "$T/stored_test.csv"
+bad fifo_stored_test_path 66 'stored_test.csv: is a FIFO (named pipe), not a regular file'        eval "$T/storedtest.bin"
 bad device_node_model    66 '/dev/zero: is a character device, not a regular file'                eval /dev/zero
 bad sparse_csv           65 'sparse.csv: byte 0: a NUL byte: this is a binary file, not text'     train "$T/sparsecsv.json"
 bad sparse_image         65 'sparse.png: cannot decode image: unknown image type'                 infer "$T/idx.bin" "$T/sparse.png"
