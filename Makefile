@@ -126,7 +126,7 @@ uninstall:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := spec csv idx image modelbin list text onnx
+FUZZ_TARGETS := spec csv idx image modelbin list text onnx tune
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(filter-out -O% -g,$(CFLAGS))
 FUZZ_LIBOBJ  := $(LIBSRC:src/%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/cl_embed.o $(FUZZ_BUILD)/onnx/onnx.pb-c.o

@@ -15,13 +15,15 @@ __kernel void ce_loss(__global const float *out, __global const int *labels, int
         return;
     __global const float *o = out + (size_t)r * k;
     int y = labels[r];
-    int am = 0;
+    int am = 0, bad = isnan(o[0]);
     float mv = o[0];
-    for (int j = 1; j < k; j++)
+    for (int j = 1; j < k; j++) {
+        bad |= isnan(o[j]);
         if (o[j] > mv) {
             mv = o[j];
             am = j;
         }
+    }
     float loss;
     if (from_logits) {
         float s = 0.0f;
@@ -33,13 +35,15 @@ __kernel void ce_loss(__global const float *out, __global const int *labels, int
             for (int j = 0; j < k; j++)
                 grad[(size_t)r * k + j] = (exp(o[j] - mv - ls) - (j == y ? 1.0f : 0.0f)) * scale;
     } else {
-        loss = -log(fmax(o[y], 1e-30f));
+        loss = -log(fmax(o[y], 1e-30f)); /* fmax would hide a NaN: set below */
         if (want_grad)
             for (int j = 0; j < k; j++)
                 grad[(size_t)r * k + j] = (o[j] - (j == y ? 1.0f : 0.0f)) * scale;
     }
-    metrics[2 * r] = loss;
-    metrics[2 * r + 1] = am == y ? 1.0f : 0.0f;
+    /* NaN outputs are a NaN loss (training stops, no eval gate passes) and
+     * no correct prediction, not class 0 with a clamped loss */
+    metrics[2 * r] = bad ? NAN : loss;
+    metrics[2 * r + 1] = !bad && am == y ? 1.0f : 0.0f;
 }
 
 /* Binary cross-entropy on one output per sample; labels are 0 or 1.
@@ -64,8 +68,8 @@ __kernel void bce_loss(__global const float *out, __global const int *labels, in
     }
     if (want_grad)
         grad[r] = g * scale;
-    metrics[2 * r] = loss;
-    metrics[2 * r + 1] = ((p >= 0.5f) == (t >= 0.5f)) ? 1.0f : 0.0f;
+    metrics[2 * r] = isnan(o) ? NAN : loss;
+    metrics[2 * r + 1] = !isnan(o) && ((p >= 0.5f) == (t >= 0.5f)) ? 1.0f : 0.0f;
 }
 
 /* Mean squared error over k outputs per sample; metric = mean |error|.

@@ -253,7 +253,7 @@ int nn_blas_open(nn_dev *d, nn_gemm_backend force, nn_err *e)
 {
     struct nn_blas *b = calloc(1, sizeof *b);
     if (!b)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory for the BLAS state");
+        return nn_fail(e, NN_ENOMEM, "out of memory for the BLAS state");
     const char *ns = getenv("NNRUN_NO_SPLITK");
     b->splitk_off = ns && *ns && strcmp(ns, "0") != 0;
     cl_uint vw = 8;

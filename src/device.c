@@ -60,9 +60,66 @@ static void info_str(cl_device_id dv, cl_device_info what, char *out, size_t n)
         out[--l] = 0;
 }
 
+/* 1 when `dir` is a folder nnrun can write or could be created: no existing
+ * component is anything but a folder, and the deepest existing one is writable. */
+static int folder_usable(const char *dir)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return 0;
+    for (;;) {
+        struct stat st;
+        if (stat(p, &st) == 0)
+            return S_ISDIR(st.st_mode) && access(p, W_OK | X_OK) == 0;
+        if (errno != ENOENT)
+            return 0; /* ENOTDIR: a component is a file */
+        char *sl = strrchr(p, '/');
+        if (!sl)
+            return access(".", W_OK | X_OK) == 0;
+        if (sl == p) {
+            p[1] = 0;
+            continue;
+        }
+        *sl = 0;
+    }
+}
+
+/* PoCL keeps compiled kernels under $POCL_CACHE_DIR (else $XDG_CACHE_HOME/pocl,
+ * else ~/.cache/pocl) and fails to build anything, or to list its device at
+ * all, when that path cannot be a folder. A cache is an optimisation: move it
+ * to a private folder in /tmp with one warning, before any OpenCL call. */
+static void pocl_cache_check(void)
+{
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    char dir[4096];
+    const char *var = "POCL_CACHE_DIR", *val = getenv(var), *x;
+    if (val)
+        snprintf(dir, sizeof dir, "%s", val); /* set but empty: PoCL asserts */
+    else if ((x = getenv("XDG_CACHE_HOME")) && *x)
+        snprintf(dir, sizeof dir, "%s/pocl", (var = "XDG_CACHE_HOME", val = x));
+    else if ((x = getenv("HOME")) && *x)
+        snprintf(dir, sizeof dir, "%s/.cache/pocl", (var = "HOME", val = x));
+    else
+        return;
+    if (dir[0] && folder_usable(dir))
+        return;
+    char alt[64];
+    snprintf(alt, sizeof alt, "/tmp/nnrun-pocl-%ld", (long)getuid());
+    mkdir(alt, 0700);
+    struct stat st;
+    if (lstat(alt, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+        return;
+    setenv("POCL_CACHE_DIR", alt, 1);
+    nn_warn("%s=%s: %s is not a usable folder; PoCL's kernel cache goes to %s", var, val, dir[0] ? dir : "''", alt);
+}
+
 int nn_dev_list(nn_dev_info *out, int max, int *n, nn_err *e)
 {
     *n = 0;
+    pocl_cache_check();
     cl_uint np = 0;
     cl_platform_id plats[16];
     cl_int st = clGetPlatformIDs(16, plats, &np);
@@ -238,13 +295,30 @@ static int build_log(nn_dev *d, cl_program p, nn_err *e, cl_int st)
     return e->code;
 }
 
+/* A cache entry: "NNRUNKC1", the binary's length and its FNV-1a hash (u64
+ * LE each), then the binary the driver returned. */
+#define KC_MAGIC "NNRUNKC1"
+#define KC_HEAD 24
+static uint64_t kc_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+static void kc_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
 static int build_program(nn_dev *d, nn_err *e)
 {
     const char *opts = "-cl-std=CL1.2";
     size_t slen;
     char *src = assemble_source(d, &slen);
     if (!src)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory assembling kernels");
+        return nn_fail(e, NN_ENOMEM, "out of memory assembling kernels");
     uint64_t h = NN_FNV_INIT;
     h = nn_fnv1a(h, src, slen);
     h = nn_fnv1a(h, opts, strlen(opts));
@@ -258,7 +332,7 @@ static int build_program(nn_dev *d, nn_err *e)
     const char *cdir = cache_dir(dir, sizeof dir);
     const int use_cache = cdir && !getenv("NNRUN_NO_CACHE");
     if (use_cache)
-        snprintf(path, sizeof path, "%s/%016llx.clbin", cdir, (unsigned long long)h);
+        snprintf(path, sizeof path, "%s/%016llx.nnkc", cdir, (unsigned long long)h);
 
     cl_int st;
     if (use_cache) {
@@ -266,10 +340,20 @@ static int build_program(nn_dev *d, nn_err *e)
         size_t blen;
         nn_err ignore = {0};
         if (nn_read_file(path, (size_t)1 << 30, &bin, &blen, &ignore) == 0) {
-            const unsigned char *bp = bin;
+            /* verified before the driver sees it: a truncated or bit-flipped
+             * entry made PoCL assert or crash */
+            const unsigned char *bp = bin + KC_HEAD;
+            size_t plen = blen >= KC_HEAD ? blen - KC_HEAD : 0;
+            if (blen < KC_HEAD || memcmp(bin, KC_MAGIC, 8) || kc_u64(bin + 8) != (uint64_t)plen || plen == 0 ||
+                kc_u64(bin + 16) != nn_fnv1a(NN_FNV_INIT, bp, plen)) {
+                unlink(path); /* rotten: rebuild silently */
+                free(bin);
+                bin = NULL;
+            }
             cl_int bst;
-            cl_program p = clCreateProgramWithBinary(d->ctx, 1, &d->device, &blen, &bp, &bst, &st);
-            if (st == CL_SUCCESS && bst == CL_SUCCESS && clBuildProgram(p, 1, &d->device, opts, NULL, NULL) == CL_SUCCESS) {
+            cl_program p = bin ? clCreateProgramWithBinary(d->ctx, 1, &d->device, &plen, &bp, &bst, &st) : NULL;
+            if (bin && st == CL_SUCCESS && bst == CL_SUCCESS &&
+                clBuildProgram(p, 1, &d->device, opts, NULL, NULL) == CL_SUCCESS) {
                 d->prog = p;
                 d->from_cache = 1;
                 free(bin);
@@ -304,7 +388,11 @@ static int build_program(nn_dev *d, nn_err *e)
                 snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
                 FILE *f = fopen(tmp, "wb");
                 if (f) {
-                    int ok = fwrite(bin, 1, blen, f) == blen;
+                    unsigned char head[KC_HEAD];
+                    memcpy(head, KC_MAGIC, 8);
+                    kc_put(head + 8, (uint64_t)blen);
+                    kc_put(head + 16, nn_fnv1a(NN_FNV_INIT, bin, blen));
+                    int ok = fwrite(head, 1, KC_HEAD, f) == KC_HEAD && fwrite(bin, 1, blen, f) == blen;
                     ok &= fclose(f) == 0;
                     if (!ok || rename(tmp, path) != 0)
                         unlink(tmp); /* the cache is an optimisation: failures are silent */
@@ -557,22 +645,25 @@ int nn_buf_alloc(nn_dev *d, size_t bytes, const char *what, cl_mem *out, nn_err 
     *out = NULL;
     if (bytes == 0)
         bytes = 4;
+    /* a data set is uploaded whole: a smaller batch does not help it */
+    const char *hint = strstr(what, "dataset") ? "use \"limit\" in the data source, fewer samples, or a device with "
+                                                 "more memory"
+                                               : "try a smaller --batch-size";
     if (d->max_alloc && bytes > d->max_alloc)
-        return nn_fail(e, NN_ENODEV,
-                       "%s needs %.1f MiB in one buffer, more than %s allows (%.1f MiB): try a smaller --batch-size",
-                       what, bytes / 1048576.0, d->name, d->max_alloc / 1048576.0);
+        return nn_fail(e, NN_ENODEV, "%s needs %.1f MiB in one buffer, more than %s allows (%.1f MiB): %s", what,
+                       bytes / 1048576.0, d->name, d->max_alloc / 1048576.0, hint);
     cl_int st;
     cl_mem m = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, bytes, NULL, &st);
     if (st != CL_SUCCESS)
-        return nn_fail(e, NN_ENODEV, "cannot allocate %.1f MiB on %s for %s (%s): try a smaller --batch-size",
-                       bytes / 1048576.0, d->name, what, nn_cl_strerror(st));
+        return nn_fail(e, NN_ENODEV, "cannot allocate %.1f MiB on %s for %s (%s): %s", bytes / 1048576.0, d->name,
+                       what, nn_cl_strerror(st), hint);
     /* Touch it so that lazy allocators fail here, not in the middle of a step. */
     float zero = 0;
     st = clEnqueueFillBuffer(d->q, m, &zero, sizeof zero, 0, bytes / 4 * 4, 0, NULL, NULL);
     if (st != CL_SUCCESS) {
         clReleaseMemObject(m);
-        return nn_fail(e, NN_ENODEV, "cannot allocate %.1f MiB on %s for %s (%s): try a smaller --batch-size",
-                       bytes / 1048576.0, d->name, what, nn_cl_strerror(st));
+        return nn_fail(e, NN_ENODEV, "cannot allocate %.1f MiB on %s for %s (%s): %s", bytes / 1048576.0, d->name,
+                       what, nn_cl_strerror(st), hint);
     }
     *out = m;
     return 0;

@@ -16,6 +16,29 @@ int nn_fail(nn_err *e, int code, const char *fmt, ...)
     return code;
 }
 
+void nn_warn(const char *fmt, ...)
+{
+    char m[NN_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "nnrun: warning: %s\n", m);
+}
+
+int nn_oom(nn_err *e, const char *fmt, ...)
+{
+    if (!e)
+        return NN_ENOMEM;
+    char what[NN_ERR_MAX - 32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return nn_fail(e, NN_ENOMEM, "out of memory %s", what);
+}
+
 int nn_wrap(nn_err *e, const char *fmt, ...)
 {
     char head[NN_ERR_MAX], old[NN_ERR_MAX];

@@ -16,6 +16,7 @@ enum {
     NN_ENOINPUT = 66,   /* EX_NOINPUT: a named input file is missing/unreadable */
     NN_ENODEV = 69,     /* EX_UNAVAILABLE: no usable OpenCL device */
     NN_ESOFTWARE = 70,  /* EX_SOFTWARE: internal error, OpenCL failure */
+    NN_ENOMEM = 71,     /* EX_OSERR: the host is out of memory (the message says for what) */
     NN_EIO = 74,        /* EX_IOERR: writing output failed */
     NN_ENONFINITE = 75, /* training diverged: loss became NaN/Inf */
     NN_EINTR = 130,     /* training interrupted (SIGINT/SIGTERM) after writing a checkpoint */
@@ -31,6 +32,14 @@ typedef struct nn_err {
 /* Sets the error (code + printf-style message) and returns code. */
 int nn_fail(nn_err *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* 71 with "out of memory <what>" (printf-style), saying what was being allocated:
+ * nn_oom(e, "reading %s (%zu bytes)", path, n). */
+int nn_oom(nn_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* One line "nnrun: warning: ..." on stderr, for problems nnrun works around
+ * (a cache entry it ignores); errors are never printed outside main. */
+void nn_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prepends context ("reading model.bin: ") to an error already set; returns its code. */
 int nn_wrap(nn_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,5 +1,6 @@
 /* nnrun - train and run neural networks on any OpenCL device.
  * The one place that prints errors and picks the exit code. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,8 +14,8 @@ static void usage(FILE *f)
     for (const nn_cmd *c = nn_cmds; c->name; c++)
         fprintf(f, "  %-8s %s\n", c->name, c->summary);
     fprintf(f, "\n'nnrun COMMAND --help' describes each command. Exit codes: 0 ok, 1 eval gate failed, 2 usage,\n"
-               "65 bad data or model, 66 missing input, 69 no usable device, 70 internal error, 74 I/O error,\n"
-               "75 training diverged (NaN/Inf loss), 130 training interrupted (checkpoint written).\n");
+               "65 bad data or model, 66 missing input, 69 no usable device, 70 internal error, 71 out of memory,\n"
+               "74 I/O error, 75 training diverged (NaN/Inf loss), 130 training interrupted (checkpoint written).\n");
 }
 
 int main(int argc, char **argv)
@@ -36,6 +37,13 @@ int main(int argc, char **argv)
             continue;
         nn_err e = {0};
         int r = c->run(argc - 1, argv + 1, &e);
+        /* every write is checked: results that never arrived are a failure (74) */
+        errno = 0;
+        if ((fflush(stdout) != 0 || ferror(stdout)) && (r == 0 || r == NN_EGATE)) {
+            fprintf(stderr, "nnrun: error: writing to standard output failed%s%s\n", errno ? ": " : "",
+                    errno ? strerror(errno) : "");
+            return NN_EIO;
+        }
         if (r && (e.msg[0] || r != NN_EGATE)) {
             fflush(stdout);
             fprintf(stderr, "nnrun: error: %s\n", e.msg[0] ? e.msg : "failed");

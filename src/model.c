@@ -94,7 +94,7 @@ static int collect_param(void *ctx, const nn_layer *L, nn_param *p, nn_err *e)
     if (!t->name || !t->data) {
         free(t->name);
         free(t->data);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     snprintf(t->name, nl, "%s.%s", L->name, p->name);
     t->ndim = p->shape.nd;
@@ -122,7 +122,7 @@ int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, c
     c.model_json = nn_spec_canonical(&m->spec, &m->input, e);
     int r = 0;
     if (!c.tensors || !c.model_json)
-        r = e->code ? e->code : nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = e->code ? e->code : nn_fail(e, NN_ENOMEM, "out of memory");
     collect cc = {&c, &m->dev};
     if (!r)
         r = nn_net_each_param(&m->net, collect_param, &cc, e);
@@ -133,7 +133,7 @@ int nn_model_save_state(nn_model *m, const char *path, const char *extra_json, c
         if (!t->name || !t->data) {
             free(t->name);
             free(t->data);
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
             break;
         }
         t->ndim = 1;
@@ -335,14 +335,14 @@ static int derive_classes(nn_model *m, const nn_data *data, nn_err *e)
                                s->file, n, y[i]);
     m->classes = calloc((size_t)(n ? n : 1), sizeof *m->classes);
     if (!m->classes)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     m->nclasses = n;
     for (int i = 0; i < n; i++) {
         char num[16];
         snprintf(num, sizeof num, "%d", i);
         m->classes[i] = nn_strdup(src ? src[i] : num);
         if (!m->classes[i])
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     return 0;
 }
@@ -408,7 +408,7 @@ static int auto_norm(nn_model *m, const nn_dataset *ds, const int *rows, size_t 
     if (!sum || !sq || !m->mean || !m->std) {
         free(sum);
         free(sq);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         const float *x = ds->x + (size_t)rows[i] * ds->dim;
@@ -453,7 +453,7 @@ int nn_model_derive_norm(nn_model *m, const nn_data *train, const int *rows, siz
             int *ident = malloc(k * sizeof(int));
             for (size_t i = 0; ident && i < k; i++)
                 ident[i] = (int)i;
-            r = ident ? auto_norm(m, &sample, ident, k, e) : nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = ident ? auto_norm(m, &sample, ident, k, e) : nn_fail(e, NN_ENOMEM, "out of memory");
             free(ident);
             nn_dataset_free(&sample);
         }
@@ -464,7 +464,7 @@ int nn_model_derive_norm(nn_model *m, const nn_data *train, const int *rows, siz
         m->mean = malloc(sizeof(float) * (size_t)s->nnorm);
         m->std = malloc(sizeof(float) * (size_t)s->nnorm);
         if (!m->mean || !m->std)
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         memcpy(m->mean, s->mean, sizeof(float) * (size_t)s->nnorm);
         memcpy(m->std, s->std, sizeof(float) * (size_t)s->nnorm);
     }

@@ -95,7 +95,7 @@ static int corrupt(nn_err *e, const char *file, const char *fmt, ...)
 
 static int oom(nn_err *e, const char *file)
 {
-    return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", file);
+    return nn_oom(e, "for the header and tensors of %s", file);
 }
 
 /* ---------------------------------------------------------------- free/find */
@@ -131,30 +131,13 @@ const nn_modelbin_tensor *nn_modelbin_find(const nn_modelbin *c, const char *nam
     return NULL;
 }
 
-/* Index of the first duplicate among names[0..n) (sorted copy), or -1. */
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* 0: unique; 1: *dup is a repeated name; -1: out of memory. */
 static int find_duplicate(const char *const *names, size_t n, const char **dup)
 {
-    if (n < 2)
-        return 0;
-    const char **s = malloc(n * sizeof *s);
-    if (!s)
-        return -1;
-    memcpy(s, names, n * sizeof *s);
-    qsort(s, n, sizeof *s, cmp_str);
-    int r = 0;
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(s[i - 1], s[i]) == 0) {
-            *dup = s[i];
-            r = 1;
-            break;
-        }
-    free(s);
+    size_t a, b;
+    int r = nn_find_duplicate(names, n, &a, &b);
+    if (r > 0)
+        *dup = names[b];
     return r;
 }
 
@@ -399,7 +382,9 @@ static int read_header(const cJSON *root, const unsigned char *data, uint64_t da
         return corrupt(e, file, "header tensors: %zu tensors exceed the limit of %d", nt,
                        NN_MODELBIN_MAX_TENSORS);
     if (nt == 0)
-        return 0;
+        return data_bytes ? corrupt(e, file, "header data_bytes: %llu bytes of tensor data but no tensors",
+                                    (unsigned long long)data_bytes)
+                          : 0;
     c->tensors = calloc(nt, sizeof *c->tensors);
     uint64_t *offs = calloc(nt, sizeof *offs);
     const char **names = calloc(nt, sizeof *names);
@@ -430,15 +415,24 @@ static int read_header(const cJSON *root, const unsigned char *data, uint64_t da
     /* Every range lies inside the data, and together they are no larger than
      * it (no overlaps can multiply the allocation): allocation is bounded by
      * the file size. */
-    uint64_t total = 0;
+    uint64_t total = 0, last = 0;
     for (i = 0; i < (int)nt; i++) {
         total += (uint64_t)c->tensors[i].length * 4;
+        if (offs[i] + (uint64_t)c->tensors[i].length * 4 > last)
+            last = offs[i] + (uint64_t)c->tensors[i].length * 4;
         if (total > data_bytes) {
             rc = corrupt(e, file, "header tensors: the tensors hold more bytes than the file's %llu bytes of data "
                                   "(overlapping tensors)",
                          (unsigned long long)data_bytes);
             goto out;
         }
+    }
+    if (last < data_bytes) {
+        rc = corrupt(e, file, "header data_bytes: %llu bytes of tensor data, but the last tensor ends at byte %llu "
+                              "(%llu bytes of trailing garbage)",
+                     (unsigned long long)data_bytes, (unsigned long long)last,
+                     (unsigned long long)(data_bytes - last));
+        goto out;
     }
     for (i = 0; i < (int)nt; i++) {
         nn_modelbin_tensor *tt = &c->tensors[i];
@@ -459,7 +453,8 @@ out:
     return rc;
 }
 
-static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn_modelbin *c, nn_err *e)
+/* Magic, version and header length: as much of them as `len` bytes hold. */
+static int check_prefix(const unsigned char *buf, size_t len, const char *file, nn_err *e)
 {
     if (len == 0)
         return corrupt(e, file, "truncated: the file is empty");
@@ -473,13 +468,21 @@ static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn
         if (ver == 0)
             return corrupt(e, file, "byte 8: format version 0 is invalid");
     }
+    if (len >= CK_PREFIX && get_u64(buf + 16) > (uint64_t)NN_MODELBIN_MAX_HEADER)
+        return corrupt(e, file, "byte 16: header length %llu exceeds the limit of %ld bytes",
+                       (unsigned long long)get_u64(buf + 16), (long)NN_MODELBIN_MAX_HEADER);
+    return 0;
+}
+
+static int parse_impl(const unsigned char *buf, size_t len, const char *file, nn_modelbin *c, nn_err *e)
+{
+    int prc = check_prefix(buf, len, file, e);
+    if (prc)
+        return prc;
     if (len < CK_PREFIX + 4)
         return corrupt(e, file, "truncated: %zu bytes is shorter than the %u-byte fixed part", len,
                        CK_PREFIX + 4);
     uint64_t h = get_u64(buf + 16);
-    if (h > (uint64_t)NN_MODELBIN_MAX_HEADER)
-        return corrupt(e, file, "byte 16: header length %llu exceeds the limit of %ld bytes",
-                       (unsigned long long)h, (long)NN_MODELBIN_MAX_HEADER);
     uint64_t dstart = round_up64(CK_PREFIX + h);
     if (dstart + 4 > (uint64_t)len)
         return corrupt(e, file,
@@ -533,14 +536,98 @@ int nn_modelbin_parse(const unsigned char *buf, size_t len, const char *name, nn
 int nn_modelbin_read(const char *path, nn_modelbin *c, nn_err *e)
 {
     memset(c, 0, sizeof *c);
-    unsigned char *buf;
+    int fd;
+    uint64_t size;
+    int rc = nn_open_input(path, &fd, &size, e);
+    if (rc)
+        return rc;
+    /* The fixed part first: a file that is no model.bin (or a sparse one) is
+     * refused before the rest is read. */
+    unsigned char head[CK_PREFIX];
+    ssize_t hn = pread(fd, head, sizeof head, 0);
+    if (hn < 0)
+        rc = nn_fail(e, NN_EIO, "%s: read error: %s", path, strerror(errno));
+    else
+        rc = check_prefix(head, (size_t)hn, path, e);
+    unsigned char *buf = NULL;
     size_t len;
-    int rc = nn_read_file(path, SIZE_MAX / 2, &buf, &len, e);
+    if (!rc)
+        rc = nn_read_fd(fd, path, size, (size_t)NN_MODELBIN_MAX_BYTES, 0, &buf, &len, e);
+    close(fd);
     if (rc)
         return rc;
     rc = nn_modelbin_parse(buf, len, path, c, e);
     free(buf);
     return rc;
+}
+
+/* ---------------------------------------------------------------- resume */
+
+/* A resume field: an integer in [lo, hi], checked before any conversion. */
+static int resume_int(const cJSON *o, const char *key, double lo, double hi, const char *path, double *v, nn_err *e)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(x))
+        return corrupt(e, path, "header extra.resume.%s: required integer is missing", key);
+    double d = x->valuedouble;
+    if (!(d >= lo && d <= hi) || d != floor(d))
+        return corrupt(e, path, "header extra.resume.%s: %.15g is not an integer from %.0f to %.0f", key, d, lo, hi);
+    *v = d;
+    return 0;
+}
+
+int nn_modelbin_resume(const nn_modelbin *c, const char *path, int epochs, size_t ntr, int batch_size, nn_resume *out,
+                       nn_err *e)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *x = c->extra_json ? cJSON_Parse(c->extra_json) : NULL;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "resume");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(rs, "acc");
+    /* a crafted epoch of 1e9 replayed that many shuffles; 1e300 overflowed
+     * the int it went into */
+    const size_t B = batch_size > 0 ? (size_t)batch_size : 1;
+    const double nb = (double)((ntr + B - 1) / B), big = 9007199254740992.0; /* 2^53 */
+    double ep, bt, st, ot, n;
+    int r = 0;
+    if (!cJSON_IsObject(rs)) {
+        r = corrupt(e, path, "not a training checkpoint (no resume state); a model.bin cannot be resumed");
+    } else if ((r = resume_int(rs, "train_samples", 0, big, path, &n, e))) {
+    } else if ((size_t)n != ntr) {
+        r = corrupt(e, path, "the checkpoint was taken with %zu training samples, the data now has %zu", (size_t)n,
+                    ntr);
+    } else if ((r = resume_int(rs, "epoch", 1, (double)(epochs > 0 ? epochs : 0) + 1, path, &ep, e)) ||
+               (r = resume_int(rs, "batch", 0, nb, path, &bt, e)) || (r = resume_int(rs, "step", 0, big, path, &st, e)) ||
+               (r = resume_int(rs, "optimizer_steps", 0, big, path, &ot, e))) {
+    } else if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) {
+        r = corrupt(e, path, "header extra.resume.acc: expected 3 numbers");
+    } else {
+        int i = 0;
+        for (const cJSON *v = a->child; !r && v; v = v->next, i++)
+            if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= FLT_MAX))
+                r = corrupt(e, path, "header extra.resume.acc[%d]: not a finite float", i);
+            else
+                out->acc[i] = (float)v->valuedouble;
+    }
+    /* weights and optimiser state: finite, Adam's second moment >= 0 */
+    for (int i = 0; !r && i < c->ntensors; i++) {
+        const nn_modelbin_tensor *t = &c->tensors[i];
+        const int second = !strcmp(t->name, "optimizer.m2");
+        for (size_t j = 0; j < t->length; j++)
+            if (!isfinite(t->data[j]) || (second && t->data[j] < 0)) {
+                r = corrupt(e, path, "tensor '%s'[%zu] is %g: %s", t->name, j, (double)t->data[j],
+                            second ? "must be finite and >= 0" : "must be finite");
+                break;
+            }
+    }
+    if (!r) {
+        out->epoch = (int)ep;
+        out->batch = (size_t)bt;
+        out->step = (uint64_t)st;
+        out->optimizer_steps = (long)ot;
+        out->train_samples = (size_t)n;
+    }
+    cJSON_Delete(x);
+    return r;
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -866,6 +953,9 @@ int nn_modelbin_write(const char *path, const nn_modelbin *c, nn_err *e)
     const char *base = slash ? slash + 1 : path;
     if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
         return nn_fail(e, NN_EIO, "%s: cannot write: the path names a folder, not a file", path);
+    int crc0 = nn_check_output(path, NULL, e);
+    if (crc0)
+        return crc0;
 
     uint64_t *offs = calloc(c->ntensors > 0 ? (size_t)c->ntensors : 1, sizeof *offs);
     if (!offs)

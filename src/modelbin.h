@@ -20,12 +20,14 @@
 #define NN_MODELBIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
 #define NN_MODELBIN_MAGIC "NNRUNBIN"
 #define NN_MODELBIN_VERSION 1
 #define NN_MODELBIN_MAX_HEADER (64L << 20)
+#define NN_MODELBIN_MAX_BYTES (1LL << 36)   /* a whole model.bin or checkpoint (64 GiB) */
 #define NN_MODELBIN_MAX_TENSORS 100000
 #define NN_MODELBIN_MAX_DIMS 8
 
@@ -60,6 +62,21 @@ int nn_modelbin_read(const char *path, nn_modelbin *c, nn_err *e);
 int nn_modelbin_parse(const unsigned char *buf, size_t len, const char *name, nn_modelbin *c, nn_err *e);
 
 void nn_modelbin_free(nn_modelbin *c);
+
+/* The loop position a training checkpoint stores ("extra": {"resume": {...}},
+ * written by train.c), every field checked against the run it continues
+ * (epochs, ntr training samples, batch_size) before any conversion, and every
+ * tensor finite (optimizer.m2 >= 0). 65 naming the header field. */
+typedef struct nn_resume {
+    int epoch;               /* 1 .. epochs + 1 */
+    size_t batch;            /* 0 .. batches per epoch */
+    uint64_t step;
+    long optimizer_steps;
+    size_t train_samples;
+    float acc[3];            /* the epoch's metric sums so far */
+} nn_resume;
+int nn_modelbin_resume(const nn_modelbin *c, const char *path, int epochs, size_t ntr, int batch_size, nn_resume *out,
+                       nn_err *e);
 
 /* Finds a tensor by name, NULL if absent. */
 const nn_modelbin_tensor *nn_modelbin_find(const nn_modelbin *c, const char *name);

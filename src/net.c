@@ -174,7 +174,7 @@ int nn_net_init_params(nn_net *net, uint64_t seed, nn_err *e)
             nn_param *P = &L->param[p];
             float *h = malloc(P->n * sizeof(float));
             if (!h)
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
             /* each tensor's stream depends on the seed and its name only */
             nn_rng rng;
             uint64_t hs = nn_fnv1a(NN_FNV_INIT, L->name, strlen(L->name));
@@ -222,7 +222,7 @@ int nn_net_set_norm(nn_net *net, const float *mean, const float *std, int nnorm,
                        dim);
     float *h = malloc(2 * dim * sizeof(float));
     if (!h)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (size_t j = 0; j < dim; j++) {
         size_t c = j / per;
         h[j] = mean[c];

@@ -266,7 +266,7 @@ static int ex_rnn(ex *x, const nn_layer *L, const cJSON *j, int lstm, nn_err *e)
         free(W);
         free(R);
         free(B);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     for (int q = 0; q < K; q++)
         for (int h = 0; h < H; h++) {
@@ -358,7 +358,7 @@ static int ex_attention(ex *x, const nn_layer *L, const cJSON *j, nn_err *e)
     if (causal) {
         float *m = malloc(sizeof(float) * (size_t)T * T);
         if (!m)
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         for (int a = 0; a < T; a++)
             for (int b = 0; b < T; b++)
                 m[(size_t)a * T + b] = b > a ? -1e9f : 0.0f;
@@ -513,7 +513,7 @@ static const char *ex_norm(ex *x, nn_err *e)
     }
     float *inv = malloc(sizeof(float) * (size_t)k);
     if (!inv) {
-        nn_fail(e, NN_ESOFTWARE, "out of memory");
+        nn_fail(e, NN_ENOMEM, "out of memory");
         return NULL;
     }
     for (int i = 0; i < k; i++)
@@ -546,7 +546,7 @@ static int build(ex *x, nn_spec *s, unsigned char **buf, size_t *len, nn_err *e)
         return e->code;
     x->val = ox_alloc(g, sizeof(char *) * (size_t)net->nl);
     if (!x->val)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     const cJSON *lj = cJSON_GetObjectItemCaseSensitive(s->root, "layers")->child;
     for (int i = 0; i < net->nl; i++, lj = lj->next) {
         nn_layer *L = &net->L[i];
@@ -576,7 +576,7 @@ static int build(ex *x, nn_spec *s, unsigned char **buf, size_t *len, nn_err *e)
     Onnx__ValueInfoProto **vin = ox_alloc(g, sizeof *vin), **vout = ox_alloc(g, sizeof *vout);
     Onnx__StringStringEntryProto **md = ox_alloc(g, sizeof *md * 4);
     if (g->oom || !gp || !mp || !op || !ops || !vin || !vout || !md)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     onnx__graph_proto__init(gp);
     onnx__model_proto__init(mp);
     onnx__operator_set_id_proto__init(op);
@@ -610,7 +610,7 @@ static int build(ex *x, nn_spec *s, unsigned char **buf, size_t *len, nn_err *e)
     char *cls = cl ? cJSON_PrintUnformatted(cl) : NULL;
     cJSON_Delete(cl);
     if (!cls)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     md[0] = meta(g, "classes", cls);
     free(cls);
     md[1] = meta(g, "loss", nn_loss_name(s->loss));
@@ -618,14 +618,14 @@ static int build(ex *x, nn_spec *s, unsigned char **buf, size_t *len, nn_err *e)
     mp->n_metadata_props = 3;
     mp->metadata_props = md;
     if (g->oom || !vin[0] || !vout[0] || !md[0] || !md[1] || !md[2])
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     size_t n = onnx__model_proto__get_packed_size(mp);
     if (n > (size_t)NN_ONNX_MAX_BYTES)
         return nn_fail(e, NN_EDATA, "%s: the ONNX model would be %zu bytes, more than protobuf's 2 GiB limit", x->file,
                        n);
     *buf = malloc(n ? n : 1);
     if (!*buf)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     *len = onnx__model_proto__pack(mp, *buf);
     return 0;
 }

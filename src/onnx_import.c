@@ -170,7 +170,7 @@ static int decode(im *m, const Onnx__TensorProto *t, const char *what, val *v, n
                      raw ? "bytes of raw data" : isf ? "float values" : "int64 values", n);
     void *dst = malloc(es * (n ? n : 1));
     if (!dst)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     if (isf)
         v->f = dst;
     else
@@ -329,7 +329,7 @@ static int add_tensor(im *m, const char *layer, const char *p, int nd, const lon
         int nc = m->ct ? 2 * m->ct : 64;
         nn_modelbin_tensor *t = realloc(m->c.tensors, sizeof *t * (size_t)nc);
         if (!t)
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         m->c.tensors = t;
         m->ct = nc;
     }
@@ -346,7 +346,7 @@ static int add_tensor(im *m, const char *layer, const char *p, int nd, const lon
     if (!t->name || !t->data) {
         free(t->name);
         free(t->data);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     snprintf(t->name, nl, "%s.%s", layer, p);
     memcpy(t->data, data, sizeof(float) * n);
@@ -360,7 +360,7 @@ static int probe(im *m, nn_err *e)
 {
     char *txt = cJSON_PrintUnformatted(m->root);
     if (!txt)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     nn_spec s;
     nn_net net;
     memset(&s, 0, sizeof s);
@@ -418,7 +418,7 @@ static cJSON *new_layer_out(im *m, const char *type, val **in, int nin, const ch
     if (!L || !ins) {
         cJSON_Delete(L);
         cJSON_Delete(ins);
-        nn_fail(e, NN_ESOFTWARE, "out of memory");
+        nn_fail(e, NN_ENOMEM, "out of memory");
         return NULL;
     }
     cJSON_AddStringToObject(L, "type", type);
@@ -499,7 +499,7 @@ static int op_gemm(im *m, int matmul, nn_err *e)
     cJSON_AddBoolToObject(L, "use_bias", b != NULL);
     float *t = malloc(sizeof(float) * w->n);
     if (!t)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (long i = 0; i < in; i++) /* nnrun: [in, out] */
         for (long o = 0; o < out; o++)
             t[i * out + o] = tb ? w->f[o * in + i] : w->f[i * out + o];
@@ -667,7 +667,7 @@ static int op_norm(im *m, int layer, nn_err *e)
     const char *ln = cJSON_GetObjectItem(L, "name")->valuestring;
     float *zero = calloc((size_t)C, sizeof(float));
     if (!zero)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (int i = 0; i < np && !r; i++)
         r = add_tensor(m, ln, bn[i], 1, &C, p[i] ? p[i]->f : zero, e);
     free(zero);
@@ -700,7 +700,7 @@ static int op_normalize(im *m, const char *op, nn_err *e)
         o->n = c->n;
         o->f = malloc(sizeof(float) * c->n);
         if (!o->f)
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         memcpy(o->f, c->f, sizeof(float) * c->n);
         return 0;
     }
@@ -708,7 +708,7 @@ static int op_normalize(im *m, const char *op, nn_err *e)
     m->c.mean = malloc(sizeof(float) * k);
     m->c.std = malloc(sizeof(float) * k);
     if (!m->c.mean || !m->c.std)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (size_t i = 0; i < k; i++) {
         float s = c->f[c->n == 1 ? 0 : i];
         m->c.mean[i] = x->f[x->n == 1 ? 0 : i];
@@ -1052,7 +1052,7 @@ static int op_rnn(im *m, int lstm, nn_err *e)
     float *wi = malloc(sizeof(float) * KH * F), *wh = malloc(sizeof(float) * KH * H);
     float *bi = calloc(KH, sizeof(float)), *bh = calloc(KH, sizeof(float));
     if (!wi || !wh || !bi || !bh) {
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
         goto out;
     }
     for (int q = 0; q < K; q++)
@@ -1141,7 +1141,7 @@ static int op_arith(im *m, const char *op, nn_err *e)
             return e->code;
         o->f = malloc(sizeof(float) * b->n); /* the std */
         if (!o->f)
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         memcpy(o->f, b->f, sizeof(float) * b->n);
         o->n = b->n;
         return 0;
@@ -1333,7 +1333,7 @@ static int op_attention(im *m, const char *op, nn_err *e)
                 continue;
             char *nn = malloc(ol + 16);
             if (!nn)
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
             sprintf(nn, "%s.%s_qkv", old, p);
             free(t->name);
             t->name = nn;
@@ -1535,7 +1535,7 @@ static int finish(im *m, const Onnx__ModelProto *p, const char *loss_opt, nn_err
             m->c.classes[i] = nn_strdup(cJSON_IsString(it) ? it->valuestring : num);
         if (!m->c.classes || !m->c.classes[i]) {
             cJSON_Delete(cl);
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         }
         m->c.nclasses = i + 1;
     }
@@ -1577,7 +1577,7 @@ static int convert(im *m, const Onnx__ModelProto *p, const char *loss_opt, nn_er
         m->layers = NULL;
     }
     if (!m->v || !m->hash || !m->shape || !m->root || !m->layers)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     int r;
     for (size_t i = 0; i < g->n_initializer; i++) {
         val *v = add_val(m, g->initializer[i]->name, e);
@@ -1656,7 +1656,7 @@ int nn_onnx_parse(const unsigned char *buf, size_t len, const char *name, const 
     memset(&s, 0, sizeof s);
     memset(&net, 0, sizeof net);
     if (!r && !(txt = cJSON_PrintUnformatted(m.root)))
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
     if (!r)
         r = nn_spec_parse(txt, strlen(txt), name, &s, e);
     if (!r)

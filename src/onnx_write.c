@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "onnx.h"
+#include "util.h"
 
 int nn_write_atomic(const char *path, const void *buf, size_t len, nn_err *e)
 {
@@ -18,12 +19,15 @@ int nn_write_atomic(const char *path, const void *buf, size_t len, nn_err *e)
     const char *base = slash ? slash + 1 : path;
     if (!path[0] || !base[0] || !strcmp(base, ".") || !strcmp(base, ".."))
         return nn_fail(e, NN_EIO, "%s: cannot write: the path names a folder, not a file", path);
+    int r = nn_check_output(path, NULL, e); /* only a new path or a regular file is replaced */
+    if (r)
+        return r;
     size_t dl = slash ? (size_t)(slash - path) : 0;
     char *dir = malloc(dl + 2), *tmp = malloc(strlen(path) + 48);
     if (!dir || !tmp) {
         free(dir);
         free(tmp);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     if (slash) {
         memcpy(dir, path, dl);

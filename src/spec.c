@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,13 +118,22 @@ static int parse_floats(const cJSON *a, const char *path, const nn_spec *s, floa
     int k = cJSON_GetArraySize(a), i = 0;
     float *v = malloc(sizeof(float) * (size_t)k);
     if (!v)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (const cJSON *it = a->child; it; it = it->next, i++) {
         if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || (positive && it->valuedouble <= 0)) {
             free(v);
             char p[256];
             snprintf(p, sizeof p, "%s[%d]", path, i);
             return FAIL(e, s, p, positive ? "expected a positive number" : "expected a number");
+        }
+        /* stored as float32 in model.bin: it must survive the conversion */
+        double d = fabs(it->valuedouble);
+        if (d > FLT_MAX || (positive && d < FLT_MIN)) {
+            free(v);
+            char p[256];
+            snprintf(p, sizeof p, "%s[%d]", path, i);
+            return FAIL(e, s, p, "%g does not fit a float32 (%s %g)", it->valuedouble,
+                        d > FLT_MAX ? "largest" : "smallest normal", d > FLT_MAX ? FLT_MAX : FLT_MIN);
         }
         v[i] = (float)it->valuedouble;
     }
@@ -208,7 +218,7 @@ static int parse_layers(const cJSON *root, nn_spec *s, nn_err *e)
         return FAIL(e, s, "layers", "%d layers exceed the limit of 10000", n);
     s->layers = calloc((size_t)n, sizeof *s->layers);
     if (!s->layers)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     int counts[64] = {0};
     int i = 0;
     for (const cJSON *lj = ls->child; lj; lj = lj->next, i++) {
@@ -252,6 +262,8 @@ static int parse_layers(const cJSON *root, nn_spec *s, nn_err *e)
             if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) >= sizeof L->name ||
                 strpbrk(nm->valuestring, " \t\n\"\\"))
                 return FAIL(e, s, L->path, "name: expected a short string without spaces or quotes");
+            if (!strcmp(nm->valuestring, "input")) /* it would shadow the network input in "inputs" */
+                return FAIL(e, s, L->path, "name: 'input' is reserved for the network input");
             snprintf(L->name, sizeof L->name, "%s", nm->valuestring);
         } else {
             snprintf(L->name, sizeof L->name, "%s_%d", L->type->name, ++counts[ti < 64 ? ti : 63]);
@@ -490,7 +502,7 @@ static int take_path(const cJSON *o, const char *key, const char *path, nn_spec 
         return FAIL(e, s, p, "required key is missing");
     }
     *out = nn_path_join_dir(s->file, v);
-    return *out ? 0 : nn_fail(e, NN_ESOFTWARE, "out of memory");
+    return *out ? 0 : nn_fail(e, NN_ENOMEM, "out of memory");
 }
 
 /* A column or a list of columns: names (strings) or 0-based indices. */
@@ -508,7 +520,7 @@ static int parse_columns(const cJSON *j, const char *jp, const nn_spec *s, int m
             snprintf(ip, sizeof ip, "%s", jp);
         if (cJSON_IsString(one) && one->valuestring[0]) {
             if (!(names[i] = nn_strdup(one->valuestring)))
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
             idx[i] = -1;
         } else if (cJSON_IsNumber(one) && one->valuedouble >= 0 && one->valuedouble < 1e6 &&
                    one->valuedouble == floor(one->valuedouble)) {
@@ -624,7 +636,7 @@ static int parse_source(const cJSON *sj, const char *path, nn_spec *s, nn_source
             src->feat_name = calloc((size_t)nf, sizeof *src->feat_name);
             src->feat_index = calloc((size_t)nf, sizeof *src->feat_index);
             if (!src->feat_name || !src->feat_index)
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
             if ((r = parse_columns(fj, fp, s, nf, src->feat_name, src->feat_index, &src->nfeat_cols, e)))
                 return r;
         }
@@ -685,17 +697,24 @@ static int parse_data(const cJSON *root, nn_spec *s, nn_err *e)
         int n = cJSON_GetArraySize(c), i = 0;
         s->classes = calloc((size_t)n, sizeof *s->classes);
         if (!s->classes)
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         for (const cJSON *it = c->child; it; it = it->next, i++) {
             char p[64];
             snprintf(p, sizeof p, "data.classes[%d]", i);
             if (!cJSON_IsString(it) || !it->valuestring[0])
                 return FAIL(e, s, p, "expected a non-empty string");
-            for (int j = 0; j < i; j++)
-                if (!strcmp(s->classes[j], it->valuestring))
-                    return FAIL(e, s, p, "'%s' is already data.classes[%d]", it->valuestring, j);
-            s->classes[i] = nn_strdup(it->valuestring);
+            if (!(s->classes[i] = nn_strdup(it->valuestring)))
+                return nn_oom(e, "for data.classes[%d]", i);
             s->nclasses = i + 1;
+        }
+        size_t a, b; /* sorted, not every pair: 65536 names took 10-34 s */
+        int dup = nn_find_duplicate((const char *const *)s->classes, (size_t)n, &a, &b);
+        if (dup < 0)
+            return nn_oom(e, "checking %d class names", n);
+        if (dup > 0) {
+            char p[64];
+            snprintf(p, sizeof p, "data.classes[%zu]", b);
+            return FAIL(e, s, p, "'%s' is already data.classes[%zu]", s->classes[b], a);
         }
     }
     return 0;
@@ -737,6 +756,24 @@ static int json_truncated(const char *text, size_t len)
     return in_str ? 1 : depth > 0 ? 2 : 0;
 }
 
+/* 1 with the JSON path of the first number that overflowed to +-inf in
+ * parsing (1e400): anywhere in the model, whatever reads it later. */
+static int nonfinite_number(const cJSON *x, char *path, size_t n)
+{
+    size_t l = strlen(path);
+    int i = 0;
+    for (const cJSON *c = x->child; c; c = c->next, i++) {
+        if (cJSON_IsArray(x))
+            snprintf(path + l, n - l, "[%d]", i);
+        else
+            snprintf(path + l, n - l, "%s%s", l ? "." : "", c->string ? c->string : "?");
+        if ((cJSON_IsNumber(c) && !isfinite(c->valuedouble)) || nonfinite_number(c, path, n))
+            return 1;
+        path[l] = 0;
+    }
+    return 0;
+}
+
 int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn_err *e)
 {
     memset(s, 0, sizeof *s);
@@ -754,6 +791,18 @@ int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn
         for (const char *p = at; p < text + len && *p && *p != '\n' && k < sizeof near - 1; p++)
             near[k++] = (*p >= 32 && *p < 127) ? *p : '?';
         near[k] = 0;
+        int depth = 0, in_str = 0;
+        for (const char *p = text; p < at; p++) {
+            if (in_str)
+                in_str = *p == '\\' ? (p++, 1) : *p != '"';
+            else if (*p == '"')
+                in_str = 1;
+            else
+                depth += (*p == '[' || *p == '{') - (*p == ']' || *p == '}');
+        }
+        if (depth >= CJSON_NESTING_LIMIT)
+            return nn_fail(e, NN_EDATA, "%s:%d:%d: JSON nested deeper than %d levels", s->file, line, col,
+                           CJSON_NESTING_LIMIT);
         if (json_truncated(text, len)) {
             json_position(text, text + len, &line, &col);
             return nn_fail(e, NN_EDATA, "%s:%d:%d: malformed JSON: unexpected end of file (an unclosed %s)", s->file,
@@ -761,6 +810,21 @@ int nn_spec_parse(const char *text, size_t len, const char *file, nn_spec *s, nn
         }
         return nn_fail(e, NN_EDATA, "%s:%d:%d: malformed JSON%s%s%s", s->file, line, col,
                        k ? " near '" : " (unexpected end of file)", near, k ? "'" : "");
+    }
+    char npath[512] = "";
+    if (nonfinite_number(s->root, npath, sizeof npath))
+        return FAIL(e, s, npath, "a number beyond the range of a double (about 1.8e308)");
+    /* a \u0000 escape would cut the C string it decodes to, silently */
+    for (const char *p = text; p + 5 < text + len && p < end; p++) {
+        if (*p != '\\')
+            continue;
+        if (p[1] == 'u' && !memcmp(p + 2, "0000", 4)) {
+            int line, col;
+            json_position(text, p, &line, &col);
+            return nn_fail(e, NN_EDATA, "%s:%d:%d: a NUL character (\\u0000) in a string is not allowed", s->file,
+                           line, col);
+        }
+        p++; /* the escaped character */
     }
     if (!cJSON_IsObject(s->root))
         return FAIL(e, s, "", "the model must be a JSON object");
@@ -803,7 +867,7 @@ int nn_spec_load(const char *file, nn_spec *s, nn_err *e)
     unsigned char *buf;
     size_t len;
     memset(s, 0, sizeof *s);
-    int r = nn_read_file(file, MAX_JSON_BYTES, &buf, &len, e);
+    int r = nn_read_text_file(file, MAX_JSON_BYTES, &buf, &len, e);
     if (r)
         return r;
     r = nn_spec_parse((const char *)buf, len, file, s, e);
@@ -846,7 +910,7 @@ char *nn_spec_canonical(const nn_spec *s, const nn_shape *input, nn_err *e)
 {
     cJSON *c = cJSON_Duplicate(s->root, 1);
     if (!c) {
-        nn_fail(e, NN_ESOFTWARE, "out of memory");
+        nn_fail(e, NN_ENOMEM, "out of memory");
         return NULL;
     }
     cJSON *d = cJSON_GetObjectItemCaseSensitive(c, "data");
@@ -896,7 +960,7 @@ char *nn_spec_canonical(const nn_spec *s, const nn_shape *input, nn_err *e)
     char *txt = cJSON_PrintUnformatted(c);
     cJSON_Delete(c);
     if (!txt)
-        nn_fail(e, NN_ESOFTWARE, "out of memory");
+        nn_fail(e, NN_ENOMEM, "out of memory");
     return txt;
 }
 

@@ -18,6 +18,8 @@
 #include "optim.h"
 #include "util.h"
 
+#define LOG_HEAD "epoch,loss," /* how the metrics log begins: nnrun overwrites only such a file */
+
 /* Fails early (before hours of training) when the output's folder is not
  * a writable directory; the atomic write itself happens at the end. */
 static int check_output_dir(const char *out, nn_err *e)
@@ -92,15 +94,6 @@ static int save_resume(nn_model *m, nn_optim *opt, const char *path, cl_mem acc,
     return r ? nn_wrap(e, "writing the checkpoint: ") : 0;
 }
 
-static int resume_num(const cJSON *o, const char *key, double *v)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0)
-        return -1;
-    *v = x->valuedouble;
-    return 0;
-}
-
 static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr, int *epoch, size_t *batch,
                        uint64_t *step, float acc[4], nn_err *e)
 {
@@ -108,18 +101,9 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
     int r = nn_modelbin_read(path, &c, e);
     if (r)
         return r;
-    cJSON *x = c.extra_json ? cJSON_Parse(c.extra_json) : NULL;
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "resume");
+    nn_resume rs;
     cJSON *saved = cJSON_Parse(c.model_json);
-    double ep, bt, st, ot, n;
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(rs, "acc");
-    if (!rs || resume_num(rs, "epoch", &ep) || resume_num(rs, "batch", &bt) || resume_num(rs, "step", &st) ||
-        resume_num(rs, "optimizer_steps", &ot) || resume_num(rs, "train_samples", &n) || !cJSON_IsArray(a) ||
-        cJSON_GetArraySize(a) != 3) {
-        r = nn_fail(e, NN_EDATA, "%s: not a training checkpoint (no resume state); a model.bin cannot be resumed", path);
-    } else if ((size_t)n != ntr) {
-        r = nn_fail(e, NN_EDATA, "%s: the checkpoint was taken with %zu training samples, the data now has %zu", path,
-                    (size_t)n, ntr);
+    if ((r = nn_modelbin_resume(&c, path, m->spec.train.epochs, ntr, m->spec.train.batch_size, &rs, e))) {
     } else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(saved, "layers"),
                               cJSON_GetObjectItemCaseSensitive(m->spec.root, "layers"), 1)) {
         r = nn_fail(e, NN_EDATA, "%s: the checkpoint's layers differ from %s's", path, m->spec.file);
@@ -138,16 +122,14 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
                 r = nn_buf_write(&m->dev, bufs[i], 0, opt->n * sizeof(float), t->data, 1, e);
         }
         if (!r) {
-            *epoch = (int)ep;
-            *batch = (size_t)bt;
-            *step = (uint64_t)st;
-            opt->t = (long)ot;
-            int i = 0;
-            for (const cJSON *v = a->child; v; v = v->next, i++)
-                acc[i] = (float)v->valuedouble;
+            *epoch = rs.epoch;
+            *batch = rs.batch;
+            *step = rs.step;
+            opt->t = rs.optimizer_steps;
+            for (int i = 0; i < 3; i++)
+                acc[i] = rs.acc[i];
         }
     }
-    cJSON_Delete(x);
     cJSON_Delete(saved);
     nn_modelbin_free(&c);
     return r;
@@ -226,7 +208,7 @@ typedef struct event {
     size_t samples;                                 /* EV_TEST */
 } event;
 
-static void emit(trainer *t, const event *ev)
+static int emit(trainer *t, const event *ev, nn_err *e)
 {
     const nn_train_opts *o = t->o;
     const nn_spec *s = &t->m.spec;
@@ -298,13 +280,20 @@ static void emit(trainer *t, const event *ev)
             break;
         }
     }
-    if (t->log && ev->kind == EV_START)
-        fprintf(t->log, "epoch,loss,%s,val_loss,val_%s,seconds,samples_per_s\n", t->mname, t->mname);
-    if (t->log && ev->kind == EV_EPOCH) {
-        fprintf(t->log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f\n", ev->epoch, ev->loss, ev->metric, ev->vloss, ev->vmetric,
-                ev->secs, ev->sps);
-        fflush(t->log);
+    /* the metrics log: opened last (after the start line), every write checked */
+    if (o->log && ev->kind == EV_START) {
+        if (!(t->log = fopen(o->log, "w")))
+            return nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing: %s", o->log, strerror(errno));
+        if (fprintf(t->log, LOG_HEAD "%s,val_loss,val_%s,seconds,samples_per_s\n", t->mname, t->mname) < 0 ||
+            fflush(t->log) != 0)
+            return nn_fail(e, NN_EIO, "%s: writing the metrics log failed: %s", o->log, strerror(errno));
     }
+    if (t->log && ev->kind == EV_EPOCH &&
+        (fprintf(t->log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f\n", ev->epoch, ev->loss, ev->metric, ev->vloss,
+                 ev->vmetric, ev->secs, ev->sps) < 0 ||
+         fflush(t->log) != 0))
+        return nn_fail(e, NN_EIO, "%s: writing the metrics log failed: %s", o->log, strerror(errno));
+    return 0;
 }
 
 /* The spec with the command line's overrides, the data, what the model
@@ -333,9 +322,10 @@ static int prepare(trainer *t, nn_err *e)
     if (!s->has_train)
         return nn_fail(e, NN_EDATA, "%s: data.train: required for training (a source such as {\"format\": \"csv\", ...})",
                        s->file);
-    if (o->log && !(t->log = fopen(o->log, "w")))
-        return nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing: %s", o->log, strerror(errno));
-    if ((r = check_output_dir(s->output, e)))
+    /* outputs are checked now and opened last: a failed run truncates nothing */
+    if ((r = check_output_dir(s->output, e)) || (r = nn_check_output(s->output, NULL, e)) ||
+        (o->checkpoint && (r = nn_check_output(o->checkpoint, NULL, e))) ||
+        (o->log && ((r = check_output_dir(o->log, e)) || (r = nn_check_output(o->log, LOG_HEAD, e)))))
         return r;
     m->task = s->loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
     t->regress = m->task == NN_TASK_REGRESS;
@@ -366,7 +356,7 @@ static int prepare(trainer *t, nn_err *e)
     t->perm = malloc(n * sizeof(int));
     t->order = malloc(n * sizeof(int));
     if (!t->perm || !t->order)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         t->perm[i] = (int)i;
     nn_rng rng;
@@ -484,7 +474,8 @@ static int run_epochs(trainer *t, nn_err *e)
         if (t->nval && (r = nn_model_evaluate(m, &t->fval, &ev.vloss, &ev.vmetric, e)))
             return r;
         ev.sps = ev.secs > 0 ? (double)ntr / ev.secs : 0;
-        emit(t, &ev);
+        if ((r = emit(t, &ev, e)))
+            return r;
         if ((o->ckpt_epochs && o->ckpt_every > 0 && ep % o->ckpt_every == 0) || (o->stop && *o->stop)) {
             if ((r = save_resume(m, &t->opt, ckpt_path, NULL, ep + 1, 0, step, ntr, e)))
                 return r;
@@ -508,12 +499,12 @@ static int finish(trainer *t, nn_err *e)
         if ((r = nn_model_feed(m, &t->test, NULL, 0, &t->ftest, e)) ||
             (r = nn_model_evaluate(m, &t->ftest, &ev.loss, &ev.metric, e)))
             return r;
-        emit(t, &ev);
+        if ((r = emit(t, &ev, e)))
+            return r;
     }
     if ((r = nn_model_save(m, m->spec.output, e)))
         return r;
-    emit(t, &(event){.kind = EV_SAVED});
-    return 0;
+    return emit(t, &(event){.kind = EV_SAVED}, e);
 }
 
 int nn_train_run(const nn_train_opts *o, nn_err *e)
@@ -523,13 +514,13 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     t.o = o;
     t.out = stdout;
     int r = prepare(&t, e);
-    if (!r) {
-        emit(&t, &(event){.kind = EV_START});
+    if (!r)
+        r = emit(&t, &(event){.kind = EV_START}, e);
+    if (!r)
         r = run_epochs(&t, e);
-    }
     if (!r)
         r = finish(&t, e);
-    if (t.log && fclose(t.log) != 0 && !r)
+    if (t.log && (ferror(t.log) | fclose(t.log)) != 0 && !r)
         r = nn_fail(e, NN_EIO, "%s: error writing the metrics log", o->log);
     nn_loss_bufs_free(&t.lb);
     nn_optim_free(&t.opt);

@@ -117,38 +117,124 @@ static int write_text(const char *path, const char *text)
     return ok ? 0 : -1;
 }
 
+/* A cache file's text (malloc'd), or NULL when it is missing, not a regular
+ * file (a FIFO there must not block nnrun), binary or larger than 1 MiB. */
+static char *read_cache_file(const char *path)
+{
+    unsigned char *buf;
+    size_t len;
+    nn_err ignore = {0};
+    return nn_read_text_file(path, (size_t)1 << 20, &buf, &len, &ignore) ? NULL : (char *)buf;
+}
+
+static int valid(const cand *c, size_t max_wg);
+
+/* Parses a tune file's text into *c and checks it for a device with max_wg
+ * work-items per group and `local` bytes of local memory (0: unknown): each
+ * parameter in the range CLBlast's kernels accept, the kernel's constraints,
+ * the work-group size and local memory. NULL when usable, else why not. */
+static const char *parse_params(const char *text, size_t max_wg, unsigned long long local, cand *c, char *why,
+                                size_t wn)
+{
+    char kernel[32], word[32];
+    unsigned long long thr;
+    int used = 0;
+    if (sscanf(text, "%31s %llu %31s%n", word, &thr, kernel, &used) != 3 || strcmp(word, "XGEMM_MIN_INDIRECT_SIZE") ||
+        (strcmp(kernel, "XgemmDirect") && strcmp(kernel, "Xgemm")))
+        return "it does not parse";
+    const int xg = !strcmp(kernel, "Xgemm");
+    c->kernel = xg ? "Xgemm" : "XgemmDirect";
+    c->np = xg ? NXGEMM : NDIRECT;
+    c->threshold = (size_t)thr;
+    const char *const *nm = names_of(c);
+    for (int i = 0; i < c->np; i++) {
+        char name[32];
+        unsigned long x;
+        text += used;
+        if (sscanf(text, "%31s %lu%n", name, &x, &used) != 2 || strcmp(name, nm[i]))
+            return "it does not parse";
+        c->v[i] = x;
+    }
+    for (int i = 0; i < c->np; i++) {
+        int flag = xg ? (i == 0 || (i >= 10 && i <= 13)) : i >= 8; /* GEMMK, SA, SB, STRM, STRN; PADA, PADB */
+        size_t lo = flag ? 0 : 1, hi = flag ? 1 : 256;
+        if ((xg && i == 0 && c->v[i] != 0) || (xg && i == 1 && c->v[i] != 1) || c->v[i] < lo || c->v[i] > hi) {
+            snprintf(why, wn, "%s=%zu is out of range", nm[i], c->v[i]);
+            return why;
+        }
+    }
+    if (!valid(c, max_wg ? max_wg : 1)) {
+        snprintf(why, wn, "the parameters break the kernel's constraints or the device's work-group size %zu", max_wg);
+        return why;
+    }
+    const size_t *v = c->v;
+    size_t need = xg ? ((v[10] ? v[2] * v[6] : 0) + (v[11] ? v[2] * v[9] : 0)) * 4
+                     : (v[0] * (v[0] + v[8]) + v[0] * (v[0] + v[9])) * 4;
+    if (local && need > local) {
+        snprintf(why, wn, "the parameters need %zu bytes of local memory, the device has %llu", need, local);
+        return why;
+    }
+    return NULL;
+}
+
+int nn_tune_check_params(const char *text, size_t max_wg, unsigned long long local_mem, char *out, size_t n)
+{
+    cand c;
+    char why[160];
+    const char *bad = parse_params(text, max_wg, local_mem, &c, why, sizeof why);
+    if (bad)
+        snprintf(out, n, "%s", bad);
+    else
+        describe(&c, out, n);
+    return bad ? -1 : 0;
+}
+
 #define CHOICE_MAGIC "NNRUN_GEMM_CHOICE 1"
+
+int nn_tune_parse_choices(const char *text, nn_gemm_shape *sh, int *be, nn_native_knobs *kn, size_t max, size_t *n)
+{
+    *n = 0;
+    size_t ml = strlen(CHOICE_MAGIC "\n");
+    if (strncmp(text, CHOICE_MAGIC "\n", ml))
+        return -1;
+    for (const char *line = text + ml; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+        char buf[256];
+        int ta, tb, kc, pu;
+        unsigned long m, nn, k, batch;
+        char name[32];
+        if (ll >= sizeof buf || *n == max)
+            return -1;
+        memcpy(buf, line, ll);
+        buf[ll] = 0;
+        if (sscanf(buf, "%d %d %lu %lu %lu %lu %31s %d %d", &ta, &tb, &m, &nn, &k, &batch, name, &kc, &pu) != 9 ||
+            (ta | tb) & ~1 || (be[*n] = nn_blas_backend_parse(name)) < 0)
+            return -1;
+        sh[*n] = (nn_gemm_shape){ta, tb, m, nn, k, batch, 1};
+        kn[(*n)++] = (nn_native_knobs){kc, pu};
+        line += ll + (eol ? 1 : 0);
+    }
+    return 0;
+}
 
 /* The per-shape winners of the last nnrun tune: after a magic line, one line
  * per shape "ta tb m n k batch backend kc per_unit". A file that does not
  * parse is ignored whole. */
 static void apply_choices(nn_dev *d)
 {
-    char path[4096], line[256];
+    char path[4096];
     if (tune_path(d, "gemm", "choice", path, sizeof path))
         return;
-    FILE *f = fopen(path, "r");
-    if (!f)
+    char *text = read_cache_file(path);
+    if (!text)
         return;
     nn_gemm_shape sh[NN_MAX_GEMM_SHAPES * 4];
     int be[NN_MAX_GEMM_SHAPES * 4];
     nn_native_knobs kn[NN_MAX_GEMM_SHAPES * 4];
     size_t n = 0;
-    int ok = fgets(line, sizeof line, f) && !strncmp(line, CHOICE_MAGIC "\n", sizeof CHOICE_MAGIC);
-    while (ok && fgets(line, sizeof line, f)) {
-        int ta, tb, kc, pu;
-        unsigned long m, nn, k, batch;
-        char name[32];
-        if (n == sizeof sh / sizeof *sh ||
-            sscanf(line, "%d %d %lu %lu %lu %lu %31s %d %d", &ta, &tb, &m, &nn, &k, &batch, name, &kc, &pu) != 9 ||
-            (ta | tb) & ~1 || (be[n] = nn_blas_backend_parse(name)) < 0) {
-            ok = 0;
-            break;
-        }
-        sh[n] = (nn_gemm_shape){ta, tb, m, nn, k, batch, 1};
-        kn[n++] = (nn_native_knobs){kc, pu};
-    }
-    fclose(f);
+    int ok = nn_tune_parse_choices(text, sh, be, kn, sizeof sh / sizeof *sh, &n) == 0;
+    free(text);
     for (size_t i = 0; ok && i < n; i++)
         nn_blas_set_shape_choice(d, &sh[i], (nn_gemm_backend)be[i], kn[i]);
 }
@@ -161,27 +247,21 @@ void nn_tune_apply(nn_dev *d)
     if ((skip && *skip && strcmp(skip, "0")) || tune_path(d, "clblast", "tune", path, sizeof path))
         return;
     apply_choices(d);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    char *text = read_cache_file(path);
+    if (!text)
         return;
+    cl_ulong local = 0;
+    if (clGetDeviceInfo(d->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local, &local, NULL) != CL_SUCCESS)
+        local = 0;
     cand c;
-    char kernel[32], word[32];
-    unsigned long long thr;
-    int ok = fscanf(f, "%31s %llu %31s", word, &thr, kernel) == 3 && !strcmp(word, "XGEMM_MIN_INDIRECT_SIZE") &&
-             (!strcmp(kernel, "XgemmDirect") || !strcmp(kernel, "Xgemm"));
-    if (ok) {
-        c.kernel = !strcmp(kernel, "Xgemm") ? "Xgemm" : "XgemmDirect";
-        c.np = !strcmp(kernel, "Xgemm") ? NXGEMM : NDIRECT;
-        c.threshold = (size_t)thr;
+    char why[160];
+    const char *bad = parse_params(text, d->max_wg, (unsigned long long)local, &c, why, sizeof why);
+    free(text);
+    if (bad) {
+        nn_warn("%s: ignored, %s (run 'nnrun tune' again to replace it)", path, bad);
+        return;
     }
-    for (int i = 0; ok && i < c.np; i++) {
-        char nm[32];
-        unsigned long x;
-        ok = fscanf(f, "%31s %lu", nm, &x) == 2 && !strcmp(nm, names_of(&c)[i]) && x <= 256;
-        c.v[i] = x;
-    }
-    fclose(f);
-    if (ok && override(d, &c) == 0) {
+    if (override(d, &c) == 0) {
         char desc[256];
         describe(&c, desc, sizeof desc);
         nn_blas_set_tuned(d, desc);
@@ -308,7 +388,7 @@ static int setup_bufs(nn_dev *d, const nn_gemm_shape *sh, size_t ns, nn_rng *rng
     bufs *bf = calloc(ns ? ns : 1, sizeof *bf);
     *out = bf;
     if (!bf)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     int r = 0;
     for (size_t s = 0; s < ns && !r; s++) {
         const nn_gemm_shape *g = &sh[s];
@@ -319,7 +399,7 @@ static int setup_bufs(nn_dev *d, const nn_gemm_shape *sh, size_t ns, nn_rng *rng
         bf[s].csize = nc;
         if (!h || !bf[s].ref || !bf[s].got) {
             free(h);
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         }
         for (size_t i = 0; i < na; i++)
             h[i] = (float)(nn_rng_uniform(rng) * 2 - 1);
@@ -390,7 +470,7 @@ static int tune_backends(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *bf
     if (!win || !best) {
         free(win);
         free(best);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     for (size_t s = 0; s < ns; s++) {
         win[s] = -1;
@@ -430,7 +510,7 @@ static int tune_backends(nn_dev *d, const nn_gemm_shape *sh, size_t ns, bufs *bf
         size_t cap = 64 + ns * 128, len = 0;
         char *text = malloc(cap);
         if (!text)
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
         else
             len += (size_t)snprintf(text, cap, CHOICE_MAGIC "\n");
         for (size_t s = 0; !r && s < ns && len < cap; s++) {
@@ -468,7 +548,7 @@ int nn_tune_run(nn_dev *d, const nn_gemm_shape *sh, size_t ns, const nn_tune_opt
     double *base_each = calloc(ns ? ns : 1, sizeof(double)), *cand_each = calloc(ns ? ns : 1, sizeof(double));
     double *best_each = calloc(ns ? ns : 1, sizeof(double));
     if (!base_each || !cand_each || !best_each)
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
     if (!r && time_shapes(d, vsh, nv, vbf, 0, 2, NULL, e) < 0)
         r = nn_fail(e, NN_ESOFTWARE, "CLBlast failed with its default parameters on the verification shapes");
     double base = r ? -1 : time_shapes(d, sh, ns, bf, o->reps, 2, base_each, e);

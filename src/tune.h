@@ -13,6 +13,16 @@
  * first); NNRUN_NO_TUNE=1 skips. */
 void nn_tune_apply(nn_dev *d);
 
+/* The tune files' parsers, device-independent (nn_tune_apply; fuzzing).
+ * CLBlast parameters ("XGEMM_MIN_INDIRECT_SIZE T KERNEL NAME V ..."): 0 when
+ * they parse and suit a device with max_wg work-items per group and
+ * local_mem bytes of local memory (0: unknown), with their description in
+ * out; -1 with the reason in out. */
+int nn_tune_check_params(const char *text, size_t max_wg, unsigned long long local_mem, char *out, size_t n);
+/* Per-shape choices (a magic line, then "ta tb m n k batch backend kc
+ * per_unit" lines): 0 with *n entries (at most max), -1 when any line is bad. */
+int nn_tune_parse_choices(const char *text, nn_gemm_shape *sh, int *be, nn_native_knobs *kn, size_t max, size_t *n);
+
 typedef struct nn_tune_opts {
     int candidates;      /* parameter sets to try (besides the defaults) */
     int reps;            /* timed repetitions per shape */

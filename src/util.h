@@ -7,13 +7,51 @@
 
 #include "err.h"
 
+/* Opens `path` for reading without blocking (O_NONBLOCK, so a FIFO or a
+ * device cannot hang nnrun), refuses anything but a regular file, naming what
+ * it is, then clears O_NONBLOCK. Every input nnrun reads goes through this.
+ * *size: st_size. 66 when missing, unreadable or not a regular file. */
+int nn_open_input(const char *path, int *fd, uint64_t *size, nn_err *e);
+/* The same as a stdio stream ("rb"). */
+#include <stdio.h>
+int nn_fopen_input(const char *path, FILE **f, uint64_t *size, nn_err *e);
+
+/* Reads what is left of `fd` (size: its st_size) into a malloc'd buffer with
+ * a NUL appended. 65 when the file is larger than max_bytes (checked against
+ * st_size before anything is allocated, and again while reading); with `text`
+ * 65 at the first NUL byte (a binary or sparse file), found while reading. */
+int nn_read_fd(int fd, const char *path, uint64_t size, size_t max_bytes, int text, unsigned char **buf,
+               size_t *len, nn_err *e);
+
 /* Reads a whole file (at most max_bytes) into a malloc'd buffer with a NUL
- * appended. 66 when missing/unreadable, 65 when larger than max_bytes. */
+ * appended. 66 when missing/unreadable/not a regular file, 65 when larger than
+ * max_bytes, 71 when the host is out of memory. */
 int nn_read_file(const char *path, size_t max_bytes, unsigned char **buf, size_t *len, nn_err *e);
+/* The same for text (CSV, lists, JSON): a NUL byte is an error (65). */
+int nn_read_text_file(const char *path, size_t max_bytes, unsigned char **buf, size_t *len, nn_err *e);
+
+/* "a FIFO (named pipe)", "a character device", ... for a st_mode. */
+const char *nn_file_kind(unsigned mode);
+
+/* 1 when `path` is a regular file that begins with `prefix` (under 64 bytes):
+ * what a file is, by its content rather than its name. */
+int nn_file_has_prefix(const char *path, const char *prefix);
+
+/* An output path may be new or a regular file (or a link to one); anything
+ * else (a device node, a FIFO, a folder) is refused with 74. With own_prefix,
+ * an existing non-empty file must begin with it (a file nnrun wrote, such as
+ * its metrics log), so that nothing else is ever truncated. Call it before the
+ * work; open the output itself last. */
+int nn_check_output(const char *path, const char *own_prefix, nn_err *e);
 
 /* Resolves `rel` against the folder of `base_file` unless it is absolute.
  * Returns a malloc'd string (NULL on allocation failure). */
 char *nn_path_join_dir(const char *base_file, const char *rel);
+
+/* Duplicates among names[0..n) in O(n log n): 1 with the earliest second
+ * occurrence (*second) and the first occurrence of that name (*first); 0 when
+ * all differ; -1 when out of memory. */
+int nn_find_duplicate(const char *const *names, size_t n, size_t *first, size_t *second);
 
 /* malloc'd copy; NULL in -> NULL out. */
 char *nn_strdup(const char *s);

@@ -168,6 +168,12 @@ bad normalize_count      65 'normcount.json: input.normalize'                   
 bad bce_three_outputs    65 're:bce3\.json: layers\[[0-9]\].*binary_cross_entropy needs one output unit' train "$T/bce3.json"
 bad ce_one_output        65 're:ce1\.json: layers\[0\].*the data has 3 classes'                    train "$T/ce1.json"
 bad summary_json_errors  65 "layerkey.json: layers[0]: unknown key 'unit'"                        summary "$T/layerkey.json"
+# values that would survive training but not saving (issue 16): checked before training
+variant normbig 'm["input"]["normalize"] = {"mean": [1e39, 0, 0, 0], "std": [1, 1, 1, 1]}'
+variant normtiny 'm["input"]["normalize"] = {"mean": [0, 0, 0, 0], "std": [1, 1, 1, 1e-50]}'
+bad normalize_mean_float32 65 'normbig.json: input.normalize.mean[0]: 1e+39 does not fit a float32'    train "$T/normbig.json"
+bad normalize_std_float32 65 'normtiny.json: input.normalize.std[3]: 1e-50 does not fit a float32'     train "$T/normtiny.json"
+bad seed_beyond_json      2 "option '--seed': expected an integer from 0 to 9007199254740991"         train "$T/base.json" --seed 9223372036854775807
 
 # --- data sources
 variant notrain 'del D["train"]'
@@ -252,6 +258,15 @@ bad modelbin_std_zero    65 'std0.bin: header normalize.std[0]'                 
 bad modelbin_norm_count  65 're:norm2\.bin: .*normali[sz]'                                        eval "$T/norm2.bin"
 bad modelbin_shape       65 "units9.bin: tensor 'dense_1.weight' has 32 values, but the model needs shape [4, 9]" eval "$T/units9.bin"
 bad modelbin_model_json  65 "layertype.bin: layers[0].type: unknown layer type 'dens'"             summary "$T/layertype.bin"
+# a model whose weights are all NaN still "predicts" (class 0): no gate may pass it (issue 16)
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+d = open(t + "/good.bin", "rb").read()
+H = struct.unpack("<Q", d[16:24])[0]
+D = (24 + H + 63) // 64 * 64
+b = d[:D] + struct.pack("<f", float("nan")) * ((len(d) - 4 - D) // 4)
+open(t + "/nanw.bin", "wb").write(b + struct.pack("<I", zlib.crc32(b)))' "$T"
+bad eval_nan_weights_gate 1 "the loss is nan: the model's outputs are not finite, so no gate passes" eval "$T/nanw.bin" --min-accuracy 0.3
 
 # --- infer and eval inputs (idx.bin: a 28x28 image model trained on 10 images)
 idx_variant idxgood images.gz labels.raw
@@ -285,11 +300,283 @@ bad device_name          69 "--device 'nosuchdevice': no matching OpenCL device"
 bad device_eval          69 "--device 'nosuchdevice': no matching OpenCL device"                   eval "$T/good.bin" --device nosuchdevice
 NNRUN_DEVICE=nosuchdevice bad device_env 69 "NNRUN_DEVICE 'nosuchdevice'"                           eval "$T/good.bin"
 
+# --- files that are not files, sizes that lie (issue 16)
+# Every reader opens without blocking and refuses what is not a regular file
+# (a FIFO would hang nnrun); sizes are checked before reading or allocating.
+mkdir -p "$T/fifos/imgdir"
+for f in model.json data.csv img.png images.gz model.bin run.ckpt list.csv; do mkfifo "$T/fifos/$f"; done
+mkfifo "$T/fifos/imgdir/a.png"
+variant fifocsv 'D["train"]["path"] = "fifos/data.csv"'
+idx_variant fifoidx fifos/images.gz labels.raw
+py 'import sys; open(sys.argv[1] + "/fifolist.csv", "w").write("path,label\nfifos/img.png,0\n")' "$T"
+variant fifolist 'm["input"] = {"shape": [1, 8, 8]}; m["layers"] = [{"type": "flatten"}, {"type": "dense", "units": 2}, {"type": "softmax"}]
+m["data"] = {"train": {"format": "list", "path": "fifolist.csv"}}'
+truncate -s 3G "$T/sparse.csv" "$T/sparse.png" "$T/sparse.bin"
+variant sparsecsv 'D["train"]["path"] = "sparse.csv"'
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+d = open(t + "/good.bin", "rb").read()
+H = struct.unpack("<Q", d[16:24])[0]
+D = (24 + H + 63) // 64 * 64
+h = json.loads(d[24:24 + H]); h["data_bytes"] += 1 << 20
+j = json.dumps(h, separators=(",", ":")).encode()
+b = d[:8] + struct.pack("<IIQ", 1, 0, len(j)) + j
+b += bytes(-len(b) % 64) + d[D:-4] + bytes(1 << 20)
+open(t + "/tailgarbage.bin", "wb").write(b + struct.pack("<I", zlib.crc32(b)))' "$T"
+bad fifo_model_json      66 'model.json: is a FIFO (named pipe), not a regular file'              train "$T/fifos/model.json"
+bad fifo_train_csv       66 'data.csv: is a FIFO (named pipe), not a regular file'                train "$T/fifocsv.json"
+bad fifo_idx             66 'images.gz: is a FIFO (named pipe), not a regular file'               train "$T/fifoidx.json"
+bad fifo_list_entry      66 'img.png: is a FIFO (named pipe), not a regular file'                 train "$T/fifolist.json"
+bad fifo_infer_csv       66 'data.csv: is a FIFO (named pipe), not a regular file'                infer "$T/good.bin" "$T/fifos/data.csv"
+bad fifo_infer_folder    66 'a.png: is a FIFO (named pipe), not a regular file'                   infer "$T/idx.bin" "$T/fifos/imgdir"
+bad fifo_model_bin       66 'model.bin: is a FIFO (named pipe), not a regular file'               eval "$T/fifos/model.bin"
+bad fifo_resume          66 'run.ckpt: is a FIFO (named pipe), not a regular file'                train "$T/base.json" --resume "$T/fifos/run.ckpt" --output "$T/fifo.bin"
+bad fifo_eval_data       66 'data.csv: is a FIFO (named pipe), not a regular file'                eval "$T/good.bin" --data "$T/fifos/data.csv"
+# eval's test path stored in model.bin, replaced by a FIFO after training
+cp "$T/iris_test.csv" "$T/stored_test.csv"
+variant storedtest 'D["test"]["path"] = "stored_test.csv"'
+nn train "$T/storedtest.json" --output "$T/storedtest.bin" --quiet
+rm -f "$T/stored_test.csv" && mkfifo "$T/stored_test.csv"
+bad fifo_stored_test_path 66 'stored_test.csv: is a FIFO (named pipe), not a regular file'        eval "$T/storedtest.bin"
+bad device_node_model    66 '/dev/zero: is a character device, not a regular file'                eval /dev/zero
+bad sparse_csv           65 'sparse.csv: byte 0: a NUL byte: this is a binary file, not text'     train "$T/sparsecsv.json"
+bad sparse_image         65 'sparse.png: cannot decode image: unknown image type'                 infer "$T/idx.bin" "$T/sparse.png"
+bad sparse_model_bin     65 'sparse.bin: not an nnrun model file (bad magic)'                     eval "$T/sparse.bin"
+bad modelbin_tail_garbage 65 're:tailgarbage\.bin: header data_bytes: [0-9]+ bytes of tensor data, but the last tensor ends at byte [0-9]+ \(1048576 bytes of trailing garbage\)' eval "$T/tailgarbage.bin"
+
+# --- image headers that decode to nothing (issue 16): the pixels a raw or
+# run-length header claims must be in the file; valid files still decode
+py 'import random,struct,sys
+t = sys.argv[1]; r = random.Random(2); W, H = 13, 7
+px = [(r.randrange(256), r.randrange(256), r.randrange(256)) for _ in range(W * H)]
+def tga(name, kind, w, h, bpp, body, idb=b""):
+    open(t + "/" + name, "wb").write(struct.pack("<BBBHHBHHHHBB", len(idb), 0, kind, 0, 0, 0, 0, 0, w, h, bpp, 0) + idb + body)
+def bmp(name, w, h, bpp, body):
+    open(t + "/" + name, "wb").write(b"BM" + struct.pack("<IHHI", 54 + len(body), 0, 0, 54)
+        + struct.pack("<IiiHHIIiiII", 40, w, h, 1, bpp, 0, len(body), 0, 0, 0, 0) + body)
+tga("hdr_only.tga", 2, 8192, 8192, 24, b"")
+tga("rle_short.tga", 10, 8192, 8192, 24, bytes([0x81, 1, 2, 3]))
+open(t + "/maxval0.pgm", "wb").write(b"P5\n4 4\n0\n" + bytes(16))
+bmp("hdr_only.bmp", 8192, 8192, 24, b"")
+raw = b"".join(bytes((b, g, c)) for (c, g, b) in px)
+tga("ok_raw.tga", 2, W, H, 24, raw, b"hello")
+rle, i = b"", 0
+while i < len(px):
+    n = min(128, len(px) - i); rle += bytes([n - 1]) + raw[3 * i:3 * (i + n)]; i += n
+tga("ok_rle.tga", 10, W, H, 24, rle)
+tga("ok_run.tga", 10, 256, 1, 24, bytes([0xFF, 1, 2, 3, 0xFF, 1, 2, 3]))
+row = (W * 3 + 3) // 4 * 4
+bmp("ok_up.bmp", W, H, 24, b"".join(raw[3 * W * y:3 * W * (y + 1)] + bytes(row - 3 * W) for y in range(H)))
+bmp("ok_down.bmp", W, -H, 32, b"".join(bytes((b, g, c, 255)) for (c, g, b) in px))' "$T"
+bad image_tga_header_only 65 'hdr_only.tga: truncated TGA image: its header says 8192x8192, which needs at least 201326592 bytes of pixels, the file has 0' infer "$T/idx.bin" "$T/hdr_only.tga"
+bad image_tga_rle_short  65 'rle_short.tga: truncated TGA image: its header says 8192x8192'          infer "$T/idx.bin" "$T/rle_short.tga"
+bad image_pgm_maxval_0   65 'maxval0.pgm: PNM image: maxval 0 (must be 1 to 65535)'                 infer "$T/idx.bin" "$T/maxval0.pgm"
+bad image_bmp_header_only 65 'hdr_only.bmp: truncated BMP image: its header says 8192x8192'         infer "$T/idx.bin" "$T/hdr_only.bmp"
+nn infer "$T/idx.bin" "$T/ok_raw.tga" "$T/ok_rle.tga" "$T/ok_run.tga" "$T/ok_up.bmp" "$T/ok_down.bmp"
+if [ "$RC" = 0 ] && [ "$(printf '%s\n' "$OUT" | wc -l)" = 5 ] &&
+    [ "$(printf '%s\n' "$OUT" | sed -n 1p | cut -d' ' -f2-)" = "$(printf '%s\n' "$OUT" | sed -n 2p | cut -d' ' -f2-)" ]; then
+    pass bad/image_valid_raw_rle_decode
+else
+    fail bad/image_valid_raw_rle_decode "valid raw/RLE TGA and BMP files (bottom-up, top-down) should decode ($(rc_text "$RC"); the raw and RLE TGA the same)" "$OUT" "stderr: $ERR"
+fi
+
+# an empty class folder beside a full one (UBSan: qsort/memcpy of NULL with
+# 0 elements in the image-set loader; run under `make test-asan`)
+mkdir -p "$T/ecls/a" "$T/ecls/b"
+cp "$T/ok_raw.tga" "$T/ecls/a/"
+variant emptyclass 'm["input"] = {"shape": [1, 8, 8]}; m["layers"] = [{"type": "flatten"}, {"type": "dense", "units": 2}, {"type": "softmax"}]
+m["data"] = {"train": {"format": "images", "path": "ecls"}}'
+nn train "$T/emptyclass.json" --output "$T/ecls.bin" --quiet
+if [ "$RC" = 0 ]; then pass bad/images_empty_class_folder; else fail bad/images_empty_class_folder "$(rc_text "$RC")" "stderr: $ERR"; fi
+
+# --- very wide CSVs and slow paths (issue 16): 2 rows of 3M features are
+# legal input (the staging buffer was 4096 rows: 48 GB); 65536 class names
+# are checked for duplicates by sorting, not by comparing every pair
+py 'import sys
+n = 3000000
+with open(sys.argv[1] + "/wide.csv", "w") as f:
+    f.write(",".join("f%d" % i for i in range(n)) + ",y\n")
+    for r in range(2):
+        f.write("1," * n + "%d\n" % r)' "$T"
+variant wide 'm["input"] = {"shape": [3000000]}; m["layers"] = [{"type": "dense", "units": 2}, {"type": "softmax"}]
+m["train"]["batch_size"] = 2; m["data"] = {"train": {"format": "csv", "path": "wide.csv", "label": "y"}}'
+nn train "$T/wide.json" --output "$T/wide.bin" --epochs 1 --quiet
+if [ "$RC" = 0 ]; then pass bad/csv_3m_features; else fail bad/csv_3m_features "2 rows of 3M features: $(rc_text "$RC")" "stderr: $ERR"; fi
+rm -f "$T/wide.csv" "$T/wide.bin"
+variant manyclasses 'D["classes"] = ["c%d" % i for i in range(65536)]; L[1]["units"] = 65536; del D["test"]'
+variant dupclass 'D["classes"] = ["c%d" % i for i in range(65536)]; D["classes"][40000] = "c7"'
+t0=$(date +%s)
+nn summary "$T/manyclasses.json"
+t1=$(date +%s)
+if [ "$RC" = 0 ] && [ $((t1 - t0)) -lt 8 ]; then pass bad/summary_65536_classes_fast; else fail bad/summary_65536_classes_fast "summary with 65536 class names: $(rc_text "$RC") after $((t1 - t0)) s (took 10-34 s with a pairwise check)" "stderr: $ERR"; fi
+bad classes_duplicate    65 "dupclass.json: data.classes[40000]: 'c7' is already data.classes[7]"   summary "$T/dupclass.json"
+
+# --- messages that say what is wrong (issue 16, "also confusing")
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+open(t + "/huge.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)) + chunk(b"IEND", b""))
+open(t + "/cr_only.csv", "wb").write(b"a,b,c,d,species\r5.1,3.5,1.4,0.2,setosa\r")
+m = json.load(open(t + "/base.json")); m["name"] = "a\u0000b"
+open(t + "/nulname.json", "w").write(json.dumps(m))
+open(t + "/bignum.json", "w").write(open(t + "/base.json").read().replace("\"lr\": 0.01", "\"lr\": 1e400"))
+open(t + "/deep.json", "w").write("{\"name\": " + "[" * 1500 + "]" * 1500 + "}")' "$T"
+variant inputname 'L[0]["name"] = "input"'
+bad image_too_large_png  65 'huge.png: image is 100000x100000 pixels; the limit is 67108864 pixels'  infer "$T/idx.bin" "$T/huge.png"
+bad csv_cr_only          65 'cr_only.csv:1: the line ends in a lone CR (classic Mac line endings)'  infer "$T/good.bin" "$T/cr_only.csv"
+bad layer_named_input    65 "inputname.json: layers[0]: name: 'input' is reserved for the network input" train "$T/inputname.json"
+bad json_nul_in_string   65 'nulname.json:1:12: a NUL character (\u0000) in a string is not allowed' summary "$T/nulname.json"
+bad json_number_overflow 65 'bignum.json: optimizer.lr: a number beyond the range of a double'      summary "$T/bignum.json"
+bad json_nesting_limit   65 're:deep\.json:1:[0-9]+: JSON nested deeper than 1000 levels'           summary "$T/deep.json"
+py 'import sys; open(sys.argv[1], "w").write("the cat sat on the mat. " * 20)' "$T/cat.txt"
+cat >"$T/smallemb.json" <<'JSON'
+{"name": "e", "layers": [{"type": "embedding", "input_dim": 3, "output_dim": 4}, {"type": "dense", "units": "vocab"}, {"type": "softmax"}],
+ "train": {"epochs": 1, "batch_size": 8, "seed": 1},
+ "data": {"train": {"format": "text", "path": "cat.txt", "sequence_length": 8}}}
+JSON
+bad embedding_below_vocab 65 're:smallemb\.json: layers\[0\]\.input_dim: 3 is smaller than the text.s vocabulary of [0-9]+ symbols' train "$T/smallemb.json" --output "$T/emb.bin"
+cp "$T/good.bin" "$T/model_copy.json"
+nn summary "$T/model_copy.json"
+if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | grep -q '^model t '; then pass bad/summary_by_content; else fail bad/summary_by_content "summary of a model.bin named .json: $(rc_text "$RC")" "stderr: $ERR"; fi
+
+# --- crafted checkpoints (issue 16): every resume field is checked against
+# the model and the data before training continues
+nn train "$T/base.json" --output "$T/ck.bin" --checkpoint "$T/good.ckpt" --checkpoint-every 1e --quiet
+[ "$RC" = 0 ] && [ -f "$T/good.ckpt" ] || fail setup "writing a checkpoint of $T/base.json failed ($(rc_text "$RC"))" "$ERR"
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+d = open(t + "/good.ckpt", "rb").read()
+H = struct.unpack("<Q", d[16:24])[0]
+D = (24 + H + 63) // 64 * 64
+def write(name, change, data=None):
+    h = json.loads(d[24:24 + H]); change(h)
+    j = json.dumps(h, separators=(",", ":")).encode()
+    b = d[:8] + struct.pack("<IIQ", 1, 0, len(j)) + j
+    b += bytes(-len(b) % 64) + (data if data is not None else d[D:-4])
+    open(t + "/" + name + ".ckpt", "wb").write(b + struct.pack("<I", zlib.crc32(b)))
+def res(k, v): return lambda h: h["extra"]["resume"].__setitem__(k, v)
+write("ep1e9", res("epoch", 1e9))
+write("ep1e300", res("epoch", 1e300))
+write("epneg", res("epoch", -3))
+write("batchbig", res("batch", 10 ** 6))
+write("stepfrac", res("step", 2.5))
+write("accbig", res("acc", [1e39, 0, 0]))
+write("samples", res("train_samples", 1e300))
+h = json.loads(d[24:24 + H]); m2 = [x for x in h["tensors"] if x["name"] == "optimizer.m2"][0]
+data = bytearray(d[D:-4]); data[m2["offset"]:m2["offset"] + 4] = struct.pack("<f", -1.0)
+write("m2neg", lambda h: None, bytes(data))' "$T"
+bad ckpt_epoch_1e9       65 'ep1e9.ckpt: header extra.resume.epoch: 1000000000 is not an integer from 1 to 3' train "$T/base.json" --resume "$T/ep1e9.ckpt" --output "$T/ck.bin"
+bad ckpt_epoch_1e300     65 're:ep1e300\.ckpt: header extra\.resume\.epoch: 1e\+300 is not an integer'  train "$T/base.json" --resume "$T/ep1e300.ckpt" --output "$T/ck.bin"
+bad ckpt_epoch_negative  65 'epneg.ckpt: header extra.resume.epoch: -3 is not an integer'              train "$T/base.json" --resume "$T/epneg.ckpt" --output "$T/ck.bin"
+bad ckpt_batch_beyond    65 're:batchbig\.ckpt: header extra\.resume\.batch: 1000000 is not an integer from 0 to [0-9]+' train "$T/base.json" --resume "$T/batchbig.ckpt" --output "$T/ck.bin"
+bad ckpt_step_fraction   65 'stepfrac.ckpt: header extra.resume.step: 2.5 is not an integer'           train "$T/base.json" --resume "$T/stepfrac.ckpt" --output "$T/ck.bin"
+bad ckpt_acc_not_float   65 'accbig.ckpt: header extra.resume.acc[0]: not a finite float'              train "$T/base.json" --resume "$T/accbig.ckpt" --output "$T/ck.bin"
+bad ckpt_samples_huge    65 're:samples\.ckpt: header extra\.resume\.train_samples: 1e\+300 is not an integer' train "$T/base.json" --resume "$T/samples.ckpt" --output "$T/ck.bin"
+bad ckpt_adam_m2_negative 65 "m2neg.ckpt: tensor 'optimizer.m2'[0] is -1: must be finite and >= 0"      train "$T/base.json" --resume "$T/m2neg.ckpt" --output "$T/ck.bin"
+
+# --- host out of memory (issue 16): a documented code (71) naming what was
+# being allocated; a 512 MiB file under a 300 MB address-space limit (not
+# under ASan, which reserves terabytes of address space)
+truncate -s 512M "$T/big.csv"
+variant bigcsv 'D["train"]["path"] = "big.csv"'
+case $NNRUN in
+*asan*) ;;
+*)
+    (ulimit -v 300000 && exec timeout --foreground -k 10 "$TMO" "$NNRUN" train "$T/bigcsv.json") </dev/null >"$T/out" 2>"$T/err"
+    RC=$?
+    if [ "$RC" = 71 ] && grep -q 'out of memory reading .*big\.csv (' "$T/err"; then
+        pass bad/host_out_of_memory_71
+    else
+        fail bad/host_out_of_memory_71 "expected exit 71 and 'out of memory reading ...big.csv (N bytes)', got $(rc_text "$RC")" "stderr: $(cat "$T/err")"
+    fi
+    ;;
+esac
+rm -f "$T/big.csv"
+
+# --- caches that rot (issue 16): a cache is an optimisation; a bad entry is
+# rebuilt or ignored with at most a warning, never a crash or "no device"
+mkdir -p "$T/kcache" "$T/tcache"
+NNRUN_CACHE_DIR=$T/kcache nn eval "$T/good.bin"
+kc=$(ls "$T"/kcache/*.nnkc 2>/dev/null | head -n 1)
+if [ "$RC" = 0 ] && [ -n "$kc" ]; then
+    py 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[len(d) // 2] ^= 0x40; open(sys.argv[1], "wb").write(d)' "$kc"
+    NNRUN_CACHE_DIR=$T/kcache nn eval "$T/good.bin"
+    if [ "$RC" = 0 ]; then pass bad/kernel_cache_bitflip; else fail bad/kernel_cache_bitflip "a bit-flipped kernel-cache entry: $(rc_text "$RC")" "stderr: $ERR"; fi
+    head -c 1000 "$kc" >"$kc.cut" && mv "$kc.cut" "$kc"
+    NNRUN_CACHE_DIR=$T/kcache nn eval "$T/good.bin"
+    if [ "$RC" = 0 ]; then pass bad/kernel_cache_truncated; else fail bad/kernel_cache_truncated "a truncated kernel-cache entry: $(rc_text "$RC")" "stderr: $ERR"; fi
+else
+    fail bad/kernel_cache_written "eval with an empty cache folder wrote no kernel-cache entry ($(rc_text "$RC"))" "stderr: $ERR"
+fi
+# tune files of the default device (named as src/tune.c names them) with
+# parameters out of range: ignored with one warning
+nn devices --json
+tune_hash=$(printf '%s\n' "$OUT" | py 'import json,sys
+d = [json.loads(l) for l in sys.stdin if l.strip()]
+d = [x for x in d if x.get("default")][0]
+h = 0xcbf29ce484222325
+for ch in (d["platform"] + d["name"] + d["version"] + d["driver"]).encode():
+    h = ((h ^ ch) * 0x100000001b3) & 0xffffffffffffffff
+print("%016x" % h)')
+tune_file() { # PARAMS: writes the CLBlast tune file of the default device
+    printf 'XGEMM_MIN_INDIRECT_SIZE 4611686018427387904 XgemmDirect %s\n' "$1" >"$T/tcache/clblast-$tune_hash.tune"
+}
+warn_ok() { # NAME FRAGMENT: exit 0 with exactly one warning containing FRAGMENT
+    if [ "$RC" = 0 ] && [ "$(printf '%s\n' "$ERR" | grep -c '^nnrun: warning:')" = 1 ] && printf '%s\n' "$ERR" | grep -Eq -- "$2"; then
+        pass "bad/$1"
+    else
+        fail "bad/$1" "expected exit 0 and one warning matching '$2', got $(rc_text "$RC")" "stderr: $ERR"
+    fi
+}
+tune_file 'WGD 0 MDIMCD 8 NDIMCD 8 MDIMAD 8 NDIMBD 8 KWID 2 VWMD 1 VWND 1 PADA 1 PADB 1'
+NNRUN_CACHE_DIR=$T/tcache nn eval "$T/good.bin"
+warn_ok tune_wgd_zero 'clblast-[0-9a-f]+\.tune: ignored, WGD=0 is out of range'
+tune_file 'WGD 256 MDIMCD 256 NDIMCD 256 MDIMAD 256 NDIMBD 256 KWID 2 VWMD 1 VWND 1 PADA 1 PADB 1'
+NNRUN_CACHE_DIR=$T/tcache nn eval "$T/good.bin"
+warn_ok tune_huge_work_group 'clblast-[0-9a-f]+\.tune: ignored, the parameters (break|need)'
+rm -f "$T/tcache/clblast-$tune_hash.tune"
+mkfifo "$T/tcache/clblast-$tune_hash.tune"
+NNRUN_CACHE_DIR=$T/tcache nn eval "$T/good.bin"
+if [ "$RC" = 0 ]; then pass bad/tune_file_fifo; else fail bad/tune_file_fifo "a FIFO as the tune file: $(rc_text "$RC")" "stderr: $ERR"; fi
+# PoCL's cache folder pointing at a file (or empty): moved, one warning
+printf 'not a folder\n' >"$T/afile"
+POCL_CACHE_DIR=$T/afile nn eval "$T/good.bin"
+warn_ok pocl_cache_dir_file 'POCL_CACHE_DIR=.*afile is not a usable folder'
+POCL_CACHE_DIR= nn eval "$T/good.bin"
+warn_ok pocl_cache_dir_empty "POCL_CACHE_DIR=: '' is not a usable folder"
+(unset POCL_CACHE_DIR; XDG_CACHE_HOME=$T/afile exec timeout --foreground -k 10 "$TMO" "$NNRUN" eval "$T/good.bin") </dev/null >"$T/out" 2>"$T/err"
+RC=$?
+ERR=$(cat "$T/err")
+warn_ok xdg_cache_home_file 'XDG_CACHE_HOME=.*afile/pocl is not a usable folder'
+
 # --- output files
 mkdir -p "$T/outdir"
 bad output_missing_dir   74 "$T/no/such/dir/m.bin"                                                 train "$T/base.json" --output "$T/no/such/dir/m.bin" --quiet
 bad output_is_folder     74 "$T/outdir"                                                            train "$T/base.json" --output "$T/outdir" --quiet
 bad log_missing_dir      74 "$T/no/such/dir/log.csv"                                               train "$T/base.json" --log "$T/no/such/dir/log.csv" --output "$T/log.bin"
+# outputs that are not files (issue 16): a device node is never replaced,
+# every write is checked, a file nnrun did not write is never truncated
+printf 'precious notes\n' >"$T/notes.txt"
+bad output_device_node   74 '/dev/full: is a character device; refusing to replace'                train "$T/base.json" --output /dev/full --quiet
+bad checkpoint_device    74 '/dev/full: is a character device; refusing to replace'                train "$T/base.json" --checkpoint /dev/full --checkpoint-every 1e --output "$T/ck.bin" --quiet
+bad log_device_node      74 '/dev/full: is a character device; refusing to replace'                train "$T/base.json" --log /dev/full --output "$T/log.bin" --quiet
+bad log_not_nnruns       74 'notes.txt: exists and is not a file nnrun wrote; refusing to overwrite' train "$T/base.json" --log "$T/notes.txt" --output "$T/log.bin" --quiet
+timeout --foreground -k 10 "$TMO" "$NNRUN" infer "$T/good.bin" "$T/iris_test.csv" </dev/null >/dev/full 2>"$T/err"
+RC=$?
+if [ "$RC" = 74 ] && grep -q 'writing to standard output failed' "$T/err"; then
+    pass bad/stdout_full
+else
+    fail bad/stdout_full "infer >/dev/full: expected exit 74 and 'writing to standard output failed', got $(rc_text "$RC")" "stderr: $(cat "$T/err")"
+fi
+if [ -c /dev/full ]; then pass bad/device_node_intact; else fail bad/device_node_intact "/dev/full is no longer a device node"; fi
+nn train "$T/base.json" --output "$T/log.bin" --log "$T/run.log" --quiet
+cp "$T/run.log" "$T/run.log.before"
+nn train "$T/nonnum.json" --output "$T/log.bin" --log "$T/run.log" --quiet
+if [ "$RC" = 65 ] && [ -s "$T/run.log" ] && cmp -s "$T/run.log" "$T/run.log.before"; then
+    pass bad/log_kept_on_bad_data
+else
+    fail bad/log_kept_on_bad_data "a run that failed on bad data ($(rc_text "$RC")) changed the existing metrics log" "stderr: $ERR"
+fi
 
 # train --output DIR/missing: the path cannot work, so it should fail before
 # spending the training time (as --log does), not after the last epoch.

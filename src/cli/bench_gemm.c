@@ -110,7 +110,7 @@ int nn_bench_gemm(const char *device, int json, nn_err *e)
         g.b = malloc(bn * sizeof(float));
         g.c = malloc(cn * sizeof(float));
         if (!g.a || !g.b || !g.c)
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory for the GEMM operands");
+            r = nn_fail(e, NN_ENOMEM, "out of memory for the GEMM operands");
         for (size_t i = 0; !r && i < an; i++)
             g.a[i] = (float)(2 * nn_rng_uniform(&rng) - 1);
         for (size_t i = 0; !r && i < bn; i++)

@@ -96,7 +96,7 @@ static int profiled_step(nn_model *m, nn_optim *opt, nn_feed *f, nn_run *run, co
     if (!fmark || !bmark) {
         free(fmark);
         free(bmark);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     nn_prof_clear(d);
     d->prof_on = 1;
@@ -187,7 +187,7 @@ static int synthetic_data(bench *b, long maxb, nn_err *e)
     } else
         ds->y = malloc(ds->n * sizeof(int));
     if (!ds->x || (!ds->t && !ds->y))
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     nn_rng rng;
     nn_rng_seed(&rng, 7);
     for (size_t i = 0; i < ds->n * ds->dim; i++)
@@ -311,7 +311,7 @@ static int train_steps(bench *b, nn_err *e)
     b->lt = calloc((size_t)net->nl, sizeof *b->lt);
     b->kt = calloc(MAX_KERNEL_NAMES, sizeof *b->kt);
     if (!b->lt || !b->kt)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     if (!feed->streaming) {
         for (int i = 0; i < PROFILED_STEPS; i++)
             if ((r = nn_feed_begin(feed, d, NULL, 0, e)) ||
@@ -345,7 +345,7 @@ static int infer_steps(bench *b, nn_err *e)
     b->lat = malloc(sizeof(double) * (size_t)lat_n);
     b->probs = malloc(sizeof(float) * (size_t)maxb * m->net.out_dim);
     if (!b->lat || !b->probs)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (int i = -10; i < lat_n && !r; i++) {
         double a = nn_now();
         r = nn_model_predict(m, &b->ifeed.dd, (size_t)(i < 0 ? 0 : i) % b->data.ds.n, 1, b->probs, e);
@@ -360,7 +360,7 @@ static int infer_steps(bench *b, nn_err *e)
     /* --kernels: the kernels of batch-1 inference, PROFILED_STEPS predictions */
     if (o->kernels) {
         if (!(b->ikt = calloc(MAX_KERNEL_NAMES, sizeof *b->ikt)))
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         for (int i = 0; i < PROFILED_STEPS && !r; i++) {
             nn_prof_clear(d);
             d->prof_on = 1;

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -105,7 +106,9 @@ int nn_cmd_eval(int argc, char **argv, nn_err *e)
     if ((r = nn_model_feed(&m, &ds, NULL, 0, &fd, e)) || (r = nn_model_evaluate(&m, &fd, &loss, &metric, e)))
         goto out;
     int regress = m.task == NN_TASK_REGRESS;
-    int pass = !(min_acc >= 0 && !(metric >= min_acc)) && !(max_loss >= 0 && !(loss <= max_loss));
+    /* NaN outputs still "predict" class 0 and can reach an accuracy: no gate passes them */
+    const int gated = min_acc >= 0 || max_loss >= 0, nonfinite = gated && !isfinite(loss);
+    int pass = !nonfinite && !(min_acc >= 0 && !(metric >= min_acc)) && !(max_loss >= 0 && !(loss <= max_loss));
     if (!nn_arg(opts, "quiet")->set) {
         if (nn_arg(opts, "json")->set) {
             printf("{\"samples\":%zu", ds.n);
@@ -120,7 +123,9 @@ int nn_cmd_eval(int argc, char **argv, nn_err *e)
         e->msg[0] = 0; /* --quiet: the exit code alone tells */
         r = e->code = NN_EGATE;
     } else if (!pass) {
-        if (min_acc >= 0 && !(metric >= min_acc))
+        if (nonfinite)
+            r = nn_fail(e, NN_EGATE, "the loss is %g: the model's outputs are not finite, so no gate passes", loss);
+        else if (min_acc >= 0 && !(metric >= min_acc))
             r = nn_fail(e, NN_EGATE, "accuracy %.4f is below --min-accuracy %g", metric, min_acc);
         else
             r = nn_fail(e, NN_EGATE, "loss %.4f is above --max-loss %g", loss, max_loss);

@@ -72,7 +72,7 @@ int nn_cmd_generate(int argc, char **argv, nn_err *e)
     ids = malloc(sizeof(int) * (plen + (size_t)length + 1));
     x = malloc(sizeof(float) * (size_t)T);
     if (!ids || !x) {
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < plen; i++) {

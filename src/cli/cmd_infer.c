@@ -110,7 +110,7 @@ static int expand(char **in, int nin, char ***out, int *nout, nn_err *e)
     int cap = nin + 16, n = 0;
     char **v = malloc(sizeof(char *) * (size_t)cap);
     if (!v)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (int i = 0; i < nin; i++) {
         struct stat st;
         if (stat(in[i], &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -174,7 +174,7 @@ int nn_cmd_infer(int argc, char **argv, nn_err *e)
     };
     char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
     if (!pos)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     int npos, r = nn_args_parse(argc, argv, opts, "infer", pos, argc, &npos, e);
     if (r) {
         free(pos);
@@ -211,7 +211,7 @@ int nn_cmd_infer(int argc, char **argv, nn_err *e)
         goto out;
     c.probs = malloc(sizeof(float) * (size_t)B * m.net.out_dim);
     if (!c.probs) {
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
         goto out;
     }
     const nn_shape *is = &m.net.in_shape;
@@ -241,7 +241,7 @@ int nn_cmd_infer(int argc, char **argv, nn_err *e)
         int n = 0;
         ds.x = malloc(sizeof(float) * (size_t)B * m.net.in_dim);
         if (!ds.x) {
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
             break;
         }
         while (i + n < nin && n < B && !is_csv(inputs[i + n])) {

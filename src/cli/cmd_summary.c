@@ -44,7 +44,7 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
     const char *path = pos[0];
     int vocab = 0;
     size_t pl = strlen(path);
-    if (pl > 4 && !strcmp(path + pl - 4, ".bin")) {
+    if ((pl > 4 && !strcmp(path + pl - 4, ".bin")) || nn_file_has_prefix(path, NN_MODELBIN_MAGIC)) { /* by content too */
         nn_modelbin c;
         if ((r = nn_modelbin_read(path, &c, e)))
             return r;

@@ -60,7 +60,7 @@ int nn_cmd_train(int argc, char **argv, nn_err *e)
         return r;
     if (nn_arg(opts, "lr")->set)
         o.lr = d;
-    if ((r = nn_arg_int(opts, "seed", 0, 0x7fffffffffffffffL, &v, e)))
+    if ((r = nn_arg_int(opts, "seed", 0, 9007199254740991L /* 2^53-1: JSON numbers (train.seed) */, &v, e)))
         return r;
     if (nn_arg(opts, "seed")->set)
         o.seed = v;

@@ -68,7 +68,7 @@ int nn_cmd_tune(int argc, char **argv, nn_err *e)
     }
     nn_tune_opts o = {.candidates = (int)cand, .reps = (int)reps, .seed = (uint64_t)seed, .json = json};
     r = nn_tune_run(&d, shapes, ns, &o, e);
-    nn_blas_close(&d);
+    nn_blas_close(&d); /* its state is the BLAS module's, not the device's */
     nn_dev_close(&d);
     return r;
 }

@@ -26,11 +26,17 @@ int nn_devdata_upload(nn_dev *d, const nn_dataset *ds, const int *rows, size_t n
             r = nn_buf_write(d, out->y, 0, n * tsz, ds->t ? (const void *)ds->t : (const void *)ds->y, 1, e);
     } else {
         /* copy the selected rows in chunks through a host staging buffer */
-        size_t chunk = 4096;
+        /* at most 4096 rows and 64 MiB of them: a few very wide rows must not
+         * ask for a 4096-row buffer (2 rows of 3M features: 48 GB) */
+        size_t row = dim * sizeof(float) > tsz ? dim * sizeof(float) : tsz;
+        size_t chunk = ((size_t)64 << 20) / (row ? row : 1);
+        chunk = chunk < 1 ? 1 : chunk > 4096 ? 4096 : chunk;
+        if (chunk > n)
+            chunk = n ? n : 1;
         float *hx = malloc(chunk * dim * sizeof(float));
         unsigned char *hy = malloc(chunk * tsz);
         if (!hx || !hy)
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_oom(e, "staging %zu rows of the dataset (%zu bytes)", chunk, chunk * (dim * sizeof(float) + tsz));
         for (size_t s = 0; !r && s < n; s += chunk) {
             size_t m = n - s < chunk ? n - s : chunk;
             for (size_t i = 0; i < m; i++) {
@@ -52,7 +58,7 @@ int nn_devdata_upload(nn_dev *d, const nn_dataset *ds, const int *rows, size_t n
         return r;
     int *ord = malloc((n ? n : 1) * sizeof(int));
     if (!ord)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_oom(e, "for the sample order (%zu samples)", n);
     for (size_t i = 0; i < n; i++)
         ord[i] = (int)i;
     r = nn_devdata_order(d, out, ord, e);

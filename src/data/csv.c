@@ -164,7 +164,7 @@ static int read_record(rdr *r, nn_err *e)
                 nc = MAX_COLS;
             fspan *nf = realloc(r->f, nc * sizeof *nf);
             if (!nf)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", r->path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", r->path);
             r->f = nf;
             r->cap = nc;
         }
@@ -333,7 +333,7 @@ static int num_error(nn_err *e, int pr, const char *path, size_t line, size_t co
     if (name)
         snprintf(cb, sizeof cb, "column '%s': ", show_str(name, strlen(name), vb, sizeof vb));
     if (pr == NUM_NOMEM)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     if (f->len == 0)
         return nn_fail(e, NN_EDATA, "%s:%zu:%zu: %sempty field, expected a number", path, line,
                        col + 1, cb);
@@ -552,27 +552,27 @@ static int grow_rows(csv_state *s, const char *path, size_t need, size_t hint, s
     }
     float *nx = realloc(s->x, bytes ? bytes : 1);
     if (!nx)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory (%zu rows)", path, nc);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory (%zu rows)", path, nc);
     s->x = nx;
     if (tdim > 0) {
         float *nt = realloc(s->t, nc * (size_t)tdim * sizeof *nt);
         if (!nt)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         s->t = nt;
     }
     if (classify) {
         int *ny = realloc(s->y, nc * sizeof *ny);
         if (!ny)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         s->y = ny;
         if (derive) {
             size_t *nl = realloc(s->loff, nc * sizeof *nl);
             if (!nl)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             s->loff = nl;
             int *ni = realloc(s->ival, nc * sizeof *ni);
             if (!ni)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             s->ival = ni;
         }
     }
@@ -587,12 +587,12 @@ static int pool_add(csv_state *s, const char *path, const fspan *f, size_t *off,
         size_t nc = s->pool_cap ? s->pool_cap : 4096;
         while (nc - s->pool_len < f->len + 1) {
             if (nc > SIZE_MAX / 2)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             nc *= 2;
         }
         char *np = realloc(s->pool, nc);
         if (!np)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         s->pool = np;
         s->pool_cap = nc;
     }
@@ -608,7 +608,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
     if (all_int) {
         int *v = malloc(n * sizeof *v);
         if (!v)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         memcpy(v, s->ival, n * sizeof *v);
         qsort(v, n, sizeof *v, cmp_int);
         size_t k = 0;
@@ -623,7 +623,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
         s->cnames = calloc(k, sizeof *s->cnames);
         if (!s->cnames) {
             free(v);
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         }
         s->ncnames = (int)k;
         for (size_t i = 0; i < k; i++) {
@@ -631,7 +631,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
             snprintf(b, sizeof b, "%d", v[i]);
             if (!(s->cnames[i] = nn_strdup(b))) {
                 free(v);
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             }
         }
         for (size_t i = 0; i < n; i++) {
@@ -650,7 +650,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
     }
     name_idx *ord = malloc(n * sizeof *ord);
     if (!ord)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < n; i++) {
         ord[i].s = s->pool + s->loff[i];
         ord[i].idx = (int)i; /* n <= NN_MAX_SAMPLES < INT_MAX */
@@ -668,7 +668,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
     s->cnames = calloc(k, sizeof *s->cnames);
     if (!s->cnames) {
         free(ord);
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     }
     s->ncnames = (int)k;
     int cls = -1;
@@ -677,7 +677,7 @@ static int derive_classes(csv_state *s, const char *path, size_t n, int all_int,
             cls++;
             if (!(s->cnames[cls] = nn_strdup(ord[i].s))) {
                 free(ord);
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
             }
         }
         s->y[ord[i].idx] = cls;
@@ -692,7 +692,7 @@ static int map_label(const csv_state *s, const nn_label_opts *lo, const char *pa
 {
     char tmp[256], *lab = f->len < sizeof tmp ? tmp : malloc(f->len + 1);
     if (!lab)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     size_t l = span_copy(f, lab);
     int iv, rc = 0;
     char sb[64], lb[1024];
@@ -794,7 +794,7 @@ static int make_windows(csv_state *s, const nn_source *src, const char *path, si
         wt = malloc(nw * (size_t)tdim * sizeof *wt);
     if (!wx || (tdim && !wt)) {
         free(wx);
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory (%zu windows)", path, nw);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory (%zu windows)", path, nw);
     }
     for (size_t k = 0; k < nw; k++) {
         size_t start = k * S;
@@ -851,7 +851,7 @@ static int read_head(csv_state *s, nn_err *e)
 {
     const nn_source *src = s->src;
     const char *path = s->path;
-    int rc = nn_read_file(path, (size_t)NN_MAX_BYTES, &s->buf, &s->len, e);
+    int rc = nn_read_text_file(path, (size_t)NN_MAX_BYTES, &s->buf, &s->len, e);
     if (rc)
         return rc;
     s->start = (const char *)s->buf;
@@ -862,6 +862,14 @@ static int read_head(csv_state *s, nn_err *e)
     s->r.p = s->start;
     s->r.end = s->end;
     s->r.line = 1;
+    /* lines ending in a lone CR (classic Mac) read as one long line, reported
+     * as a missing header or a wrong column count: say what it is */
+    const char *eol = s->start;
+    while (eol < s->end && *eol != '\n' && *eol != '\r')
+        eol++;
+    if (eol + 1 < s->end && *eol == '\r' && eol[1] != '\n')
+        return nn_fail(e, NN_EDATA, "%s:1: the line ends in a lone CR (classic Mac line endings); convert to LF or CRLF",
+                       path);
 
     /* First row. */
     rc = read_record(&s->r, e);
@@ -882,7 +890,7 @@ static int read_head(csv_state *s, nn_err *e)
     s->namebuf = malloc(namelen);
     s->role = calloc(ncols, 1);
     if (!s->row1 || !s->names || !s->namebuf || !s->role)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     memcpy(s->row1, s->r.f, ncols * sizeof *s->row1);
     for (size_t j = 0, o = 0; j < ncols; j++) {
         s->names[j] = s->namebuf + o;
@@ -964,7 +972,7 @@ static int pick_columns(csv_state *s, nn_err *e)
     /* Feature columns. */
     s->fslot = malloc(ncols * sizeof *s->fslot);
     if (!s->fslot)
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     for (size_t j = 0; j < ncols; j++)
         s->fslot[j] = -1;
     size_t nfeat = 0;
@@ -999,7 +1007,7 @@ static int pick_columns(csv_state *s, nn_err *e)
     if (s->want_y && lo->class_names) {
         s->known = malloc((size_t)lo->nclasses * sizeof *s->known);
         if (!s->known)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         for (int i = 0; i < lo->nclasses; i++) {
             s->known[i].s = lo->class_names[i];
             s->known[i].idx = i;
@@ -1102,11 +1110,11 @@ static int finish(csv_state *s, nn_dataset *out, nn_err *e)
     if (s->classify && lo->class_names) {
         s->cnames = calloc((size_t)lo->nclasses, sizeof *s->cnames);
         if (!s->cnames)
-            return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+            return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
         s->ncnames = lo->nclasses;
         for (int i = 0; i < lo->nclasses; i++)
             if (!(s->cnames[i] = nn_strdup(lo->class_names[i])))
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", path);
     }
     size_t seq_f = 0;
     if (s->windowed) {

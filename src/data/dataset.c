@@ -48,7 +48,7 @@ int nn_source_copy_csv(nn_source *to, const nn_source *from, nn_err *e)
     for (int i = 0; i < from->nlabels; i++) {
         to->label_index[i] = from->label_index[i];
         if (from->label_name[i] && !(to->label_name[i] = nn_strdup(from->label_name[i])))
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     to->window = from->window;
     to->horizon = from->horizon;
@@ -57,12 +57,12 @@ int nn_source_copy_csv(nn_source *to, const nn_source *from, nn_err *e)
         to->feat_name = calloc((size_t)from->nfeat_cols, sizeof *to->feat_name);
         to->feat_index = calloc((size_t)from->nfeat_cols, sizeof *to->feat_index);
         if (!to->feat_name || !to->feat_index)
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         to->nfeat_cols = from->nfeat_cols;
         for (int i = 0; i < from->nfeat_cols; i++) {
             to->feat_index[i] = from->feat_index[i];
             if (from->feat_name[i] && !(to->feat_name[i] = nn_strdup(from->feat_name[i])))
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
         }
     }
     return 0;

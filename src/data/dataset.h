@@ -18,6 +18,7 @@
 #define NN_MAX_BYTES     (1L << 34)      /* bytes of decoded data per source (16 GiB) */
 #define NN_MAX_CLASSES   65536
 #define NN_MAX_IMAGE_PIXELS (1L << 26)   /* width*height of one decoded image (8192 x 8192) */
+#define NN_MAX_IMAGE_FILE ((1L << 29) + (1L << 20)) /* bytes of one image file: 2^26 RGBA pixels, 16-bit, + 1 MiB */
 
 typedef enum {
     NN_TASK_CLASSIFY = 0, /* integer class labels (also binary: 2 classes) */

@@ -27,7 +27,7 @@ int nn_feed_stream(nn_feed *f, nn_dev *d, const nn_imgset *set, const int *rows,
     f->rows = malloc((f->n ? f->n : 1) * sizeof(int));
     f->order = malloc((f->n ? f->n : 1) * sizeof(int));
     if (!f->rows || !f->order)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     for (size_t i = 0; i < f->n; i++) {
         f->rows[i] = rows ? rows[i] : (int)i;
         f->order[i] = (int)i;
@@ -42,7 +42,7 @@ int nn_feed_stream(nn_feed *f, nn_dev *d, const nn_imgset *set, const int *rows,
     stage.task = NN_TASK_CLASSIFY;
     stage.x = calloc((size_t)B * stage.dim, sizeof(float));
     stage.y = calloc((size_t)B, sizeof(int));
-    int r = (!stage.x || !stage.y) ? nn_fail(e, NN_ESOFTWARE, "out of memory")
+    int r = (!stage.x || !stage.y) ? nn_fail(e, NN_ENOMEM, "out of memory")
                                    : nn_devdata_upload(d, &stage, NULL, 0, &f->dd, e);
     free(stage.x);
     free(stage.y);
@@ -55,7 +55,7 @@ int nn_feed_begin(nn_feed *f, nn_dev *d, const int *order, size_t from, nn_err *
         if (!order) {
             int *id = malloc((f->n ? f->n : 1) * sizeof(int));
             if (!id)
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
             for (size_t i = 0; i < f->n; i++)
                 id[i] = (int)i;
             int r = nn_devdata_order(d, &f->dd, id, e);

@@ -109,7 +109,7 @@ int nn_source_like(nn_source *to, const nn_format *fmt, const char *path, const 
     to->header = -1;
     to->json_path = json_path;
     if (!(to->path = nn_strdup(path)))
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     if (train && nn_format_of(train) == fmt && fmt->copy_for_eval)
         return fmt->copy_for_eval(to, train, e);
     return 0;

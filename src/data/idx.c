@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "../util.h"
@@ -73,7 +74,7 @@ static int read_full(idxf *f, void *buf, size_t want, size_t *got, nn_err *e)
             if (zerr == Z_ERRNO)
                 return nn_fail(e, NN_ENOINPUT, "%s: read error: %s", f->path, strerror(errno));
             if (zerr == Z_MEM_ERROR)
-                return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+                return nn_fail(e, NN_ENOMEM, "%s: out of memory", f->path);
             /* zlib prefixes its message with the path given to gzopen */
             size_t pl = strlen(f->path);
             if (!strncmp(msg, f->path, pl) && msg[pl] == ':')
@@ -91,21 +92,22 @@ static int open_idx(idxf *f, const char *path, const char *what, nn_err *e)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return nn_fail(e, NN_ENOINPUT, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return nn_fail(e, NN_ENOINPUT, "%s: not a regular file", path);
-    f->fsize = (long long)st.st_size;
+    int fd;
+    uint64_t size;
+    int rc = nn_open_input(path, &fd, &size, e);
+    if (rc)
+        return rc;
+    f->fsize = (long long)size;
     errno = 0;
-    f->g = gzopen(path, "rb");
-    if (!f->g)
-        return nn_fail(e, errno == ENOMEM ? NN_ESOFTWARE : NN_ENOINPUT, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "gzopen failed");
+    f->g = gzdopen(fd, "rb");
+    if (!f->g) {
+        close(fd);
+        return nn_oom(e, "opening %s", path);
+    }
     gzbuffer(f->g, 1u << 18);
     unsigned char h[16];
     size_t got;
-    int rc = read_full(f, h, 4, &got, e);
+    rc = read_full(f, h, 4, &got, e);
     if (rc)
         return rc;
     if (got < 4)
@@ -230,7 +232,7 @@ static int load_images(idxf *f, size_t nuse, nn_dataset *out, nn_err *e)
     if (!stage || !x) {
         free(stage);
         free(x);
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", f->path);
     }
     float lut[256];
     for (int i = 0; i < 256; i++)
@@ -254,7 +256,7 @@ static int load_images(idxf *f, size_t nuse, nn_dataset *out, nn_err *e)
                 nc = nuse;
             float *nx = realloc(x, nc * f->per * sizeof *nx);
             if (!nx) {
-                rc = nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+                rc = nn_fail(e, NN_ENOMEM, "%s: out of memory", f->path);
                 goto fail;
             }
             x = nx;
@@ -317,7 +319,7 @@ static int load_labels(idxf *f, size_t nuse, nn_dataset *out, nn_err *e)
     if (!b || !y) {
         free(b);
         free(y);
-        return nn_fail(e, NN_ESOFTWARE, "%s: out of memory", f->path);
+        return nn_fail(e, NN_ENOMEM, "%s: out of memory", f->path);
     }
     size_t got;
     if ((rc = read_full(f, b, nuse, &got, e)))

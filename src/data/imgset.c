@@ -87,11 +87,12 @@ static int list_dir(const char *dir, int want_dirs, strvec *out, nn_err *e)
         if (want_dirs ? S_ISDIR(st.st_mode) : (S_ISREG(st.st_mode) && nn_is_image_path(de->d_name)))
             if (sv_push(out, nn_strdup(de->d_name))) {
                 closedir(d);
-                return nn_fail(e, NN_ESOFTWARE, "out of memory");
+                return nn_fail(e, NN_ENOMEM, "out of memory");
             }
     }
     closedir(d);
-    qsort(out->v, out->n, sizeof *out->v, cmpstr);
+    if (out->n > 1) /* an empty folder leaves v NULL: qsort(NULL, 0) is undefined (UBSan) */
+        qsort(out->v, out->n, sizeof *out->v, cmpstr);
     return 0;
 }
 
@@ -108,11 +109,11 @@ static int set_classes(nn_imgset *out, char **names, int n, nn_err *e)
 {
     out->class_names = calloc((size_t)(n ? n : 1), sizeof(char *));
     if (!out->class_names)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     out->nclasses = n;
     for (int i = 0; i < n; i++)
         if (!(out->class_names[i] = nn_strdup(names[i])))
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -149,7 +150,7 @@ int nn_imgset_folder(const char *dir, const nn_label_opts *lo, long limit, nn_im
         }
         char *sub = join(dir, classes.v[c]);
         if (!sub) {
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
             break;
         }
         r = list_dir(sub, 0, &files, e);
@@ -164,14 +165,14 @@ int nn_imgset_folder(const char *dir, const nn_label_opts *lo, long limit, nn_im
                 lcap = lcap ? lcap * 2 : 1024;
                 int *nl = realloc(labels, lcap * sizeof *nl);
                 if (!nl) {
-                    r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+                    r = nn_fail(e, NN_ENOMEM, "out of memory");
                     break;
                 }
                 labels = nl;
             }
             labels[paths.n] = label;
             if (sv_push(&paths, join(sub, files.v[f])))
-                r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+                r = nn_fail(e, NN_ENOMEM, "out of memory");
         }
         sv_free(&files);
         free(sub);
@@ -262,7 +263,7 @@ int nn_imgset_list(const char *csv, const nn_label_opts *lo, long limit, nn_imgs
     out->origin = csv;
     unsigned char *buf;
     size_t len;
-    int r = nn_read_file(csv, (size_t)NN_MAX_BYTES, &buf, &len, e);
+    int r = nn_read_text_file(csv, (size_t)NN_MAX_BYTES, &buf, &len, e);
     if (r)
         return r;
     strvec paths = {0}, labs = {0};
@@ -305,7 +306,7 @@ int nn_imgset_list(const char *csv, const nn_label_opts *lo, long limit, nn_imgs
         if (limit > 0 && paths.n >= (size_t)limit)
             break;
         if (sv_push(&paths, nn_path_join_dir(csv, f0)) || sv_push(&labs, nn_strdup(f1)))
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
         p = next;
     }
     free(buf);
@@ -313,7 +314,7 @@ int nn_imgset_list(const char *csv, const nn_label_opts *lo, long limit, nn_imgs
         r = nn_fail(e, NN_EDATA, "%s: no `path,label` lines", csv);
     int *labels = r ? NULL : malloc(paths.n * sizeof(int));
     if (!r && !labels)
-        r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+        r = nn_fail(e, NN_ENOMEM, "out of memory");
     if (!r && lo && lo->class_names) {
         for (size_t i = 0; !r && i < labs.n; i++) {
             long v;
@@ -337,9 +338,10 @@ int nn_imgset_list(const char *csv, const nn_label_opts *lo, long limit, nn_imgs
         /* distinct labels by sorting (n log n: a list may hold millions of lines) */
         char **sorted = malloc((labs.n ? labs.n : 1) * sizeof(char *));
         if (!sorted)
-            r = nn_fail(e, NN_ESOFTWARE, "out of memory");
+            r = nn_fail(e, NN_ENOMEM, "out of memory");
         if (!r) {
-            memcpy(sorted, labs.v, labs.n * sizeof(char *));
+            if (labs.n)
+                memcpy(sorted, labs.v, labs.n * sizeof(char *));
             qsort(sorted, labs.n, sizeof(char *), all_int ? cmpnum : cmpstr);
             size_t nd = 0;
             for (size_t i = 0; i < labs.n; i++)
@@ -376,7 +378,7 @@ int nn_imgset_decode(const nn_imgset *s, const int *rows, size_t nrows, int c, i
     out->y = malloc((n ? n : 1) * sizeof(int));
     if (!out->x || !out->y) {
         nn_dataset_free(out);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory decoding %s", s->origin);
+        return nn_fail(e, NN_ENOMEM, "out of memory decoding %s", s->origin);
     }
     for (size_t i = 0; i < n; i++) {
         size_t k = rows ? (size_t)rows[i] : i;
@@ -464,7 +466,7 @@ int nn_prefetch_start(nn_prefetch **out, const nn_imgset *s, const int *rows, co
     *out = NULL;
     nn_prefetch *pf = calloc(1, sizeof *pf);
     if (!pf)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     pf->set = s;
     pf->rows = rows;
     pf->n = n;
@@ -483,7 +485,7 @@ int nn_prefetch_start(nn_prefetch **out, const nn_imgset *s, const int *rows, co
     }
     if (!ok) {
         nn_prefetch_stop(pf);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory for the image prefetch buffers");
+        return nn_fail(e, NN_ENOMEM, "out of memory for the image prefetch buffers");
     }
     for (size_t i = 0; i < n; i++)
         pf->order[i] = order ? order[i] : (int)i;

@@ -89,7 +89,7 @@ int nn_text_load(const nn_source *src, const int *vocab, int nvocab, double val_
     if (!train->x || !train->y) {
         free(buf);
         nn_dataset_free(train);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     size_t nt = windows(buf, ntr, T, train, 0);
     size_t nv = nval > (size_t)T ? windows(buf + ntr, nval, T, train, nt) : 0;
@@ -105,7 +105,7 @@ int nn_text_load(const nn_source *src, const int *vocab, int nvocab, double val_
     train->class_names = calloc((size_t)V, sizeof(char *));
     if (!train->class_names) {
         nn_dataset_free(train);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     train->nclasses = V;
     for (int b = 0; b < 256; b++) {
@@ -115,7 +115,7 @@ int nn_text_load(const nn_source *src, const int *vocab, int nvocab, double val_
         snprintf(num, sizeof num, "%d", b);
         if (!(train->class_names[map[b]] = nn_strdup(num))) {
             nn_dataset_free(train);
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");
+            return nn_fail(e, NN_ENOMEM, "out of memory");
         }
     }
     return 0;

@@ -82,7 +82,7 @@ static const char *const alpha_keys[] = {"alpha", NULL};
             return rc;                                                               \
         float *p = malloc(sizeof *p);                                                \
         if (!p)                                                                      \
-            return nn_fail(e, NN_ESOFTWARE, "out of memory");                        \
+            return nn_fail(e, NN_ENOMEM, "out of memory");                        \
         *p = (float)a;                                                               \
         L->p = p;                                                                    \
         return 0;                                                                    \

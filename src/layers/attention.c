@@ -55,7 +55,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
     attention *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     L->p = p;
     double rate;
     int r = nn_layer_get_int(j, "heads", path, 1, 1 << 12, INT32_MIN, &p->heads, e);

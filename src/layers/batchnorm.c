@@ -41,7 +41,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
         return r;
     batchnorm *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     p->momentum = (float)m;
     p->eps = (float)eps;
     L->p = p;

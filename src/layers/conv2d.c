@@ -57,7 +57,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
     conv2d *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     L->p = p;
     int r = nn_layer_get_int(j, "filters", path, 1, 1 << 16, INT32_MIN, &p->filters, e);
     if (!r)

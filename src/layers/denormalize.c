@@ -61,7 +61,7 @@ static int fit(nn_layer *L, nn_dev *d, const float *t, int tdim, const int *rows
         free(sum);
         free(sq);
         free(h);
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++)
         for (int k = 0; k < D; k++) {

@@ -18,7 +18,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
     dense *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     L->p = p;
     int r = nn_layer_get_int_or_vocab(j, "units", path, 1, 1 << 20, INT32_MIN, &p->units, e);
     if (!r)

@@ -17,7 +17,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
         return r;
     dropout *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     p->rate = (float)rate;
     L->p = p;
     return 0;

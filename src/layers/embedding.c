@@ -38,7 +38,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
     embedding *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     L->p = p;
     int r = nn_layer_get_int_or_vocab(j, "input_dim", path, 1, 1 << 24, INT32_MIN, &p->input_dim, e);
     if (!r)
@@ -56,6 +56,11 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
     int r = nn_layer_vocab(L, "input_dim", &p->input_dim, e);
     if (r)
         return r;
+    if (L->vocab > 0 && p->input_dim < L->vocab)
+        return nn_fail(e, NN_EDATA,
+                       "%s.input_dim: %d is smaller than the text's vocabulary of %d symbols: ids from %d on would "
+                       "read zeros and never learn (use \"vocab\")",
+                       path, p->input_dim, L->vocab, p->input_dim);
     if (s->nd != 1)
         return nn_fail(e, NN_EDATA,
                        "%s: embedding needs a [sequence_length] input of token ids; got %s", path,

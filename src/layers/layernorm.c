@@ -32,7 +32,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
         return r;
     layernorm *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     p->eps = (float)eps;
     L->p = p;
     return 0;

@@ -87,7 +87,7 @@ static int concat_parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e
         return r;
     concat *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     p->axis = axis;
     L->p = p;
     return 0;

@@ -36,7 +36,7 @@ static int parse_common(nn_layer *L, const cJSON *j, const char *path, int max, 
 {
     pool2d *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     L->p = p;
     p->max = max;
     static const int two[2] = {2, 2}, zero[2] = {0, 0};

@@ -48,7 +48,7 @@ static int parse_common(nn_layer *L, const cJSON *j, const char *path, int gru, 
 {
     rnn *p = calloc(1, sizeof *p);
     if (!p)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     L->p = p;
     p->gru = gru;
     int r = nn_layer_get_int(j, "units", path, 1, 1 << 16, INT32_MIN, &p->units, e);

@@ -10,7 +10,7 @@
  *   - regression by index, no header, labels optional (infer on rows);
  *   - features only (no label column);
  *   - a time series (windows, horizon, stride, feature columns) and its forecast.
- * Checked beyond memory safety: failures return 65/66/70 with a message;
+ * Checked beyond memory safety: failures return 65/66/71 with a message;
  * a loaded dataset is consistent (finite features, labels in range). */
 #include <math.h>
 #include <stdio.h>
@@ -40,7 +40,7 @@ static void load(int cfg, const nn_source *src, const nn_label_opts *lo)
     if (fuzz_verbose())
         fprintf(stderr, "csv[%d]: %d n=%zu dim=%zu %s\n", cfg, r, r ? 0 : d.n, r ? 0 : d.dim, r ? e.msg : "");
     if (r) {
-        check(r == 65 || r == 66 || r == 70, "failed with a code other than 65/66/70", cfg, &e);
+        check(r == 65 || r == 66 || r == 71, "failed with a code other than 65/66/71", cfg, &e);
         check(e.msg[0] != 0, "failed without a message", cfg, &e);
         nn_dataset_free(&d); /* callers free after a failure too */
         return;

@@ -7,7 +7,7 @@
  *               limit (0, 1, 2, 100)
  *   bytes 1-2   u16 LE: length of the images file (clamped to what is left)
  *   then        the images file, then the labels file (the rest)
- * Checked beyond memory safety: failures return 65/66/70 with a message; a
+ * Checked beyond memory safety: failures return 65/66/71 with a message; a
  * loaded dataset is consistent (finite values, labels < nclasses, limit). */
 #include <math.h>
 #include <stdio.h>
@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (fuzz_verbose())
         fprintf(stderr, "idx: %d n=%zu dim=%zu %s\n", r, r ? 0 : d.n, r ? 0 : d.dim, r ? e.msg : "");
     if (r) {
-        check(r == 65 || r == 66 || r == 70, "failed with a code other than 65/66/70", &e);
+        check(r == 65 || r == 66 || r == 71, "failed with a code other than 65/66/71", &e);
         check(e.msg[0] != 0, "failed without a message", &e);
         nn_dataset_free(&d);
         return 0;

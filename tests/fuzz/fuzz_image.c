@@ -6,7 +6,7 @@
  *   byte 2   target width  1 + byte % 32
  *   then     the image file (PNG, JPEG, BMP, GIF, TGA, PNM, PSD, HDR, PIC)
  * The output buffer is exactly c*h*w floats (ASan catches any overrun) and
- * every value must lie in [0, 1]. Failures must return 65 (or 70 when out
+ * every value must lie in [0, 1]. Failures must return 65 (or 71 when out
  * of memory) with a message.
  *
  * stb_image and stb_image_resize are compiled into this target with
@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (fuzz_verbose())
         fprintf(stderr, "image c=%d h=%d w=%d: %d %s\n", c, h, w, r, e.msg);
     if (r) {
-        check(r == 65 || r == 70, "failed with a code other than 65/70", &e);
+        check(r == 65 || r == 71, "failed with a code other than 65/71", &e);
         check(e.msg[0] != 0, "failed without a message", &e);
     } else {
         for (int i = 0; i < c * h * w; i++)

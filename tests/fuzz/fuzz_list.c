@@ -3,7 +3,7 @@
  *
  * The input is the list file. It is read with derived classes, with given
  * class names (integer labels by index), and with a limit. No image is opened.
- * Checked beyond memory safety: failures return 65/66/70 with a message; a
+ * Checked beyond memory safety: failures return 65/66/71 with a message; a
  * loaded list is consistent (paths set, labels within the classes, names set). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +32,7 @@ static void load(int cfg, const nn_label_opts *lo, long limit)
     if (fuzz_verbose())
         fprintf(stderr, "list[%d]: %d n=%zu nclasses=%d %s\n", cfg, r, r ? 0 : s.n, r ? 0 : s.nclasses, r ? e.msg : "");
     if (r) {
-        check(r == 65 || r == 66 || r == 70, "failed with a code other than 65/66/70", cfg, &e);
+        check(r == 65 || r == 66 || r == 71, "failed with a code other than 65/66/71", cfg, &e);
         check(e.msg[0] != 0, "failed without a message", cfg, &e);
         nn_imgset_free(&s);
         return;

@@ -4,12 +4,14 @@
  * the checksum), and with its last 4 bytes replaced by the correct CRC-32 so
  * that mutations reach the header JSON, the tensor table and the tensor data
  * (otherwise almost every mutation stops at "checksum mismatch").
- * When a parse succeeds, the rest of what `nnrun eval/infer` does before
- * opening a device is run too: the stored model JSON is parsed, the net is
+ * When a parse succeeds, the loop position of a training checkpoint is read
+ * as `nnrun train --resume` does (nn_modelbin_resume), and the rest of what
+ * `nnrun eval/infer` does before opening a device is run too: the stored model JSON is parsed, the net is
  * built and every parameter's tensor is looked up and its shape compared.
  *
- * Checked beyond memory safety: failures return 65 (corrupt) or 70 (out of
+ * Checked beyond memory safety: failures return 65 (corrupt) or 71 (out of
  * memory) with a message; success gives consistent tensors. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,27 @@ static void after_parse(const nn_modelbin *c)
     for (int i = 0; i < c->nnorm; i++)
         check(c->std[i] > 0, "a normalisation std that is not positive", &e);
 
+    /* a training checkpoint's loop position (--resume), against a small and
+     * a large run: either refused with 65 or every field within the run */
+    static const struct { int epochs; size_t ntr; int B; } runs[] = {{2, 105, 16}, {1000000, (size_t)1 << 20, 1}};
+    for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
+        nn_resume rs;
+        nn_err re;
+        memset(&re, 0, sizeof re);
+        int rr = nn_modelbin_resume(c, "fuzz.ckpt", runs[k].epochs, runs[k].ntr, runs[k].B, &rs, &re);
+        if (fuzz_verbose())
+            fprintf(stderr, "resume: %d %s\n", rr, re.msg);
+        check(rr == 0 || (rr == 65 && re.msg[0]), "nn_modelbin_resume failed with a code other than 65 or no message", &re);
+        if (rr == 0) {
+            size_t nb = (runs[k].ntr + (size_t)runs[k].B - 1) / (size_t)runs[k].B;
+            check(rs.epoch >= 1 && rs.epoch <= runs[k].epochs + 1 && rs.batch <= nb &&
+                      rs.train_samples == runs[k].ntr && rs.optimizer_steps >= 0,
+                  "a resume position outside the run", &re);
+            for (int i = 0; i < 3; i++)
+                check(isfinite(rs.acc[i]), "a resume metric sum that is not finite", &re);
+        }
+    }
+
     nn_spec s;
     int r = nn_spec_parse(c->model_json, strlen(c->model_json), "fuzz.bin", &s, &e);
     int vocab = r == 0 ? nn_model_stored_vocab(&s, c->nclasses) : 0; /* as nn_model_load does */
@@ -69,7 +92,7 @@ static void parse_one(const unsigned char *buf, size_t len)
     if (fuzz_verbose())
         fprintf(stderr, "modelbin: %d %s\n", r, e.msg);
     if (r) {
-        check(r == 65 || r == 70, "nn_modelbin_parse failed with a code other than 65/70", &e);
+        check(r == 65 || r == 71, "nn_modelbin_parse failed with a code other than 65/71", &e);
         check(e.msg[0] != 0, "nn_modelbin_parse failed without a message", &e);
         nn_modelbin_free(&c); /* must be safe after a failed parse (nn_modelbin_read's callers do it) */
         return;

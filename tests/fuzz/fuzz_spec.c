@@ -8,7 +8,7 @@
  * layers and, without input.shape, [sequence_length]. Everything is freed, so LeakSanitizer
  * sees leaks on error paths too.
  *
- * Checked beyond memory safety: a failure returns 65 (bad JSON) or 70 (out of
+ * Checked beyond memory safety: a failure returns 65 (bad JSON) or 71 (out of
  * memory) with a non-empty message; success gives a sane spec. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (fuzz_verbose())
         fprintf(stderr, "spec: %d %s\n", r, e.msg);
     if (r) {
-        check(r == 65 || r == 70, "nn_spec_parse failed with a code other than 65/70", &e);
+        check(r == 65 || r == 71, "nn_spec_parse failed with a code other than 65/71", &e);
         check(e.msg[0] != 0, "nn_spec_parse failed without a message", &e);
         nn_spec_free(&s);
         return 0;
@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         nn_err e2;
         memset(&e2, 0, sizeof e2);
         int r2 = nn_spec_parse(canon, strlen(canon), "canonical.json", &s2, &e2);
-        check(r2 == 0 || r2 == 70, "the canonical JSON of a valid spec does not parse again", &e2);
+        check(r2 == 0 || r2 == 71, "the canonical JSON of a valid spec does not parse again", &e2);
         nn_spec_free(&s2);
         free(canon);
     }
@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         if (fuzz_verbose())
             fprintf(stderr, "net: %d %s\n", r, r ? e.msg : "");
         if (r) {
-            check(r == 65 || r == 70, "nn_net_build failed with a code other than 65/70", &e);
+            check(r == 65 || r == 71, "nn_net_build failed with a code other than 65/71", &e);
             check(e.msg[0] != 0, "nn_net_build failed without a message", &e);
         } else {
             check(net.in_dim > 0 && net.out_dim > 0, "nn_net_build succeeded with an empty input or output", &e);

@@ -7,7 +7,7 @@
  *            k bytes are the model's vocabulary (as `nnrun eval` passes the
  *            byte values stored in model.bin)
  *   then     the corpus
- * Checked beyond memory safety: failures return 65/66/70 with a message; a
+ * Checked beyond memory safety: failures return 65/66/71 with a message; a
  * loaded corpus is consistent (ids within the vocabulary, names set). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         fprintf(stderr, "text T=%d frac=%g nvocab=%d: %d n=%zu nval=%zu %s\n", T, frac, nvocab, r, r ? 0 : d.n, nval,
                 r ? e.msg : "");
     if (r) {
-        check(r == 65 || r == 66 || r == 70, "failed with a code other than 65/66/70", &e);
+        check(r == 65 || r == 66 || r == 71, "failed with a code other than 65/66/71", &e);
         check(e.msg[0] != 0, "failed without a message", &e);
         nn_dataset_free(&d);
         return 0;

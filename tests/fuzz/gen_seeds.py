@@ -275,6 +275,23 @@ def text_seeds():
     put("text", "missing_byte", bytes([2, 0, 3]) + b"abc" + b"abcabd")
 
 
+# ------------------------------------------------------------------ tune
+def tune_seeds():
+    # first byte: even = clblast-*.tune (CLBlast parameters), odd = gemm-*.choice
+    direct = "XGEMM_MIN_INDIRECT_SIZE 4611686018427387904 XgemmDirect"
+    put("tune", "direct_ok", b"\0" + (direct + " WGD 32 MDIMCD 16 NDIMCD 16 MDIMAD 16 NDIMBD 16 KWID 2 VWMD 1 VWND 2"
+                                       " PADA 1 PADB 1\n").encode())
+    put("tune", "direct_wgd0", b"\0" + (direct + " WGD 0 MDIMCD 8 NDIMCD 8 MDIMAD 8 NDIMBD 8 KWID 2 VWMD 1 VWND 1"
+                                         " PADA 1 PADB 1\n").encode())
+    put("tune", "direct_wg65536", b"\0" + (direct + " WGD 256 MDIMCD 256 NDIMCD 256 MDIMAD 256 NDIMBD 256 KWID 2"
+                                            " VWMD 1 VWND 1 PADA 1 PADB 1\n").encode())
+    put("tune", "xgemm_ok", b"\2" + b"XGEMM_MIN_INDIRECT_SIZE 1000000 Xgemm GEMMK 0 KREG 1 KWG 32 KWI 2 MDIMA 16"
+                                    b" MDIMC 16 MWG 64 NDIMB 16 NDIMC 16 NWG 64 SA 1 SB 1 STRM 0 STRN 0 VWM 2 VWN 2\n")
+    put("tune", "choices", b"\1" + b"NNRUN_GEMM_CHOICE 1\n0 0 128 512 784 1 native 256 4\n1 0 784 512 128 1 clblast"
+                                   b" 128 2\n0 1 128 784 512 1 native 64 8\n")
+    put("tune", "choices_bad", b"\1" + b"NNRUN_GEMM_CHOICE 1\n0 0 1 2 3 1 quantum 0 0\n")
+
+
 # ------------------------------------------------------------------ modelbin
 def modelbin_seeds(nnrun):
     if not nnrun:
@@ -321,6 +338,7 @@ def main():
     image_seeds()
     list_seeds()
     text_seeds()
+    tune_seeds()
     modelbin_seeds(os.path.abspath(a.nnrun) if a.nnrun else None)
 
 

@@ -6,7 +6,7 @@
 #   tests/fuzz/run.sh --replay [TARGET...]   run every reproducer in
 #                                            tests/fuzz/crashes/TARGET-* once:
 #                                            PASS/FAIL lines
-# TARGETs: spec csv idx image modelbin list text onnx (default: all). Seeds come from
+# TARGETs: spec csv idx image modelbin list text onnx tune (default: all). Seeds come from
 # tests/fuzz/corpus/TARGET/ (read only); what the fuzzer learns goes to
 # $FUZZ_BUILD/corpus/TARGET/ (default build-fuzz), kept between runs; crashes,
 # leaks, timeouts and out-of-memory inputs to $FUZZ_BUILD/artifacts/.
@@ -28,7 +28,7 @@ if [ "${1:-}" = --replay ]; then
     replay=1
     shift
 fi
-targets=${*:-spec csv idx image modelbin list text onnx}
+targets=${*:-spec csv idx image modelbin list text onnx tune}
 
 max_len() {
     case $1 in

@@ -940,3 +940,18 @@ TEST(data_free_functions)
     nn_source_free(NULL);
     return 0;
 }
+
+/* nn_find_duplicate: the earliest second occurrence and its first one, as a
+ * pairwise scan would report them, in O(n log n). */
+TEST(util_find_duplicate)
+{
+    const char *a[] = {"x", "b", "c", "b", "x", "c"};
+    size_t f = 99, s = 99;
+    CHECK(nn_find_duplicate(a, 6, &f, &s) == 1 && f == 1 && s == 3, "got %d %zu %zu", nn_find_duplicate(a, 6, &f, &s), f, s);
+    const char *b[] = {"q", "r", "s"};
+    CHECK(nn_find_duplicate(b, 3, &f, &s) == 0, "unique names");
+    CHECK(nn_find_duplicate(b, 0, &f, &s) == 0 && nn_find_duplicate(b, 1, &f, &s) == 0, "0 and 1 names");
+    const char *c[] = {"m", "z", "m", "m"};
+    CHECK(nn_find_duplicate(c, 4, &f, &s) == 1 && f == 0 && s == 2, "three of a kind: %zu %zu", f, s);
+    return 0;
+}

@@ -1313,7 +1313,7 @@ static int param_stats(nn_net *net, int layer, int param, init_stats *st, nn_err
     nn_param *P = &net->L[layer].param[param];
     double *v = malloc(P->n * sizeof *v);
     if (!v)
-        return nn_fail(e, NN_ESOFTWARE, "out of memory");
+        return nn_fail(e, NN_ENOMEM, "out of memory");
     int r = tu_download(P->w, 0, v, P->n, e);
     memset(st, 0, sizeof *st);
     st->lo = st->hi = v[0];
