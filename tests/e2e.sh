@@ -153,6 +153,13 @@ nn summary "$T/lstm.bin"
 WHY="summary of a text model.bin: $(rc_text "$RC")"
 DETAIL="$ERR"
 check text/summary_bin eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "^parameters "'
+# eval --data with a text file: no data source reads it that way; the message
+# says what eval --data takes (it used to say "not trained on CSV")
+nn eval "$T/lstm.bin" --data "$T/cat.txt"
+WHY="$(rc_text "$RC"); expected 2 naming the file, the training format 'text' and what --data takes"
+DETAIL="$ERR"
+check text/eval_data_message eval '[ "$RC" = 2 ] && printf "%s" "$ERR" | grep -q "cat.txt: eval cannot read this file" &&
+    printf "%s" "$ERR" | grep -q "format .text." && printf "%s" "$ERR" | grep -q "leave out --data"'
 
 cat >"$T/gpt.json" <<JSON
 {"name": "cat-gpt",

@@ -46,7 +46,11 @@ static int pick_source(nn_model *m, nn_opt *opts, nn_source *src, int *owned, nn
     } else {
         if (!tf || !tf->copy_for_eval) {
             *owned = 1;
-            return nn_fail(e, NN_EUSAGE, "nnrun eval: the model was not trained on CSV; give --data IMAGES --labels LABELS");
+            return nn_fail(e, NN_EUSAGE,
+                           "nnrun eval: --data %s: eval cannot read this file as the model's training data (format "
+                           "'%s') was read; give a folder of class folders, a .csv file, or IDX --data IMAGES --labels "
+                           "LABELS, or leave out --data to use the model's data.test",
+                           data, tf ? tf->name : "none recorded");
         }
         f = tf; /* any other file: read with the training source's settings */
     }
