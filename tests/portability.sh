@@ -84,7 +84,7 @@ if [ "$sel_ok" = 1 ]; then ok select; else ko select "$why"; fi
 mkdir -p "$T/cache"
 NNRUN_CACHE_DIR=$T/cache "$NNRUN" train models/iris_mlp.json --device intel --quiet --output "$T/a.bin" 2>"$T/e1"
 NNRUN_CACHE_DIR=$T/cache "$NNRUN" train models/iris_mlp.json --device portable --quiet --output "$T/b.bin" 2>"$T/e2"
-n=$(ls "$T"/cache/*.clbin 2>/dev/null | wc -l)
+n=$(ls "$T"/cache/*.nnkc 2>/dev/null | wc -l)
 if [ "$n" = 2 ]; then ok cache; else ko cache "expected one cached program per implementation, found $n ($(cat "$T/e1" "$T/e2"))"; fi
 
 # the suites on the Intel device (unit, cli, e2e; reliability stays on PoCL)
