@@ -256,3 +256,41 @@ TEST(blas_gemm_policy_determinism)
     mats_free(&g);
     return 0;
 }
+
+/* The policy's order: a forced backend, else a tuned shape's winner (with
+ * its knobs; invalid knobs are refused), else the device default. */
+TEST(blas_gemm_policy_tuned)
+{
+    NEED_DEV(d);
+    if (!nn_blas_usable(d, NN_GEMM_NATIVE))
+        SKIP("the native GEMM cannot run on %s", d->name);
+    nn_gemm_backend was = nn_blas_force(d, NN_GEMM_AUTO);
+    nn_gemm_backend dflt = nn_blas_choice(d, 0, 0, 128, 512, 784, 1);
+    nn_gemm_backend other = dflt == NN_GEMM_NATIVE ? NN_GEMM_CLBLAST : NN_GEMM_NATIVE;
+    nn_gemm_shape s = {1, 0, 33, 47, 59, 3, 1}; /* stays tuned: no other test uses this shape */
+    int r = nn_blas_set_shape_choice(d, &s, other, (nn_native_knobs){128, 2});
+    int bad = nn_blas_set_shape_choice(d, &s, NN_GEMM_NATIVE, (nn_native_knobs){3, 2}); /* kc < 8 */
+    nn_gemm_backend tuned = nn_blas_choice(d, 1, 0, 33, 47, 59, 3);
+    nn_gemm_backend near = nn_blas_choice(d, 1, 0, 33, 47, 59, 1); /* another batch: not the tuned shape */
+    nn_blas_force(d, NN_GEMM_CLBLAST);
+    nn_gemm_backend forced = nn_blas_choice(d, 1, 0, 33, 47, 59, 3);
+    nn_blas_force(d, was);
+    CHECK(r == 0, "a valid tuned choice was refused");
+    CHECK(bad != 0, "a tuned choice with kc = 3 was accepted");
+    CHECK(tuned == other, "the tuned shape runs %s, not the tuned %s", nn_blas_backend_name(tuned),
+          nn_blas_backend_name(other));
+    CHECK(near == dflt, "a shape tune did not measure runs %s, not the default %s", nn_blas_backend_name(near),
+          nn_blas_backend_name(dflt));
+    CHECK(forced == NN_GEMM_CLBLAST, "a forced backend did not win over the tuned choice");
+    /* and the tuned shape still computes correctly through its backend */
+    gcase c = {1, 0, 33, 47, 59, 3, 1.0f, 0.0f};
+    gmats g = {0};
+    if (mats_make(d, &c, &g))
+        return 1;
+    double *got = tu_xmalloc(g.csz * sizeof(double));
+    if (run_case(d, &c, &g, got) || check_result(&c, &g, got, "tuned"))
+        return 1;
+    free(got);
+    mats_free(&g);
+    return 0;
+}
