@@ -25,7 +25,7 @@ struct nn_blas {
     size_t splitk_bytes;
     long splitk_count;
     /* native kernel: device facts and the knobs the cost model uses */
-    int native_ok;               /* enough local memory for the smallest plan */
+    int native_ok;               /* the local memory holds a block of mb_max rows' panels */
     int nr, mb_max;
     nn_native_knobs knobs;       /* where no shape choice applies */
     cl_ulong local_mem;
@@ -272,7 +272,7 @@ int nn_blas_open(nn_dev *d, nn_gemm_backend force, nn_err *e)
         if ((p = strstr(knobs, "nr=")) && sscanf(p + 3, "%d", &v) == 1 && (v == 16 || v == 32))
             b->nr = v;
         if ((p = strstr(knobs, "kc=")) && sscanf(p + 3, "%d", &v) == 1 && v >= 8 && v <= 4096)
-            b->knobs.kc = v;
+            b->knobs.kc = v / 8 * 8; /* the plan's K blocks are multiples of 8 */
         if ((p = strstr(knobs, "mb=")) && sscanf(p + 3, "%d", &v) == 1 && v >= 6 && v <= 1024)
             b->mb_max = v / NATIVE_MR * NATIVE_MR;
         if ((p = strstr(knobs, "per_unit=")) && sscanf(p + 9, "%d", &v) == 1 && v >= 1 && v <= 256)
@@ -346,7 +346,7 @@ static int knobs_fix(const struct nn_blas *b, nn_native_knobs *k)
         k->kc = b->knobs.kc;
     if (!k->per_unit)
         k->per_unit = b->knobs.per_unit;
-    if (k->kc < 8 || k->kc > 4096 || k->per_unit < 1 || k->per_unit > 256 ||
+    if (k->kc < 8 || k->kc > 4096 || k->kc % 8 || k->per_unit < 1 || k->per_unit > 256 ||
         native_local_bytes(b->nr, b->mb_max, k->kc) > b->local_mem)
         return -1;
     return 0;
