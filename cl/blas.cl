@@ -29,3 +29,20 @@ __kernel void gemm_scale_c(__global float *c, ulong coff, int ldc, ulong cstride
     __global float *cp = c + coff + get_global_id(1) * cstride + (size_t)r * (size_t)ldc + (size_t)col;
     *cp = beta == 0.0f ? 0.0f : beta * *cp;
 }
+
+/* The GEMM epilogue as a kernel (src/blas.c, where the implementation cannot
+ * fuse it): c[i][j] = act(c[i][j] + bias[j]) over m*n items; the arithmetic
+ * of gemm.cl's gemm_epilogue. */
+__kernel void gemm_bias_act(__global float *c, ulong coff, int ldc, int m, int n, __global const float *bias,
+                            int has_bias, int act)
+{
+    int i = get_global_id(0);
+    if (i >= m * n)
+        return;
+    int r = i / n, col = i - r * n;
+    __global float *cp = c + coff + (size_t)r * (size_t)ldc + (size_t)col;
+    float v = *cp;
+    if (has_bias)
+        v += bias[col];
+    *cp = act_apply(v, act);
+}

@@ -14,6 +14,30 @@ __kernel void gather_rows(__global const float *src, __global const int *idx, in
     dst[i] = v;
 }
 
+/* The same for CPU devices: work-item i copies rows [i per, (i+1) per), each
+ * a contiguous run, 8 floats at a time (the same arithmetic). */
+__kernel void gather_rows_run(__global const float *src, __global const int *idx, int start, int n, int dim,
+                              __global const float *norm, int use_norm, __global float *dst, int per)
+{
+    int r0 = get_global_id(0) * per, r1 = min(n, r0 + per);
+    for (int r = r0; r < r1; r++) {
+        __global const float *s = src + (size_t)idx[start + r] * dim;
+        __global float *o = dst + (size_t)r * dim;
+        int j = 0;
+        if (use_norm) {
+            for (; j + 8 <= dim; j += 8)
+                vstore8((vload8(0, s + j) - vload8(0, norm + j)) * vload8(0, norm + dim + j), 0, o + j);
+            for (; j < dim; j++)
+                o[j] = (s[j] - norm[j]) * norm[dim + j];
+        } else {
+            for (; j + 8 <= dim; j += 8)
+                vstore8(vload8(0, s + j), 0, o + j);
+            for (; j < dim; j++)
+                o[j] = s[j];
+        }
+    }
+}
+
 /* dst[r, j] = src[idx[start + r], j] for rows of `len` ints (text labels) */
 __kernel void gather_int_rows(__global const int *src, __global const int *idx, int start, int n, int len,
                               __global int *dst)

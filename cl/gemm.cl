@@ -26,7 +26,9 @@
  * op(A)[i][k] = TA ? A[k*lda + i] : A[i*lda + k];
  * op(B)[k][j] = TB ? B[j*ldb + k] : B[k*ldb + j].
  * Batch b (get_global_id(1)) adds b*astride, b*bstride, b*cstride.
- * beta == 0 never reads C (BLAS semantics: C may hold NaN). */
+ * beta == 0 never reads C (BLAS semantics: C may hold NaN).
+ * epi != 0: then C = act(C + bias[j]) per block (gemm_epilogue): a dense
+ * layer's bias and activation with no second launch or pass over memory. */
 
 #define GEMM_MR 6
 
@@ -224,6 +226,32 @@ inline void gemm_micro32(int kb, __local const float *a, __local const float *b,
     GEMM_STORE8(5, 0, c50) GEMM_STORE8(5, 1, c51) GEMM_STORE8(5, 2, c52) GEMM_STORE8(5, 3, c53)
 }
 
+/* The epilogue, on a work-item's finished block of C (still in its cache):
+ * C[i][j] = act(C[i][j] + bias[j]) (bias: has_bias; act: ACT_*), with the
+ * arithmetic of dense.cl's bias_act_forward, so fused and unfused agree bit
+ * for bit. */
+inline void gemm_epilogue(__global float *C, int ldc, int rows, int cols, __global const float *bias, int has_bias,
+                          int act)
+{
+    for (int i = 0; i < rows; i++) {
+        __global float *cr = C + (size_t)i * ldc;
+        int j = 0;
+        for (; j + 8 <= cols; j += 8) {
+            float8 v = vload8(0, cr + j);
+            if (has_bias)
+                v += vload8(0, bias + j);
+            if (act == ACT_RELU)
+                v = select((float8)0.0f, v, v > (float8)0.0f);
+            else if (act != ACT_NONE)
+                v = (float8)(act_apply(v.s0, act), act_apply(v.s1, act), act_apply(v.s2, act), act_apply(v.s3, act),
+                             act_apply(v.s4, act), act_apply(v.s5, act), act_apply(v.s6, act), act_apply(v.s7, act));
+            vstore8(v, 0, cr + j);
+        }
+        for (; j < cols; j++)
+            cr[j] = act_apply(has_bias ? cr[j] + bias[j] : cr[j], act);
+    }
+}
+
 /* One work-item: block (bm, bn) of the grid of mb x nb blocks of batch entry
  * get_global_id(1). kc: K block length; nc: B sub-block width (a multiple
  * of nr); Ap holds mb x kc floats (mb rounded up to MR), Bp kc x nc. */
@@ -231,7 +259,7 @@ inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int 
                            __global const float *A, ulong aoff, int lda, ulong astride, __global const float *B,
                            ulong boff, int ldb, ulong bstride, float beta, __global float *C, ulong coff, int ldc,
                            ulong cstride, int mb, int nb, int kc, int nc, int nblk_n, __local float *Ap,
-                           __local float *Bp)
+                           __local float *Bp, __global const float *bias, int epi)
 {
     int blk = get_global_id(0), bi = blk / nblk_n, bj = blk - bi * nblk_n;
     ulong batch = get_global_id(1);
@@ -263,6 +291,8 @@ inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int 
             }
         }
     }
+    if (epi) /* bit 0: a bias per column; the rest: the activation */
+        gemm_epilogue(C + (size_t)i0 * ldc + j0, ldc, rows, cols, bias + j0, epi & 1, epi >> 1);
 }
 
 /* gemm_cpu<NR>_<op(A)><op(B)>: n = plain, t = transposed. */
@@ -270,10 +300,10 @@ inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int 
     __kernel void name(int M, int N, int K, float alpha, __global const float *A, ulong aoff, int lda,          \
                        ulong astride, __global const float *B, ulong boff, int ldb, ulong bstride, float beta,     \
                        __global float *C, ulong coff, int ldc, ulong cstride, int mb, int nb, int kc, int nc,      \
-                       int nblk_n, __local float *Ap, __local float *Bp)                                           \
+                       int nblk_n, __local float *Ap, __local float *Bp, __global const float *bias, int epi)      \
     {                                                                                                              \
         gemm_cpu_block(TA, TB, NR, M, N, K, alpha, A, aoff, lda, astride, B, boff, ldb, bstride, beta, C, coff,   \
-                       ldc, cstride, mb, nb, kc, nc, nblk_n, Ap, Bp);                                              \
+                       ldc, cstride, mb, nb, kc, nc, nblk_n, Ap, Bp, bias, epi);                                   \
     }
 
 GEMM_CPU_KERNEL(gemm_cpu16_nn, 0, 0, 16)

@@ -49,6 +49,8 @@ typedef struct gemm_args {
     float alpha, beta;
     cl_mem a, b, c;
     size_t aoff, lda, astride, boff, ldb, bstride, coff, ldc, cstride;
+    cl_mem bias;  /* the epilogue (nn_gemm_bias_act; batch 1): C = act(C + bias[col]) */
+    int epi;      /* 0: none; else bit 0: bias, the rest: the activation */
 } gemm_args;
 
 /* ------------------------------------------------------------------ CLBlast */
@@ -174,11 +176,11 @@ static int native_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
     size_t bbytes = (size_t)p.kc * (size_t)p.nc * sizeof(float);
     double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch;
     return nn_launch2f(d, names[p.nr == 32][g->ta][g->tb], (size_t)p.nblk_m * (size_t)p.nblk_n, g->batch, 1, 1,
-                       flops, e, 24, KINT(g->m), KINT(g->n), KINT(g->k), KFLT(g->alpha), KMEM(g->a),
+                       flops, e, 26, KINT(g->m), KINT(g->n), KINT(g->k), KFLT(g->alpha), KMEM(g->a),
                        KULONG(g->aoff), KINT(g->lda), KULONG(g->astride), KMEM(g->b), KULONG(g->boff), KINT(g->ldb),
                        KULONG(g->bstride), KFLT(g->beta), KMEM(g->c), KULONG(g->coff), KINT(g->ldc),
                        KULONG(g->cstride), KINT(p.mb), KINT(p.nb), KINT(p.kc), KINT(p.nc), KINT(p.nblk_n),
-                       KLOCAL(abytes), KLOCAL(bbytes));
+                       KLOCAL(abytes), KLOCAL(bbytes), KMEM(g->bias ? g->bias : g->c), KINT(g->epi));
 }
 
 /* ------------------------------------------------------- the table, policy */
@@ -187,11 +189,12 @@ typedef struct gemm_impl {
     const char *name, *what;
     int (*usable)(const nn_dev *d);
     int (*gemm)(nn_dev *d, const gemm_args *g, nn_err *e);
+    int epilogue; /* gemm applies g->epi itself; else dispatch adds a kernel */
 } gemm_impl;
 
 static const gemm_impl impls[NN_GEMM_NBACKENDS] = {
-    [NN_GEMM_CLBLAST] = {"clblast", "CLBlast", clblast_usable, clblast_gemm},
-    [NN_GEMM_NATIVE] = {"native", "nnrun's CPU-shaped OpenCL GEMM", native_usable, native_gemm},
+    [NN_GEMM_CLBLAST] = {"clblast", "CLBlast", clblast_usable, clblast_gemm, 0},
+    [NN_GEMM_NATIVE] = {"native", "nnrun's CPU-shaped OpenCL GEMM", native_usable, native_gemm, 1},
 };
 
 static int native_usable(const nn_dev *d) { return d->blas && d->blas->native_ok; }
@@ -438,6 +441,14 @@ static int check_args(const gemm_args *g, nn_err *e)
     return 0;
 }
 
+/* The epilogue as a kernel of its own, for implementations (and paths:
+ * k = 0, split-K) that cannot fuse it. */
+static int epilogue_kernel(nn_dev *d, const gemm_args *g, nn_err *e)
+{
+    return nn_launch(d, "gemm_bias_act", g->m * g->n, 0, e, 8, KMEM(g->c), KULONG(g->coff), KINT(g->ldc), KINT(g->m),
+                     KINT(g->n), KMEM(g->bias ? g->bias : g->c), KINT(g->epi & 1), KINT(g->epi >> 1));
+}
+
 static int dispatch(nn_dev *d, const gemm_args *g, nn_err *e)
 {
     if (!d->blas)
@@ -446,10 +457,17 @@ static int dispatch(nn_dev *d, const gemm_args *g, nn_err *e)
     if (r)
         return r;
     record(d->blas, g);
-    if (g->k == 0) /* no products: C = beta C, the same for every backend (CLBlast refuses k = 0) */
-        return nn_launch2(d, "gemm_scale_c", g->m * g->n, g->batch, 0, 0, e, 7, KMEM(g->c), KULONG(g->coff),
-                          KINT(g->ldc), KULONG(g->cstride), KINT(g->m), KINT(g->n), KFLT(g->beta));
-    return impls[gemm_choose(d->blas, g)].gemm(d, g, e);
+    if (g->k == 0) { /* no products: C = beta C, the same for every backend (CLBlast refuses k = 0) */
+        r = nn_launch2(d, "gemm_scale_c", g->m * g->n, g->batch, 0, 0, e, 7, KMEM(g->c), KULONG(g->coff),
+                       KINT(g->ldc), KULONG(g->cstride), KINT(g->m), KINT(g->n), KFLT(g->beta));
+        return r || !g->epi ? r : epilogue_kernel(d, g, e);
+    }
+    const gemm_impl *im = &impls[gemm_choose(d->blas, g)];
+    if (!g->epi || im->epilogue)
+        return im->gemm(d, g, e);
+    gemm_args plain = *g;
+    plain.epi = 0;
+    return (r = im->gemm(d, &plain, e)) ? r : epilogue_kernel(d, g, e);
 }
 
 /* Split-K: a GEMM whose output is a few tiles but whose inner dimension is
@@ -505,6 +523,7 @@ static int gemm_splitk(nn_dev *d, const gemm_args *g, size_t s, nn_err *e)
     p.bstride = g->tb ? kc : kc * g->ldb;
     p.beta = 0.0f;
     p.c = bl->splitk;
+    p.epi = 0;
     p.coff = 0;
     p.ldc = n;
     p.cstride = m * n;
@@ -521,20 +540,28 @@ static int gemm_splitk(nn_dev *d, const gemm_args *g, size_t s, nn_err *e)
     if (!r)
         r = nn_launch(d, "splitk_reduce", m * n, 0, e, 8, KMEM(bl->splitk), KINT(slices), KINT(m), KINT(n),
                       KFLT(g->beta), KMEM(g->c), KINT(g->coff), KINT(g->ldc));
-    return r;
+    return r || !g->epi ? r : epilogue_kernel(d, g, e);
+}
+
+int nn_gemm_bias_act(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                     cl_mem a, size_t aoff, size_t lda, cl_mem b, size_t boff, size_t ldb,
+                     float beta, cl_mem c, size_t coff, size_t ldc, cl_mem bias, int act, nn_err *e)
+{
+    if (!m || !n)
+        return 0;
+    gemm_args g = {ta, tb, m, n, k, 1, alpha, beta, a, b, c, aoff, lda, 0, boff, ldb, 0, coff, ldc, 0, bias,
+                   (bias != NULL) | act << 1};
+    if (!d->blas)
+        return dispatch(d, &g, e);
+    size_t s = splitk_chunks(d, m, n, k);
+    return s ? gemm_splitk(d, &g, s, e) : dispatch(d, &g, e);
 }
 
 int nn_gemm(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
             cl_mem a, size_t aoff, size_t lda, cl_mem b, size_t boff, size_t ldb,
             float beta, cl_mem c, size_t coff, size_t ldc, nn_err *e)
 {
-    if (!m || !n)
-        return 0;
-    gemm_args g = {ta, tb, m, n, k, 1, alpha, beta, a, b, c, aoff, lda, 0, boff, ldb, 0, coff, ldc, 0};
-    if (!d->blas)
-        return dispatch(d, &g, e);
-    size_t s = splitk_chunks(d, m, n, k);
-    return s ? gemm_splitk(d, &g, s, e) : dispatch(d, &g, e);
+    return nn_gemm_bias_act(d, ta, tb, m, n, k, alpha, a, aoff, lda, b, boff, ldb, beta, c, coff, ldc, NULL, 0, e);
 }
 
 int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha,

@@ -30,6 +30,15 @@ int nn_gemm(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha
             cl_mem a, size_t aoff, size_t lda, cl_mem b, size_t boff, size_t ldb,
             float beta, cl_mem c, size_t coff, size_t ldc, nn_err *e);
 
+/* The same, then C = act(C + bias[j]) once the product is complete: bias
+ * (n floats) may be NULL, act is an nn_act (NN_ACT_NONE: none). The native
+ * kernel applies it to each block of C while the block is in its cache;
+ * elsewhere (CLBlast, split-K, k = 0) a second kernel does, with the same
+ * arithmetic, so results do not depend on the path. */
+int nn_gemm_bias_act(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                     cl_mem a, size_t aoff, size_t lda, cl_mem b, size_t boff, size_t ldb,
+                     float beta, cl_mem c, size_t coff, size_t ldc, cl_mem bias, int act, nn_err *e);
+
 /* `batch` independent GEMMs, matrix i at offset + i*stride in each buffer. */
 int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                     cl_mem a, size_t aoff, size_t lda, size_t astride,

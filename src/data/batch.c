@@ -74,8 +74,13 @@ int nn_devdata_order(nn_dev *d, nn_devdata *dd, const int *order, nn_err *e)
 int nn_devdata_batch(nn_net *net, nn_devdata *dd, size_t start, int n, cl_mem target, nn_err *e)
 {
     nn_dev *d = net->dev;
-    int r = nn_launch(d, "gather_rows", (size_t)n * dd->dim, 0, e, 8, KMEM(dd->x), KMEM(dd->idx), KINT(start), KINT(n),
-                      KINT(dd->dim), KMEM(net->norm ? net->norm : dd->x), KINT(net->norm != NULL), KMEM(net->x_in));
+    nn_rows rs = nn_row_split(d, (size_t)n, 1); /* CPU devices: runs of whole rows */
+    int r = rs.local ? nn_launch(d, "gather_rows_run", rs.items, rs.local, e, 9, KMEM(dd->x), KMEM(dd->idx),
+                                 KINT(start), KINT(n), KINT(dd->dim), KMEM(net->norm ? net->norm : dd->x),
+                                 KINT(net->norm != NULL), KMEM(net->x_in), KINT(rs.per))
+                     : nn_launch(d, "gather_rows", (size_t)n * dd->dim, 0, e, 8, KMEM(dd->x), KMEM(dd->idx),
+                                 KINT(start), KINT(n), KINT(dd->dim), KMEM(net->norm ? net->norm : dd->x),
+                                 KINT(net->norm != NULL), KMEM(net->x_in));
     if (r || !target || !dd->has_targets)
         return r;
     if (dd->tdim)

@@ -61,14 +61,9 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     dense *p = L->p;
     size_t rows = rows_of(L, r->n), in = (size_t)L->in_shape[0].d[L->in_shape[0].nd - 1], u = (size_t)p->units;
-    int rc = nn_gemm(r->dev, 0, 0, rows, u, in, 1.0f, L->x[0], 0, in, L->param[0].w, 0, u, 0.0f, L->y, 0, u, e);
-    if (rc)
-        return rc;
-    if (!p->use_bias && L->act == NN_ACT_NONE)
-        return 0;
-    return nn_launch(r->dev, "bias_act_forward", rows * u, 0, e, 6, KMEM(L->y),
-                     KMEM(p->use_bias ? L->param[1].w : L->param[0].w), KINT(rows), KINT(u), KINT(p->use_bias),
-                     KINT(L->act));
+    /* y = act(x W + b): the bias and activation are the GEMM's epilogue */
+    return nn_gemm_bias_act(r->dev, 0, 0, rows, u, in, 1.0f, L->x[0], 0, in, L->param[0].w, 0, u, 0.0f, L->y, 0, u,
+                            p->use_bias ? L->param[1].w : NULL, L->act, e);
 }
 
 static int backward(nn_layer *L, const nn_run *r, nn_err *e)
@@ -76,11 +71,15 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     dense *p = L->p;
     size_t rows = rows_of(L, r->n), in = (size_t)L->in_shape[0].d[L->in_shape[0].nd - 1], u = (size_t)p->units;
     int rc = 0;
-    if (L->act != NN_ACT_NONE)
+    /* dY *= act'(Y) and db = column sums of dY, in one pass */
+    if (p->use_bias) {
+        int vec = (r->dev->type & CL_DEVICE_TYPE_CPU) && u % 8 == 0;
+        rc = nn_launch(r->dev, "act_bias_grad", vec ? u / 8 : u, vec, e, 7, KMEM(L->y), KMEM(L->dy),
+                       KMEM(L->param[1].g), KINT(rows), KINT(u), KINT(L->act), KINT(vec));
+    } else if (L->act != NN_ACT_NONE) {
         rc = nn_launch(r->dev, "act_grad_inplace", rows * u, 0, e, 4, KMEM(L->y), KMEM(L->dy), KINT(rows * u),
                        KINT(L->act));
-    if (!rc && p->use_bias)
-        rc = nn_launch(r->dev, "bias_grad", u, 0, e, 4, KMEM(L->dy), KMEM(L->param[1].g), KINT(rows), KINT(u));
+    }
     /* dW[in, u] = X^T dY */
     if (!rc)
         rc = nn_gemm(r->dev, 1, 0, in, u, rows, 1.0f, L->x[0], 0, in, L->dy, 0, u, 0.0f, L->param[0].g, 0, u, e);

@@ -12,8 +12,22 @@ PY=${PY:-/usr/bin/python3}  # Debian's python3-torch; tests/gpu/run.sh points it
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-$NNRUN bench models/fashion_mlp.json --batch-size 128 --json >"$out/w1.json"
-$NNRUN bench models/fashion_lenet.json --batch-size 64 --infer-batch 256 --json >"$out/w2.json"
+# W1-W3: ROUNDS rounds (default 3), nnrun and PyTorch alternating, so that a
+# busy moment of this (virtual) machine hits both; the table shows each
+# side's median and range over the rounds, the ratio of the medians.
+ROUNDS=${ROUNDS:-3}
+torch=0
+$PY -c 'import torch' 2>/dev/null && torch=1
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    $NNRUN bench models/fashion_mlp.json --batch-size 128 --json >"$out/w1.$r.json"
+    $NNRUN bench models/fashion_lenet.json --batch-size 64 --infer-batch 256 --json >"$out/w2.$r.json"
+    if [ "$torch" = 1 ]; then
+        OMP_WAIT_POLICY=passive $PY tests/bench/torch_bench.py W1 W2 W3 >"$out/torch.$r.json" ||
+            echo "tests/bench/torch_bench.py failed" >&2
+    fi
+    r=$((r + 1))
+done
 # nnrun's GEMM backends at the W1/W2 shapes (optional: older builds lack it)
 if ! $NNRUN bench --gemm --json >"$out/gemm.json" 2>"$out/gemm.err"; then
     echo "nnrun bench --gemm: not available ($(tail -n 1 "$out/gemm.err"))"
@@ -24,17 +38,27 @@ if ! { cc -O2 -pthread -o "$out/peak" tests/bench/peak.c && "$out/peak" >"$out/p
     echo "FMA peak: tests/bench/peak.c failed ($(tail -n 1 "$out/peak.err"))"
     : >"$out/peak.json"
 fi
-torch=0
-if $PY -c 'import torch' 2>/dev/null; then
-    # GEMM last: if it fails, W1-W3's lines are already written
-    OMP_WAIT_POLICY=passive $PY tests/bench/torch_bench.py W1 W2 W3 GEMM >"$out/torch.json" ||
-        echo "tests/bench/torch_bench.py failed" >&2
-    if [ -s "$out/torch.json" ]; then torch=1; fi
+if [ "$torch" = 1 ]; then
+    OMP_WAIT_POLICY=passive $PY tests/bench/torch_bench.py GEMM >"$out/torch.gemm.json" ||
+        echo "tests/bench/torch_bench.py GEMM failed" >&2
 fi
-$PY - "$out" "$torch" <<'PYEOF'
+$PY - "$out" "$torch" "$ROUNDS" <<'PYEOF'
 import json, sys
-d, torch = sys.argv[1], sys.argv[2] == "1"
-w1 = json.load(open(d + "/w1.json")); w2 = json.load(open(d + "/w2.json"))
+d, torch, rounds = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def rounds_of(name):  # the JSON objects of d/name.<round>.json
+    return [json.load(open("%s/%s.%d.json" % (d, name, r))) for r in range(1, rounds + 1)]
+
+
+W1, W2 = rounds_of("w1"), rounds_of("w2")
+w1, w2 = W1[0], W2[0]
 
 
 def load(name):  # the JSON object in d/name; None when empty or not JSON
@@ -44,30 +68,51 @@ def load(name):  # the JSON object in d/name; None when empty or not JSON
         return None
 
 
+# PyTorch's figures per workload and key, one list per round
 t = {}
-if torch:
-    for line in open(d + "/torch.json"):
+for r in range(1, rounds + 1) if torch else ():
+    for line in open("%s/torch.%d.json" % (d, r)):
         try:
-            o = json.loads(line); t[o["workload"]] = o
-        except (ValueError, KeyError, TypeError):
+            o = json.loads(line)
+            for k, v in o.items():
+                if isinstance(v, (int, float)):
+                    t.setdefault(o["workload"], {}).setdefault(k, []).append(v)
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass
-torch = bool(t)
+for line in open(d + "/torch.gemm.json") if torch else ():
+    try:
+        o = json.loads(line); t[o["workload"]] = o
+    except (ValueError, KeyError, TypeError):
+        pass
+torch = "W1" in t
 print("device: %s" % w1["device"])
-print("%-34s %14s %14s %8s" % ("workload", "nnrun", "pytorch" if torch else "", "ratio" if torch else ""))
-def row(name, ours, theirs, higher_better=True, fmt="%14.0f"):
-    r = ""
-    th = ""
-    if theirs is not None:
-        th = fmt % theirs
-        r = "%8.2f" % ((ours / theirs) if higher_better else (theirs / ours))
-    print("%-34s %s %14s %8s" % (name, fmt % ours, th, r))
-g = lambda w, k: t.get(w, {}).get(k)
-row("W1 MLP train samples/s (b128)", w1["train_samples_per_s"], g("W1", "train_samples_per_s"))
-row("W2 LeNet train samples/s (b64)", w2["train_samples_per_s"], g("W2", "train_samples_per_s"))
-row("W3 LeNet infer b1 p50 ms", w2["infer_batch1_p50_ms"], g("W3", "infer_batch1_p50_ms"), False, "%14.3f")
-row("W3 LeNet infer b1 p99 ms", w2["infer_batch1_p99_ms"], g("W3", "infer_batch1_p99_ms"), False, "%14.3f")
-row("W3 LeNet infer b256 samples/s", w2["infer_samples_per_s"], g("W3", "infer_samples_per_s"))
-print("GEMM GFLOP/s achieved: W1 %.1f, W2 %.1f (ratio > 1: nnrun faster)" % (w1["gemm_gflops"], w2["gemm_gflops"]))
+print("%d rounds, nnrun and PyTorch alternating: medians (ranges); ratio of the medians" % rounds)
+print("%-32s %22s %22s %7s" % ("workload", "nnrun", "pytorch" if torch else "", "ratio" if torch else ""))
+
+
+def cell(xs, fmt):
+    return (fmt % median(xs)) + (" (%s-%s)" % (fmt % min(xs), fmt % max(xs)) if len(xs) > 1 else "")
+
+
+def row(name, ours, theirs, higher_better=True, fmt="%.0f"):
+    r = th = ""
+    if theirs:
+        th = cell(theirs, fmt)
+        mo, mt = median(ours), median(theirs)
+        r = "%7.2f" % ((mo / mt) if higher_better else (mt / mo))
+    print("%-32s %22s %22s %7s" % (name, cell(ours, fmt), th, r))
+
+
+g = lambda w, k: t.get(w, {}).get(k) if w != "GEMM" else None
+row("W1 MLP train samples/s (b128)", [w["train_samples_per_s"] for w in W1], g("W1", "train_samples_per_s"))
+row("W2 LeNet train samples/s (b64)", [w["train_samples_per_s"] for w in W2], g("W2", "train_samples_per_s"))
+row("W3 LeNet infer b1 p50 ms", [w["infer_batch1_p50_ms"] for w in W2], g("W3", "infer_batch1_p50_ms"), False,
+    "%.3f")
+row("W3 LeNet infer b1 p99 ms", [w["infer_batch1_p99_ms"] for w in W2], g("W3", "infer_batch1_p99_ms"), False,
+    "%.3f")
+row("W3 LeNet infer b256 samples/s", [w["infer_samples_per_s"] for w in W2], g("W3", "infer_samples_per_s"))
+print("GEMM GFLOP/s achieved (medians): W1 %.1f, W2 %.1f (ratio > 1: nnrun faster)" %
+      (median([w["gemm_gflops"] for w in W1]), median([w["gemm_gflops"] for w in W2])))
 
 # SGEMM per shape: nnrun's backends, OpenBLAS via torch.matmul, the FMA peak
 gemm, peak, tg = load("gemm.json"), load("peak.json"), t.get("GEMM")

@@ -20,6 +20,7 @@
 
 #include "fuzz_common.h"
 #include "fuzz_model.h"
+#include "model.h"
 #include "net.h"
 #include "spec.h"
 

@@ -294,3 +294,88 @@ TEST(blas_gemm_policy_tuned)
     mats_free(&g);
     return 0;
 }
+
+/* nn_gemm_bias_act: C = act(alpha op(A) op(B) + beta C + bias[j]) through
+ * every backend and path (the native kernel's fused epilogue; CLBlast, k = 0
+ * and split-K with the epilogue kernel) against the double reference, and
+ * the fused epilogue bit for bit equal to the plain GEMM followed by the
+ * epilogue kernel. */
+static int epi_case(nn_dev *d, const gcase *c, int act, int with_bias, const char *what)
+{
+    gmats g = {0};
+    if (mats_make(d, c, &g))
+        return 1;
+    ref_rng rng;
+    ref_rng_seed(&rng, 77u + c->n);
+    double *bias = tu_rnd_vec(&rng, c->n, -1, 1), *got = tu_xmalloc(g.csz * sizeof(double)),
+           *plain = tu_xmalloc(g.csz * sizeof(double));
+    cl_mem B = NULL;
+    TRY(nn_buf_alloc(d, c->n * sizeof(float), "bias", &B, &E));
+    TRY(tu_upload(B, 0, bias, c->n, &E));
+    TRY(tu_upload(g.C, 0, g.c0, g.csz, &E));
+    TRY(nn_gemm_bias_act(d, c->ta, c->tb, c->m, c->n, c->k, c->alpha, g.A, g.aoff, g.lda, g.B, g.boff, g.ldb, c->beta,
+                         g.C, g.coff, g.ldc, with_bias ? B : NULL, act, &E));
+    TRY(tu_download(g.C, 0, got, g.csz, &E));
+    /* the same product unfused: nn_gemm, then the epilogue kernel */
+    TRY(tu_upload(g.C, 0, g.c0, g.csz, &E));
+    TRY(nn_gemm(d, c->ta, c->tb, c->m, c->n, c->k, c->alpha, g.A, g.aoff, g.lda, g.B, g.boff, g.ldb, c->beta, g.C,
+                g.coff, g.ldc, &E));
+    TRY(nn_launch(d, "gemm_bias_act", c->m * c->n, 0, &E, 8, KMEM(g.C), KULONG(g.coff), KINT(g.ldc), KINT(c->m),
+                  KINT(c->n), KMEM(B), KINT(with_bias), KINT(act)));
+    TRY(tu_download(g.C, 0, plain, g.csz, &E));
+    double worst = 0;
+    for (size_t i = 0; i < c->m; i++)
+        for (size_t j = 0; j < c->n; j++) {
+            double s = 0, mag = 0;
+            for (size_t p = 0; p < c->k; p++) {
+                double t = at(g.a + g.aoff, c->ta, g.lda, i, p) * at(g.b + g.boff, c->tb, g.ldb, p, j);
+                s += t;
+                mag += fabs(t);
+            }
+            size_t o = g.coff + i * g.ldc + j;
+            double cin = c->beta != 0.0f ? g.c0[o] : 0.0, b = with_bias ? bias[j] : 0.0;
+            double want = ref_act(c->alpha * s + c->beta * cin + b, act);
+            /* the product's rounding (sum |terms|) and the activation's own (|want|) */
+            double err =
+                fabs(got[o] - want) / (fabs(c->alpha) * mag + fabs(c->beta * cin) + fabs(b) + fabs(want) + 1e-30);
+            worst = fmax(worst, isnan(err) ? INFINITY : err);
+            CHECK(got[o] == plain[o], "%s: %zux%zux%zu act %d bias %d: C[%zu][%zu] fused %.9g, unfused %.9g", what,
+                  c->m, c->n, c->k, act, with_bias, i, j, got[o], plain[o]);
+        }
+    CHECK(worst < 1e-5, "%s: %zux%zux%zu ta%d tb%d act %d bias %d: error %.3g relative to sum |terms| + |C|", what,
+          c->m, c->n, c->k, c->ta, c->tb, act, with_bias, worst);
+    for (size_t i = 0; i < g.csz; i++)
+        if (g.c0[i] == SENT)
+            CHECK(got[i] == SENT, "%s: C[%zu] outside the result changed to %g", what, i, got[i]);
+    nn_buf_free(&B);
+    free(bias), free(got), free(plain);
+    mats_free(&g);
+    return 0;
+}
+
+TEST(blas_gemm_epilogue)
+{
+    NEED_DEV(d);
+    static const gcase ecases[] = {
+        {0, 0, 13, 33, 17, 1, 1.0f, 0.0f},    /* edge tiles, columns not a multiple of 8 */
+        {0, 0, 130, 257, 513, 1, 1.0f, 0.0f}, /* several blocks, two K blocks */
+        {0, 0, 1, 10, 256, 1, 1.0f, 0.0f},    /* batch-1 inference */
+        {0, 1, 40, 24, 600, 1, -1.5f, 0.25f}, /* alpha, beta */
+        {0, 0, 9, 11, 0, 1, 1.0f, 0.5f},      /* k = 0 */
+        {0, 1, 32, 25, 36864, 1, 1.0f, 0.0f}, /* split-K (when not turned off) */
+    };
+    static const int acts[][2] = {{NN_ACT_NONE, 1}, {NN_ACT_RELU, 1}, {NN_ACT_SIGMOID, 0}, {NN_ACT_TANH, 1}};
+    for (int be = 0; be < NN_GEMM_NBACKENDS; be++) {
+        if (!nn_blas_usable(d, (nn_gemm_backend)be))
+            continue;
+        nn_gemm_backend was = nn_blas_force(d, (nn_gemm_backend)be);
+        int r = 0;
+        for (size_t i = 0; i < sizeof ecases / sizeof *ecases && !r; i++)
+            for (size_t a = 0; a < sizeof acts / sizeof *acts && !r; a++)
+                r = epi_case(d, &ecases[i], acts[a][0], acts[a][1], nn_blas_backend_name((nn_gemm_backend)be));
+        nn_blas_force(d, was);
+        if (r)
+            return r;
+    }
+    return 0;
+}
