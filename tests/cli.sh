@@ -807,6 +807,19 @@ DETAIL="$(printf '%s\n' "$OUT" | tail -n 4)$ERR"
 check es/text eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -Eq "^epoch 3/30 .* lr 0\.05 " &&
     printf "%s\n" "$OUT" | grep -Eq "^early stopping after epoch $((best + 4)): val_loss has not improved for 4 epochs; restoring the weights of epoch $best \(val_loss [0-9.]+\)$" &&
     cmp -s "$T/es.bin" "$T/es_text.bin"'
+# with batch norm: its running statistics (layer state, not parameters) come back too
+py 'import json,sys
+m = json.load(open(sys.argv[1])); m["layers"].insert(1, {"type": "batchnorm"})
+json.dump(m, open(sys.argv[2], "w"), indent=1)' "$T/es.json" "$T/esbn.json"
+nn train "$T/esbn.json" --json --output "$T/esbn.bin"
+bnbest=$(py 'import json,sys
+s = [json.loads(l) for l in open(sys.argv[1]) if "\"early_stopping\"" in l][0]
+assert s["stopped"] and s["restored"] and s["best_epoch"] < s["epoch"]
+print(s["best_epoch"])' "$T/out" 2>/dev/null)
+nn train "$T/esbn.json" --quiet --epochs "${bnbest:-1}" --output "$T/esbn_best.bin"
+WHY="with batchnorm: model.bin after early stopping does not hold epoch ${bnbest:-?}'s weights and running statistics: exit $RC"
+DETAIL="$ERR"
+check es/batchnorm_state_restored eval '[ "$RC" = 0 ] && [ -n "$bnbest" ] && tensor_data "$T/esbn.bin" "$T/esbn_best.bin"'
 variant es_keep 'm["optimizer"]["lr"] = 0.2; m["train"].update(validation_split=0.2, early_stopping={"patience": 0, "restore_best_weights": False}, epochs=30)'
 nn train "$T/es_keep.json" --output "$T/es_keep.bin"
 WHY="restore_best_weights false: expected 'keeping the last weights'"

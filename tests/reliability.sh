@@ -161,6 +161,19 @@ else
             same "resume/sched-$how" "$T/res/es_full.bin" "$T/res/es_resumed_$how.bin"
         fi
     done
+    # a checkpoint in the middle of epoch 1 (step 4 of 6), before early
+    # stopping has a best epoch or the schedule a value, resumed for all 30
+    nn train "$T/es.json" --quiet --epochs 1 --output "$T/res/es_e1.bin" --checkpoint-every 4 --checkpoint "$T/res/es_s4.ckpt"
+    if [ "$RC" != 0 ] || [ ! -f "$T/res/es_s4.ckpt" ]; then
+        fail resume/sched-step4 "one epoch with --checkpoint-every 4 failed or wrote no checkpoint ($(rc_text "$RC"))" "$ERR"
+    else
+        nn train "$T/es.json" --quiet --output "$T/res/es_resumed_s4.bin" --resume "$T/res/es_s4.ckpt" --checkpoint "$T/res/es3.ckpt"
+        if [ "$RC" != 0 ]; then
+            fail resume/sched-step4 "--resume from the step-4 checkpoint failed ($(rc_text "$RC"))" "$ERR"
+        else
+            same resume/sched-step4 "$T/res/es_full.bin" "$T/res/es_resumed_s4.bin"
+        fi
+    fi
 fi
 
 # ============================================================== signals
