@@ -478,8 +478,8 @@ static int parse_monitor(const cJSON *o, const char *path, const nn_spec *s, nn_
         return r;
     const int regress = s->loss == NN_LOSS_MSE;
     if (nn_monitor_set(m, name, regress))
-        return FAIL(e, s, p, "unknown value '%s' (known: val_loss, val_%s, loss, %s)", name, regress ? "mae" : "accuracy",
-                    regress ? "mae" : "accuracy");
+        return FAIL(e, s, p, "unknown value '%s' (known: val_loss, val_%s, loss, %s)", name,
+                    regress ? "mae" : "accuracy", regress ? "mae" : "accuracy");
     if (m->val && s->train.validation_split <= 0)
         return FAIL(e, s, p, "'%s' needs a validation split: set train.validation_split (e.g. 0.1) or monitor '%s'",
                     name, name + 4);
@@ -520,18 +520,21 @@ static int parse_lr_schedule(const cJSON *tj, nn_spec *s, nn_err *e)
         [NN_SCHED_COSINE] = {"t_max", "eta_min"},
         [NN_SCHED_PLATEAU] = {"monitor", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr"},
     };
-    if ((r = check_keys(j, common, own[z->kind], P, s, e)) || (r = get_int(j, "warmup_epochs", P, s, 0, 1000000, &z->warmup, e)) ||
+    if ((r = check_keys(j, common, own[z->kind], P, s, e)) ||
+        (r = get_int(j, "warmup_epochs", P, s, 0, 1000000, &z->warmup, e)) ||
         (r = get_pos(j, "warmup_start_factor", P, s, 1, 0, &z->warmup_start, e)))
         return r;
     if (!z->warmup && cJSON_GetObjectItemCaseSensitive(j, "warmup_start_factor"))
-        return FAIL(e, s, "train.lr_schedule.warmup_start_factor", "needs \"warmup_epochs\" (the epochs of the warmup)");
+        return FAIL(e, s, "train.lr_schedule.warmup_start_factor",
+                    "needs \"warmup_epochs\" (the epochs of the warmup)");
     /* the type's own keys; the required ones first */
     const char *need = z->kind == NN_SCHED_STEP ? "step_size" : z->kind == NN_SCHED_MULTISTEP ? "milestones"
                                                             : z->kind == NN_SCHED_EXPONENTIAL ? "gamma" : NULL;
     if (need && !cJSON_GetObjectItemCaseSensitive(j, need))
         return FAIL(e, s, P, "a '%s' schedule needs \"%s\"", t->valuestring, need);
     if ((r = get_int(j, "step_size", P, s, 1, 1000000, &z->step_size, e)) ||
-        (r = get_pos(j, "gamma", P, s, 1, 0, &z->gamma, e)) || (r = get_int(j, "t_max", P, s, 1, 1000000, &z->t_max, e)) ||
+        (r = get_pos(j, "gamma", P, s, 1, 0, &z->gamma, e)) ||
+        (r = get_int(j, "t_max", P, s, 1, 1000000, &z->t_max, e)) ||
         (r = get_num(j, "eta_min", P, s, 0, 100, 0, &z->eta_min, e)) ||
         (r = get_pos(j, "factor", P, s, 1, 1, &z->factor, e)) ||
         (r = get_int(j, "patience", P, s, 0, 1000000, &z->patience, e)) ||

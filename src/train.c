@@ -487,13 +487,15 @@ static int prepare(trainer *t, nn_err *e)
         return r;
     nn_sched_init(&t->es.sched, &s->train.sched, s->opt.lr, s->train.epochs);
     nn_stop_init(&t->es.stop, &s->train.stop);
-    if (s->train.stop.on && s->train.stop.restore &&
-        ((r = nn_buf_alloc(d, net->nparams * sizeof(float), "early stopping's best weights", &t->es.best_params, e)) ||
-         (net->nstate &&
-          (r = nn_buf_alloc(d, net->nstate * sizeof(float), "early stopping's best layer state", &t->es.best_state, e)) ||
-          (r = nn_buf_zero(d, t->es.best_state, 0, net->nstate * sizeof(float), e))) ||
-         (r = nn_buf_zero(d, t->es.best_params, 0, net->nparams * sizeof(float), e))))
-        return r; /* zeros until the first improvement: a checkpoint before it holds finite values */
+    if (s->train.stop.on && s->train.stop.restore) { /* zeros until the first improvement: checkpoints stay finite */
+        const size_t np = net->nparams * sizeof(float), ns = net->nstate * sizeof(float);
+        if ((r = nn_buf_alloc(d, np, "early stopping's best weights", &t->es.best_params, e)) ||
+            (r = nn_buf_zero(d, t->es.best_params, 0, np, e)))
+            return r;
+        if (ns && ((r = nn_buf_alloc(d, ns, "early stopping's best layer state", &t->es.best_state, e)) ||
+                   (r = nn_buf_zero(d, t->es.best_state, 0, ns, e))))
+            return r;
+    }
     for (int i = 0; i < net->nl; i++) /* layers that learn from the training targets (denormalize: their scale) */
         if (net->L[i].type->fit &&
             (r = net->L[i].type->fit(&net->L[i], d, t->train.ds.t, t->train.ds.tdim, t->perm, ntr, e)))

@@ -54,6 +54,7 @@ TEST(sched_matches_pytorch)
         if (r) {
             fclose(f);
             cJSON_Delete(c);
+            nn_spec_free(&s);
         }
         CHECK(!r, "%s: the spec refused the case: %s", name, e.msg);
         nn_sched z;
@@ -151,7 +152,8 @@ TEST(sched_state_round_trip)
         cJSON *x = cJSON_Parse(js), *y = cJSON_Parse(jt);
         nn_sched_init(&b, &s.train.sched, s.opt.lr, 40);
         nn_stop_init(&sb, &s.train.stop);
-        r = nn_sched_state_load(&b, x, "c.ckpt", "schedule", &e) || nn_stop_state_load(&sb, y, "c.ckpt", "early_stopping", 40, &e);
+        r = nn_sched_state_load(&b, x, "c.ckpt", "schedule", &e) ||
+            nn_stop_state_load(&sb, y, "c.ckpt", "early_stopping", 40, &e);
         cJSON_Delete(x);
         cJSON_Delete(y);
         CHECK(!r, "epoch %d: %s (%s / %s)", ep, e.msg, js, jt);
@@ -162,7 +164,8 @@ TEST(sched_state_round_trip)
     const char *bad[][2] = {
         {"{\"lr\":-1,\"best\":null,\"bad_epochs\":0,\"cooldown\":0}", "header extra.resume.schedule.lr: -1 is not"},
         {"{\"lr\":0.1,\"best\":null,\"bad_epochs\":0.5,\"cooldown\":0}", "schedule.bad_epochs: 0.5 is not an integer"},
-        {"{\"lr\":0.1,\"best\":null,\"bad_epochs\":0,\"cooldown\":9}", "schedule.cooldown: 9 is not an integer from 0 to 3"},
+        {"{\"lr\":0.1,\"best\":null,\"bad_epochs\":0,\"cooldown\":9}",
+         "schedule.cooldown: 9 is not an integer from 0 to 3"},
         {"{\"lr\":0.1,\"bad_epochs\":0,\"cooldown\":0}", "schedule.best: required number is missing"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -193,7 +196,8 @@ TEST(sched_spec_errors)
          "m.json: train.lr_schedule.gamma: must be in (0, 1], got 1.5"},
         {"cross_entropy", "\"lr_schedule\": {\"type\": \"step\", \"step_size\": 2, \"gamma\": 0}",
          "m.json: train.lr_schedule.gamma: must be in (0, 1], got 0"},
-        {"cross_entropy", "\"lr_schedule\": {\"type\": \"step\"}", "m.json: train.lr_schedule: a 'step' schedule needs \"step_size\""},
+        {"cross_entropy", "\"lr_schedule\": {\"type\": \"step\"}",
+         "m.json: train.lr_schedule: a 'step' schedule needs \"step_size\""},
         {"cross_entropy", "\"lr_schedule\": {\"type\": \"step\", \"step_size\": 0}",
          "m.json: train.lr_schedule.step_size: 0 is out of range [1, 1e+06]"},
         {"cross_entropy", "\"lr_schedule\": {\"type\": \"step\", \"step_size\": 2.5}",
@@ -230,8 +234,10 @@ TEST(sched_spec_errors)
          "m.json: train.lr_schedule.warmup_start_factor: must be in (0, 1], got 0"},
         {"cross_entropy", "\"lr_schedule\": {\"type\": \"constant\", \"warmup_epochs\": -1}",
          "m.json: train.lr_schedule.warmup_epochs: -1 is out of range"},
-        {"cross_entropy", "\"early_stopping\": {\"patience\": -1}", "m.json: train.early_stopping.patience: -1 is out of range"},
-        {"cross_entropy", "\"early_stopping\": {\"min_delta\": -0.1}", "m.json: train.early_stopping.min_delta: -0.1 is out of range"},
+        {"cross_entropy", "\"early_stopping\": {\"patience\": -1}",
+         "m.json: train.early_stopping.patience: -1 is out of range"},
+        {"cross_entropy", "\"early_stopping\": {\"min_delta\": -0.1}",
+         "m.json: train.early_stopping.min_delta: -0.1 is out of range"},
         {"cross_entropy", "\"early_stopping\": {\"monitor\": \"val_acc\"}",
          "m.json: train.early_stopping.monitor: unknown value 'val_acc'"},
         {"cross_entropy", "\"early_stopping\": {\"restore_best_weights\": 1}",
@@ -244,8 +250,7 @@ TEST(sched_spec_errors)
         nn_spec s;
         nn_err e;
         int r = parse_model(cases[i].loss, 0.1, cases[i].train, &s, &e);
-        if (!r)
-            nn_spec_free(&s);
+        nn_spec_free(&s); /* also after a failure: the parse keeps what it read */
         CHECK(r == NN_EDATA && strstr(e.msg, cases[i].msg), "%s: got %d '%s', expected '%s'", cases[i].train, r, e.msg,
               cases[i].msg);
     }
@@ -254,12 +259,14 @@ TEST(sched_spec_errors)
     nn_spec s;
     nn_err e = {0};
     int r = nn_spec_parse(nosplit, strlen(nosplit), "m.json", &s, &e);
-    if (!r)
-        nn_spec_free(&s);
+    nn_spec_free(&s);
     CHECK(r == NN_EDATA && strstr(e.msg, "m.json: train.early_stopping.monitor: 'val_loss' needs a validation split"),
           "early stopping without a split: %d '%s'", r, e.msg);
     /* the defaults */
-    r = parse_model("mse", 0.1, "\"lr_schedule\": {\"type\": \"plateau\"}, \"early_stopping\": {\"monitor\": \"mae\"}", &s, &e);
+    r = parse_model("mse", 0.1, "\"lr_schedule\": {\"type\": \"plateau\"}, \"early_stopping\": {\"monitor\": \"mae\"}",
+                    &s, &e);
+    if (r)
+        nn_spec_free(&s);
     CHECK(!r, "%s", e.msg);
     const nn_sched_spec *z = &s.train.sched;
     const nn_stop_spec *st = &s.train.stop;
