@@ -703,6 +703,14 @@ int nn_buf_fill(nn_dev *d, cl_mem m, size_t off, size_t nfloats, float v, nn_err
     return st == CL_SUCCESS ? 0 : nn_cl_fail(e, st, "filling a device buffer");
 }
 
+int nn_buf_copy(nn_dev *d, cl_mem src, cl_mem dst, size_t bytes, nn_err *e)
+{
+    if (!bytes)
+        return 0;
+    cl_int st = clEnqueueCopyBuffer(d->q, src, dst, 0, 0, bytes, 0, NULL, NULL);
+    return st == CL_SUCCESS ? 0 : nn_cl_fail(e, st, "copying a device buffer");
+}
+
 int nn_buf_zero(nn_dev *d, cl_mem m, size_t off, size_t bytes, nn_err *e)
 {
     return nn_buf_fill(d, m, off, bytes / sizeof(float), 0.0f, e);

@@ -110,6 +110,8 @@ int nn_buf_sub(nn_dev *d, cl_mem parent, size_t off, size_t bytes, cl_mem *out, 
 int nn_buf_write(nn_dev *d, cl_mem m, size_t off, size_t bytes, const void *src, int blocking, nn_err *e);
 int nn_buf_read(nn_dev *d, cl_mem m, size_t off, size_t bytes, void *dst, nn_err *e); /* blocking */
 int nn_buf_zero(nn_dev *d, cl_mem m, size_t off, size_t bytes, nn_err *e);
+/* The first `bytes` of src into dst, on the queue (nothing waits). */
+int nn_buf_copy(nn_dev *d, cl_mem src, cl_mem dst, size_t bytes, nn_err *e);
 int nn_buf_fill(nn_dev *d, cl_mem m, size_t off, size_t nfloats, float v, nn_err *e);
 void nn_buf_free(cl_mem *m);
 

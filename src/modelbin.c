@@ -587,10 +587,12 @@ int nn_modelbin_resume(const nn_modelbin *c, const char *path, int epochs, size_
      * the int it went into */
     const size_t B = batch_size > 0 ? (size_t)batch_size : 1;
     const double nb = (double)((ntr + B - 1) / B), big = 9007199254740992.0; /* 2^53 */
-    double ep, bt, st, ot, n;
+    double ep, bt, st, ot, n, fmt = 1;
     int r = 0;
     if (!cJSON_IsObject(rs)) {
         r = corrupt(e, path, "not a training checkpoint (no resume state); a model.bin cannot be resumed");
+    } else if (cJSON_GetObjectItemCaseSensitive(rs, "format") &&
+               (r = resume_int(rs, "format", 1, NN_RESUME_FORMAT, path, &fmt, e))) {
     } else if ((r = resume_int(rs, "train_samples", 0, big, path, &n, e))) {
     } else if ((size_t)n != ntr) {
         r = corrupt(e, path, "the checkpoint was taken with %zu training samples, the data now has %zu", (size_t)n,
@@ -620,6 +622,7 @@ int nn_modelbin_resume(const nn_modelbin *c, const char *path, int epochs, size_
             }
     }
     if (!r) {
+        out->format = (int)fmt;
         out->epoch = (int)ep;
         out->batch = (size_t)bt;
         out->step = (uint64_t)st;

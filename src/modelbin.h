@@ -67,7 +67,9 @@ void nn_modelbin_free(nn_modelbin *c);
  * written by train.c), every field checked against the run it continues
  * (epochs, ntr training samples, batch_size) before any conversion, and every
  * tensor finite (optimizer.m2 >= 0). 65 naming the header field. */
+#define NN_RESUME_FORMAT 2   /* 2: + lr-schedule and early-stopping state; 1 (no "format"): before them */
 typedef struct nn_resume {
+    int format;              /* 1 .. NN_RESUME_FORMAT */
     int epoch;               /* 1 .. epochs + 1 */
     size_t batch;            /* 0 .. batches per epoch */
     uint64_t step;

@@ -8,6 +8,7 @@ int nn_optim_init(nn_optim *o, nn_dev *d, const nn_opt_spec *s, size_t n, nn_err
     memset(o, 0, sizeof *o);
     o->s = *s;
     o->n = n;
+    o->lr = s->lr;
     int r = 0;
     if (s->type == NN_OPT_SGD) {
         if (s->momentum != 0.0f)

@@ -9,6 +9,7 @@ typedef struct nn_optim {
     nn_opt_spec s;
     size_t n;          /* floats */
     long t;            /* steps taken */
+    float lr;          /* the lr of the next steps: the spec's, or the schedule's for this epoch */
     cl_mem m1, m2;     /* momentum / Adam moments */
 } nn_optim;
 

@@ -438,6 +438,164 @@ static int parse_optimizer(const cJSON *root, nn_spec *s, nn_err *e)
     return 0;
 }
 
+/* A number in (0, hi] (hi_open: (0, hi)); absent keeps *val. */
+static int get_pos(const cJSON *o, const char *key, const char *path, const nn_spec *s, double hi, int hi_open,
+                   double *val, nn_err *e)
+{
+    double v = NAN;
+    int r = get_num(o, key, path, s, -INFINITY, INFINITY, 0, &v, e);
+    if (r || isnan(v))
+        return r;
+    if (!(v > 0 && (hi_open ? v < hi : v <= hi))) {
+        char p[256];
+        snprintf(p, sizeof p, "%s.%s", path, key);
+        return FAIL(e, s, p, "must be in (0, %g%s, got %g", hi, hi_open ? ")" : "]", v);
+    }
+    *val = v;
+    return 0;
+}
+
+/* An integer in [lo, hi]; absent keeps *val. */
+static int get_int(const cJSON *o, const char *key, const char *path, const nn_spec *s, int lo, int hi, int *val,
+                   nn_err *e)
+{
+    double v = *val;
+    int r = get_num(o, key, path, s, lo, hi, 1, &v, e);
+    if (!r)
+        *val = (int)v;
+    return r;
+}
+
+/* "monitor": one of loss/accuracy (mae for mse models), val_ in front for
+ * the validation split, which must then exist. */
+static int parse_monitor(const cJSON *o, const char *path, const nn_spec *s, nn_monitor *m, nn_err *e)
+{
+    const char *name = "val_loss";
+    char p[256];
+    snprintf(p, sizeof p, "%s.monitor", path);
+    int r = get_str(o, "monitor", path, s, &name, e);
+    if (r)
+        return r;
+    const int regress = s->loss == NN_LOSS_MSE;
+    if (nn_monitor_set(m, name, regress))
+        return FAIL(e, s, p, "unknown value '%s' (known: val_loss, val_%s, loss, %s)", name,
+                    regress ? "mae" : "accuracy", regress ? "mae" : "accuracy");
+    if (m->val && s->train.validation_split <= 0)
+        return FAIL(e, s, p, "'%s' needs a validation split: set train.validation_split (e.g. 0.1) or monitor '%s'",
+                    name, name + 4);
+    return 0;
+}
+
+static int parse_lr_schedule(const cJSON *tj, nn_spec *s, nn_err *e)
+{
+    nn_sched_spec *z = &s->train.sched;
+    memset(z, 0, sizeof *z);
+    z->gamma = 0.1;
+    z->factor = 0.1;
+    z->patience = 10;
+    z->threshold = 1e-4;
+    z->warmup_start = 1.0 / 3;
+    const cJSON *j;
+    int r = get_obj(tj, "lr_schedule", "train", s, e, &j);
+    if (r || !j)
+        return r;
+    const char *const P = "train.lr_schedule";
+    int nn;
+    const char *const *known = nn_sched_names(&nn);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+    if (!cJSON_IsString(t))
+        return FAIL(e, s, "train.lr_schedule.type", "required: one of step, multistep, exponential, cosine, plateau, "
+                                                    "constant");
+    if (!(z->kind = nn_sched_kind_by_name(t->valuestring))) {
+        const char *sug = nn_suggest(t->valuestring, known, (size_t)nn);
+        return FAIL(e, s, "train.lr_schedule.type", "unknown schedule '%s'%s%s%s (known: step, multistep, exponential, "
+                                                    "cosine, plateau, constant)",
+                    t->valuestring, sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
+    }
+    static const char *const common[] = {"type", "warmup_epochs", "warmup_start_factor", NULL};
+    static const char *const own[NN_SCHED_COUNT][8] = {
+        [NN_SCHED_STEP] = {"step_size", "gamma"},
+        [NN_SCHED_MULTISTEP] = {"milestones", "gamma"},
+        [NN_SCHED_EXPONENTIAL] = {"gamma"},
+        [NN_SCHED_COSINE] = {"t_max", "eta_min"},
+        [NN_SCHED_PLATEAU] = {"monitor", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr"},
+    };
+    if ((r = check_keys(j, common, own[z->kind], P, s, e)) ||
+        (r = get_int(j, "warmup_epochs", P, s, 0, 1000000, &z->warmup, e)) ||
+        (r = get_pos(j, "warmup_start_factor", P, s, 1, 0, &z->warmup_start, e)))
+        return r;
+    if (!z->warmup && cJSON_GetObjectItemCaseSensitive(j, "warmup_start_factor"))
+        return FAIL(e, s, "train.lr_schedule.warmup_start_factor",
+                    "needs \"warmup_epochs\" (the epochs of the warmup)");
+    /* the type's own keys; the required ones first */
+    const char *need = z->kind == NN_SCHED_STEP ? "step_size" : z->kind == NN_SCHED_MULTISTEP ? "milestones"
+                                                            : z->kind == NN_SCHED_EXPONENTIAL ? "gamma" : NULL;
+    if (need && !cJSON_GetObjectItemCaseSensitive(j, need))
+        return FAIL(e, s, P, "a '%s' schedule needs \"%s\"", t->valuestring, need);
+    if ((r = get_int(j, "step_size", P, s, 1, 1000000, &z->step_size, e)) ||
+        (r = get_pos(j, "gamma", P, s, 1, 0, &z->gamma, e)) ||
+        (r = get_int(j, "t_max", P, s, 1, 1000000, &z->t_max, e)) ||
+        (r = get_num(j, "eta_min", P, s, 0, 100, 0, &z->eta_min, e)) ||
+        (r = get_pos(j, "factor", P, s, 1, 1, &z->factor, e)) ||
+        (r = get_int(j, "patience", P, s, 0, 1000000, &z->patience, e)) ||
+        (r = get_num(j, "threshold", P, s, 0, 1e6, 0, &z->threshold, e)) ||
+        (r = get_int(j, "cooldown", P, s, 0, 1000000, &z->cooldown, e)) ||
+        (r = get_num(j, "min_lr", P, s, 0, 100, 0, &z->min_lr, e)))
+        return r;
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(j, "milestones");
+    if (ms) {
+        if (!cJSON_IsArray(ms) || cJSON_GetArraySize(ms) < 1 || cJSON_GetArraySize(ms) > NN_SCHED_MAX_MILESTONES)
+            return FAIL(e, s, "train.lr_schedule.milestones", "expected an array of 1 to %d epochs",
+                        NN_SCHED_MAX_MILESTONES);
+        int i = 0;
+        for (const cJSON *m = ms->child; m; m = m->next, i++) {
+            char p[64];
+            snprintf(p, sizeof p, "train.lr_schedule.milestones[%d]", i);
+            if (!cJSON_IsNumber(m) || m->valuedouble != floor(m->valuedouble) || m->valuedouble < 1 ||
+                m->valuedouble > 1000000)
+                return FAIL(e, s, p, "expected an integer from 1 to 1000000");
+            if (i && m->valuedouble <= z->milestones[i - 1])
+                return FAIL(e, s, p, "%d is not after the milestone before it (%d): milestones must increase",
+                            (int)m->valuedouble, z->milestones[i - 1]);
+            z->milestones[i] = (int)m->valuedouble;
+        }
+        z->nmilestones = i;
+    }
+    const char *mode = "rel";
+    if ((r = get_str(j, "threshold_mode", P, s, &mode, e)))
+        return r;
+    if (strcmp(mode, "rel") && strcmp(mode, "abs"))
+        return FAIL(e, s, "train.lr_schedule.threshold_mode", "expected \"rel\" or \"abs\", got '%s'", mode);
+    z->threshold_abs = !strcmp(mode, "abs");
+    if (z->kind == NN_SCHED_PLATEAU && (r = parse_monitor(j, P, s, &z->monitor, e)))
+        return r;
+    return 0;
+}
+
+static int parse_early_stopping(const cJSON *tj, nn_spec *s, nn_err *e)
+{
+    nn_stop_spec *st = &s->train.stop;
+    memset(st, 0, sizeof *st);
+    st->restore = 1;
+    const cJSON *j;
+    int r = get_obj(tj, "early_stopping", "train", s, e, &j);
+    if (r || !j)
+        return r;
+    const char *const P = "train.early_stopping";
+    static const char *const keys[] = {"monitor", "patience", "min_delta", "restore_best_weights", NULL};
+    if ((r = check_keys(j, keys, NULL, P, s, e)) || (r = parse_monitor(j, P, s, &st->monitor, e)) ||
+        (r = get_int(j, "patience", P, s, 0, 1000000, &st->patience, e)) ||
+        (r = get_num(j, "min_delta", P, s, 0, 1e6, 0, &st->min_delta, e)))
+        return r;
+    const cJSON *rb = cJSON_GetObjectItemCaseSensitive(j, "restore_best_weights");
+    if (rb && !cJSON_IsBool(rb))
+        return FAIL(e, s, "train.early_stopping.restore_best_weights", "expected true or false");
+    if (rb)
+        st->restore = cJSON_IsTrue(rb);
+    st->on = 1;
+    return 0;
+}
+
 static int parse_train(const cJSON *root, nn_spec *s, nn_err *e)
 {
     nn_train_spec *t = &s->train;
@@ -450,7 +608,8 @@ static int parse_train(const cJSON *root, nn_spec *s, nn_err *e)
     int r = get_obj(root, "train", "", s, e, &tj);
     if (r || !tj)
         return r;
-    static const char *const keys[] = {"epochs", "batch_size", "seed", "validation_split", "shuffle", NULL};
+    static const char *const keys[] = {"epochs",  "batch_size",  "seed",          "validation_split",
+                                       "shuffle", "lr_schedule", "early_stopping", NULL};
     if ((r = check_keys(tj, keys, NULL, "train", s, e)))
         return r;
     double v = t->epochs;
@@ -474,7 +633,9 @@ static int parse_train(const cJSON *root, nn_spec *s, nn_err *e)
         return FAIL(e, s, "train.shuffle", "expected true or false");
     if (sh)
         t->shuffle = cJSON_IsTrue(sh);
-    return 0;
+    if ((r = parse_lr_schedule(tj, s, e)))
+        return r;
+    return parse_early_stopping(tj, s, e);
 }
 
 /* ------------------------------------------------------------------- data */

@@ -10,6 +10,7 @@
 #include "data/dataset.h"
 #include "err.h"
 #include "layers/layer.h"
+#include "schedule.h"
 
 typedef enum { NN_LOSS_CE = 0, NN_LOSS_BCE = 1, NN_LOSS_MSE = 2 } nn_loss_kind;
 typedef enum { NN_OPT_SGD = 0, NN_OPT_ADAM = 1, NN_OPT_ADAMW = 2 } nn_opt_kind;
@@ -26,6 +27,8 @@ typedef struct nn_train_spec {
     uint64_t seed;
     float validation_split;
     int shuffle;
+    nn_sched_spec sched;      /* train.lr_schedule (kind NN_SCHED_NONE when absent) */
+    nn_stop_spec stop;        /* train.early_stopping */
 } nn_train_spec;
 
 /* The model JSON as the user wrote it (plus command-line overrides of the

@@ -16,6 +16,7 @@
 #include "loss.h"
 #include "model.h"
 #include "optim.h"
+#include "schedule.h"
 #include "util.h"
 
 #define LOG_HEAD "epoch,loss," /* how the metrics log begins: nnrun overwrites only such a file */
@@ -63,39 +64,115 @@ int nn_train_step(nn_model *m, nn_optim *opt, nn_feed *f, size_t start, const nn
         (r = nn_net_forward(net, run, e)) || (r = nn_net_zero_grads(net, e)) ||
         (r = nn_loss_run(net, run, lb->target, lb->metrics, 1, e)) ||
         (r = nn_metrics_accum(&m->dev, lb->metrics, run->n * (int)nn_loss_rows(net), lb->acc, e)) ||
-        (r = nn_net_backward(net, run, e)) || (r = nn_optim_step(opt, &m->dev, net->params, net->grads, m->spec.opt.lr, e)))
+        (r = nn_net_backward(net, run, e)) || (r = nn_optim_step(opt, &m->dev, net->params, net->grads, opt->lr, e)))
         return r;
     return 0;
 }
 
 /* ------------------------------------------------------- checkpoints */
 
-/* A checkpoint is a model.bin with the optimiser state as extra tensors and
- * the loop position in "extra": {"resume": {...}}. */
-static int save_resume(nn_model *m, nn_optim *opt, const char *path, cl_mem acc, int epoch, size_t batch,
-                       uint64_t step, size_t ntr, nn_err *e)
+/* What a run carries from epoch to epoch besides the weights and the
+ * optimiser: the lr schedule, early stopping and its best weights (copies
+ * of the parameter and state buffers; NULL without restore_best_weights). */
+typedef struct epoch_state {
+    nn_sched sched;
+    nn_stopper stop;
+    cl_mem best_params, best_state;
+} epoch_state;
+
+/* A checkpoint is a model.bin with the optimiser state (and early
+ * stopping's best weights) as extra tensors and the loop position, the
+ * schedule's and early stopping's state in "extra": {"resume": {...}}. */
+static int save_resume(nn_model *m, nn_optim *opt, const epoch_state *es, const char *path, cl_mem acc, int epoch,
+                       size_t batch, uint64_t step, size_t ntr, nn_err *e)
 {
     float h[4] = {0};
     int r = acc ? nn_buf_read(&m->dev, acc, 0, sizeof h, h, e) : 0;
     if (r)
         return r;
-    char extra[512];
+    char extra[1024], zs[256] = "", ss[256] = "";
+    if (m->spec.train.sched.kind)
+        nn_sched_state_json(&es->sched, zs, sizeof zs);
+    if (m->spec.train.stop.on)
+        nn_stop_state_json(&es->stop, ss, sizeof ss);
     snprintf(extra, sizeof extra,
-             "{\"resume\":{\"epoch\":%d,\"batch\":%zu,\"step\":%llu,\"optimizer_steps\":%ld,"
-             "\"train_samples\":%zu,\"acc\":[%.9g,%.9g,%.9g]}}",
-             epoch, batch, (unsigned long long)step, opt->t, ntr, h[0], h[1], h[2]);
-    nn_extra_tensor more[2];
+             "{\"resume\":{\"format\":%d,\"epoch\":%d,\"batch\":%zu,\"step\":%llu,\"optimizer_steps\":%ld,"
+             "\"train_samples\":%zu,\"acc\":[%.9g,%.9g,%.9g]%s%s%s%s}}",
+             NN_RESUME_FORMAT, epoch, batch, (unsigned long long)step, opt->t, ntr, h[0], h[1], h[2],
+             zs[0] ? ",\"schedule\":" : "", zs, ss[0] ? ",\"early_stopping\":" : "", ss);
+    nn_extra_tensor more[4];
     int nmore = 0;
     if (opt->m1)
         more[nmore++] = (nn_extra_tensor){"optimizer.m1", opt->m1, opt->n};
     if (opt->m2)
         more[nmore++] = (nn_extra_tensor){"optimizer.m2", opt->m2, opt->n};
+    if (es->best_params)
+        more[nmore++] = (nn_extra_tensor){"early_stopping.params", es->best_params, m->net.nparams};
+    if (es->best_state)
+        more[nmore++] = (nn_extra_tensor){"early_stopping.state", es->best_state, m->net.nstate};
     r = nn_model_save_state(m, path, extra, more, nmore, e);
     return r ? nn_wrap(e, "writing the checkpoint: ") : 0;
 }
 
-static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr, int *epoch, size_t *batch,
-                       uint64_t *step, float acc[4], nn_err *e)
+/* The checkpoint's train.KEY must be the run's: schedule and early-stopping
+ * state only make sense for the settings that produced them. */
+static int same_train_key(const cJSON *saved, const nn_spec *s, const char *key, const char *path, nn_err *e)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(saved, "train"), key);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s->root, "train"), key);
+    if ((a || b) && !(a && b && cJSON_Compare(a, b, 1)))
+        return nn_fail(e, NN_EDATA, "%s: the checkpoint's train.%s differs from %s's (resume with the settings it was "
+                                    "taken with)",
+                       path, key, s->file);
+    return 0;
+}
+
+/* Flat device buffers from a checkpoint's extra tensors (each n floats). */
+static int load_bufs(nn_model *m, const nn_modelbin *c, const char *path, const char *const *names, const cl_mem *bufs,
+                     const size_t *n, int k, const char *hint, nn_err *e)
+{
+    for (int i = 0; i < k; i++) {
+        if (!bufs[i])
+            continue;
+        const nn_modelbin_tensor *t = nn_modelbin_find(c, names[i]);
+        if (!t || t->length != n[i])
+            return nn_fail(e, NN_EDATA, "%s: '%s' is missing or has the wrong size (%s)", path, names[i], hint);
+        int r = nn_buf_write(&m->dev, bufs[i], 0, n[i] * sizeof(float), t->data, 1, e);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* Schedule and early-stopping state: format 1 checkpoints predate them and
+ * resume only runs that use neither. */
+static int load_epoch_state(nn_model *m, const nn_modelbin *c, const nn_resume *rs, epoch_state *es, const char *path,
+                            nn_err *e)
+{
+    const nn_train_spec *ts = &m->spec.train;
+    if (!ts->sched.kind && !ts->stop.on)
+        return 0;
+    if (rs->format < 2)
+        return nn_fail(e, NN_EDATA, "%s: checkpoint format %d holds no learning-rate schedule or early-stopping "
+                                    "state; it resumes only runs without train.lr_schedule and train.early_stopping",
+                       path, rs->format);
+    cJSON *x = cJSON_Parse(c->extra_json);
+    const cJSON *r0 = cJSON_GetObjectItemCaseSensitive(x, "resume");
+    int r = 0;
+    if (ts->sched.kind)
+        r = nn_sched_state_load(&es->sched, cJSON_GetObjectItemCaseSensitive(r0, "schedule"), path, "schedule", e);
+    if (!r && ts->stop.on)
+        r = nn_stop_state_load(&es->stop, cJSON_GetObjectItemCaseSensitive(r0, "early_stopping"), path,
+                               "early_stopping", ts->epochs, e);
+    cJSON_Delete(x);
+    const char *names[2] = {"early_stopping.params", "early_stopping.state"};
+    const cl_mem bufs[2] = {es->best_params, es->best_state};
+    const size_t n[2] = {m->net.nparams, m->net.nstate};
+    return r ? r : load_bufs(m, c, path, names, bufs, n, 2, "early stopping's best weights", e);
+}
+
+static int load_resume(nn_model *m, nn_optim *opt, epoch_state *es, const char *path, size_t ntr, int *epoch,
+                       size_t *batch, uint64_t *step, float acc[4], nn_err *e)
 {
     nn_modelbin c;
     int r = nn_modelbin_read(path, &c, e);
@@ -107,20 +184,15 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
     } else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(saved, "layers"),
                               cJSON_GetObjectItemCaseSensitive(m->spec.root, "layers"), 1)) {
         r = nn_fail(e, NN_EDATA, "%s: the checkpoint's layers differ from %s's", path, m->spec.file);
+    } else if ((r = same_train_key(saved, &m->spec, "lr_schedule", path, e)) ||
+               (r = same_train_key(saved, &m->spec, "early_stopping", path, e))) {
     } else {
-        r = nn_model_place_params(m, &c, path, e);
         const char *names[2] = {"optimizer.m1", "optimizer.m2"};
-        cl_mem bufs[2] = {opt->m1, opt->m2};
-        for (int i = 0; !r && i < 2; i++) {
-            if (!bufs[i])
-                continue;
-            const nn_modelbin_tensor *t = nn_modelbin_find(&c, names[i]);
-            if (!t || t->length != opt->n)
-                r = nn_fail(e, NN_EDATA, "%s: optimiser state '%s' is missing or has the wrong size (another optimizer?)",
-                            path, names[i]);
-            else
-                r = nn_buf_write(&m->dev, bufs[i], 0, opt->n * sizeof(float), t->data, 1, e);
-        }
+        const cl_mem bufs[2] = {opt->m1, opt->m2};
+        const size_t n[2] = {opt->n, opt->n};
+        if (!(r = nn_model_place_params(m, &c, path, e)) &&
+            !(r = load_bufs(m, &c, path, names, bufs, n, 2, "the optimiser state; another optimizer?", e)))
+            r = load_epoch_state(m, &c, &rs, es, path, e);
         if (!r) {
             *epoch = rs.epoch;
             *batch = rs.batch;
@@ -197,15 +269,20 @@ typedef struct trainer {
     const char *mname;        /* "accuracy" or "mae" */
     FILE *log, *out;
     char ckpt_path[4096];
+    epoch_state es;           /* lr schedule, early stopping */
+    int last_epoch;           /* the last epoch trained (early stopping may end the run before train.epochs) */
+    int stopped;              /* early stopping ended the run */
 } trainer;
 
 /* What the run reports: one printer for text, JSON lines and the CSV log. */
-typedef enum { EV_START, EV_EPOCH, EV_TEST, EV_SAVED } event_kind;
+typedef enum { EV_START, EV_EPOCH, EV_STOP, EV_TEST, EV_SAVED } event_kind;
 typedef struct event {
     event_kind kind;
     int epoch;
     double loss, metric, vloss, vmetric, secs, sps; /* EV_EPOCH; loss, metric for EV_TEST */
+    double lr;                                      /* EV_EPOCH */
     size_t samples;                                 /* EV_TEST */
+    int stopped, restored;                          /* EV_STOP: early stopping ended the run; best weights restored */
 } event;
 
 static int emit(trainer *t, const event *ev, nn_err *e)
@@ -246,6 +323,8 @@ static int emit(trainer *t, const event *ev, nn_err *e)
                     if (t->tokens)
                         nn_json_num(out, "val_bits_per_char", ev->vloss / M_LN2);
                 }
+                if (s->train.sched.kind)
+                    nn_json_num(out, "lr", ev->lr);
                 nn_json_num(out, "seconds", ev->secs);
                 nn_json_num(out, "samples_per_s", ev->sps);
                 fprintf(out, "}\n");
@@ -256,10 +335,39 @@ static int emit(trainer *t, const event *ev, nn_err *e)
                     fprintf(out, "  val_loss %.4f  val_%s %.4f", ev->vloss, short_name, ev->vmetric);
                 if (t->nval && t->tokens)
                     fprintf(out, "  val_bpc %.3f", ev->vloss / M_LN2);
+                if (s->train.sched.kind)
+                    fprintf(out, "  lr %.4g", ev->lr);
                 fprintf(out, "  %.1fs  %.0f samples/s\n", ev->secs, ev->sps);
             }
             fflush(out);
             break;
+        case EV_STOP: {
+            const nn_stopper *st = &t->es.stop;
+            const char *mon = st->s.monitor.name;
+            if (o->json) {
+                fprintf(out, "{\"event\":\"early_stopping\",\"stopped\":%s,\"epoch\":%d,\"monitor\":",
+                        ev->stopped ? "true" : "false", ev->epoch);
+                nn_json_str(out, mon);
+                fprintf(out, ",\"patience\":%d,\"wait\":%d,\"best_epoch\":%d", st->s.patience, st->wait,
+                        st->best_epoch);
+                nn_json_num(out, "best", st->best);
+                fprintf(out, ",\"restored\":%s}\n", ev->restored ? "true" : "false");
+            } else {
+                if (ev->stopped)
+                    fprintf(out, "early stopping after epoch %d: %s has not improved for %d epoch%s; ", ev->epoch, mon,
+                            st->wait, st->wait == 1 ? "" : "s");
+                if (ev->restored)
+                    fprintf(out, "restoring the weights of epoch %d (%s %.4f)%s\n", st->best_epoch, mon, st->best,
+                            ev->stopped ? "" : ", the best epoch");
+                else if (st->best_epoch)
+                    fprintf(out, "keeping the last weights (the best: epoch %d, %s %.4f)\n", st->best_epoch, mon,
+                            st->best);
+                else
+                    fprintf(out, "keeping the last weights (%s never had a value)\n", mon);
+            }
+            fflush(out);
+            break;
+        }
         case EV_TEST:
             if (o->json) {
                 fprintf(out, "{\"event\":\"test\",\"samples\":%zu", ev->samples);
@@ -284,13 +392,15 @@ static int emit(trainer *t, const event *ev, nn_err *e)
     if (o->log && ev->kind == EV_START) {
         if (!(t->log = fopen(o->log, "w")))
             return nn_fail(e, NN_EIO, "%s: cannot open the metrics log for writing: %s", o->log, strerror(errno));
-        if (fprintf(t->log, LOG_HEAD "%s,val_loss,val_%s,seconds,samples_per_s\n", t->mname, t->mname) < 0 ||
+        if (fprintf(t->log, LOG_HEAD "%s,val_loss,val_%s,seconds,samples_per_s%s\n", t->mname, t->mname,
+                    s->train.sched.kind ? ",lr" : "") < 0 ||
             fflush(t->log) != 0)
             return nn_fail(e, NN_EIO, "%s: writing the metrics log failed: %s", o->log, strerror(errno));
     }
     if (t->log && ev->kind == EV_EPOCH &&
-        (fprintf(t->log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f\n", ev->epoch, ev->loss, ev->metric, ev->vloss,
-                 ev->vmetric, ev->secs, ev->sps) < 0 ||
+        (fprintf(t->log, "%d,%.6g,%.6g,%.6g,%.6g,%.3f,%.1f", ev->epoch, ev->loss, ev->metric, ev->vloss, ev->vmetric,
+                 ev->secs, ev->sps) < 0 ||
+         (s->train.sched.kind && fprintf(t->log, ",%.9g", ev->lr) < 0) || fputc('\n', t->log) == EOF ||
          fflush(t->log) != 0))
         return nn_fail(e, NN_EIO, "%s: writing the metrics log failed: %s", o->log, strerror(errno));
     return 0;
@@ -375,6 +485,17 @@ static int prepare(trainer *t, nn_err *e)
     nn_net *net = &m->net;
     if ((r = nn_net_init_params(net, s->train.seed, e)) || (r = nn_optim_init(&t->opt, d, &s->opt, net->nparams, e)))
         return r;
+    nn_sched_init(&t->es.sched, &s->train.sched, s->opt.lr, s->train.epochs);
+    nn_stop_init(&t->es.stop, &s->train.stop);
+    if (s->train.stop.on && s->train.stop.restore) { /* zeros until the first improvement: checkpoints stay finite */
+        const size_t np = net->nparams * sizeof(float), ns = net->nstate * sizeof(float);
+        if ((r = nn_buf_alloc(d, np, "early stopping's best weights", &t->es.best_params, e)) ||
+            (r = nn_buf_zero(d, t->es.best_params, 0, np, e)))
+            return r;
+        if (ns && ((r = nn_buf_alloc(d, ns, "early stopping's best layer state", &t->es.best_state, e)) ||
+                   (r = nn_buf_zero(d, t->es.best_state, 0, ns, e))))
+            return r;
+    }
     for (int i = 0; i < net->nl; i++) /* layers that learn from the training targets (denormalize: their scale) */
         if (net->L[i].type->fit &&
             (r = net->L[i].type->fit(&net->L[i], d, t->train.ds.t, t->train.ds.tdim, t->perm, ntr, e)))
@@ -390,6 +511,52 @@ static int prepare(trainer *t, nn_err *e)
     else
         snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s.ckpt", s->output);
     return 0;
+}
+
+/* The value a monitor watches, from an epoch's event. */
+static double monitored(const nn_monitor *mon, const event *ev)
+{
+    return mon->val ? (mon->metric ? ev->vmetric : ev->vloss) : (mon->metric ? ev->metric : ev->loss);
+}
+
+/* After an epoch: the schedule learns the monitored value (plateau), early
+ * stopping keeps a copy of improved weights and says whether to stop. */
+static int end_of_epoch(trainer *t, const event *ev, int *verdict, nn_err *e)
+{
+    const nn_train_spec *ts = &t->m.spec.train;
+    epoch_state *es = &t->es;
+    nn_net *net = &t->m.net;
+    if (ts->sched.kind)
+        nn_sched_observe(&es->sched, ev->epoch - 1, monitored(&ts->sched.monitor, ev));
+    if (!ts->stop.on)
+        return 0;
+    *verdict = nn_stop_observe(&es->stop, ev->epoch, monitored(&ts->stop.monitor, ev));
+    int r = 0;
+    if (*verdict == NN_STOP_IMPROVED && es->best_params &&
+        !(r = nn_buf_copy(&t->m.dev, net->params, es->best_params, net->nparams * sizeof(float), e)) && es->best_state)
+        r = nn_buf_copy(&t->m.dev, net->state, es->best_state, net->nstate * sizeof(float), e);
+    return r;
+}
+
+/* The end of training with early stopping: the best epoch's weights back
+ * (before the test set and model.bin), said once. */
+static int restore_best(trainer *t, nn_err *e)
+{
+    const nn_train_spec *ts = &t->m.spec.train;
+    epoch_state *es = &t->es;
+    nn_net *net = &t->m.net;
+    if (!ts->stop.on || t->last_epoch < 1)
+        return 0;
+    const int stopped = t->stopped;
+    const int restore = es->best_params && es->stop.best_epoch > 0 && es->stop.best_epoch != t->last_epoch;
+    int r;
+    if (restore && ((r = nn_buf_copy(&t->m.dev, es->best_params, net->params, net->nparams * sizeof(float), e)) ||
+                    (es->best_state &&
+                     (r = nn_buf_copy(&t->m.dev, es->best_state, net->state, net->nstate * sizeof(float), e)))))
+        return r;
+    if (!stopped && !restore)
+        return 0;
+    return emit(t, &(event){.kind = EV_STOP, .epoch = t->last_epoch, .stopped = stopped, .restored = restore}, e);
 }
 
 /* The epochs (from a checkpoint's position with --resume), with progress,
@@ -408,8 +575,9 @@ static int run_epochs(trainer *t, nn_err *e)
     size_t start_batch = 0;
     uint64_t step = 0;
     float acc0[4] = {0};
-    if (o->resume && (r = load_resume(m, &t->opt, o->resume, ntr, &start_ep, &start_batch, &step, acc0, e)))
+    if (o->resume && (r = load_resume(m, &t->opt, &t->es, o->resume, ntr, &start_ep, &start_batch, &step, acc0, e)))
         return r;
+    t->last_epoch = start_ep - 1;
 
     const nn_augment aug = {.flip = s->train_src.aug_flip, .shift = s->train_src.aug_crop + s->train_src.aug_translate};
     for (size_t i = 0; i < ntr; i++)
@@ -424,6 +592,8 @@ static int run_epochs(trainer *t, nn_err *e)
     for (int ep = start_ep; ep <= s->train.epochs; ep++) {
         double t0 = nn_now(), last_bar = t0;
         size_t b0 = ep == start_ep ? start_batch : 0;
+        const double lr = nn_sched_lr(&t->es.sched, ep - 1);
+        t->opt.lr = (float)lr;
         if (s->train.shuffle)
             nn_shuffle(&rng, t->order, ntr);
         if ((r = nn_feed_begin(&t->ftrain, d, t->order, b0 * B, e)) ||
@@ -438,7 +608,7 @@ static int run_epochs(trainer *t, nn_err *e)
             int interrupted = o->stop && *o->stop;
             int due = o->ckpt_every > 0 && !o->ckpt_epochs && step % (uint64_t)o->ckpt_every == 0;
             if (interrupted || due) {
-                if ((r = save_resume(m, &t->opt, ckpt_path, t->lb.acc, ep, bi + 1, step, ntr, e)))
+                if ((r = save_resume(m, &t->opt, &t->es, ckpt_path, t->lb.acc, ep, bi + 1, step, ntr, e)))
                     return r;
                 if (interrupted) {
                     nn_feed_end(&t->ftrain);
@@ -466,7 +636,7 @@ static int run_epochs(trainer *t, nn_err *e)
         float h[4];
         if ((r = nn_buf_read(d, t->lb.acc, 0, sizeof h, h, e)))
             return r;
-        event ev = {.kind = EV_EPOCH, .epoch = ep, .secs = nn_now() - t0, .vloss = NAN, .vmetric = NAN};
+        event ev = {.kind = EV_EPOCH, .epoch = ep, .secs = nn_now() - t0, .vloss = NAN, .vmetric = NAN, .lr = lr};
         ev.loss = h[0] / h[2];
         ev.metric = h[1] / h[2];
         if (!isfinite(ev.loss))
@@ -476,8 +646,16 @@ static int run_epochs(trainer *t, nn_err *e)
         ev.sps = ev.secs > 0 ? (double)ntr / ev.secs : 0;
         if ((r = emit(t, &ev, e)))
             return r;
+        t->last_epoch = ep;
+        int verdict = 0;
+        if ((r = end_of_epoch(t, &ev, &verdict, e)))
+            return r;
+        if (verdict == NN_STOP_STOP) { /* no checkpoint: the run is over */
+            t->stopped = 1;
+            return 0;
+        }
         if ((o->ckpt_epochs && o->ckpt_every > 0 && ep % o->ckpt_every == 0) || (o->stop && *o->stop)) {
-            if ((r = save_resume(m, &t->opt, ckpt_path, NULL, ep + 1, 0, step, ntr, e)))
+            if ((r = save_resume(m, &t->opt, &t->es, ckpt_path, NULL, ep + 1, 0, step, ntr, e)))
                 return r;
             if (o->stop && *o->stop)
                 return nn_fail(e, NN_EINTR,
@@ -494,6 +672,8 @@ static int finish(trainer *t, nn_err *e)
 {
     nn_model *m = &t->m;
     int r;
+    if ((r = restore_best(t, e)))
+        return r;
     if (m->spec.has_test) {
         event ev = {.kind = EV_TEST, .samples = t->test.n};
         if ((r = nn_model_feed(m, &t->test, NULL, 0, &t->ftest, e)) ||
@@ -524,6 +704,8 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         r = nn_fail(e, NN_EIO, "%s: error writing the metrics log", o->log);
     nn_loss_bufs_free(&t.lb);
     nn_optim_free(&t.opt);
+    nn_buf_free(&t.es.best_params);
+    nn_buf_free(&t.es.best_state);
     nn_feed_free(&t.ftrain);
     nn_feed_free(&t.fval);
     nn_feed_free(&t.ftest);

@@ -474,6 +474,48 @@ bad ckpt_acc_not_float   65 'accbig.ckpt: header extra.resume.acc[0]: not a fini
 bad ckpt_samples_huge    65 're:samples\.ckpt: header extra\.resume\.train_samples: 1e\+300 is not an integer' train "$T/base.json" --resume "$T/samples.ckpt" --output "$T/ck.bin"
 bad ckpt_adam_m2_negative 65 "m2neg.ckpt: tensor 'optimizer.m2'[0] is -1: must be finite and >= 0"      train "$T/base.json" --resume "$T/m2neg.ckpt" --output "$T/ck.bin"
 
+# --- lr schedules and early stopping (issue 12): errors name the JSON path
+variant sched_gamma 'm["train"]["lr_schedule"] = {"type": "step", "step_size": 2, "gamma": 1.5}'
+variant sched_type 'm["train"]["lr_schedule"] = {"type": "cosin"}'
+variant sched_milestones 'm["train"]["lr_schedule"] = {"type": "multistep", "milestones": [4, 2]}'
+variant sched_key 'm["train"]["lr_schedule"] = {"type": "plateau", "patiance": 3}'
+variant es_nosplit 'm["train"]["early_stopping"] = {"patience": 2}'
+variant es_monitor 'm["train"]["validation_split"] = 0.2; m["train"]["early_stopping"] = {"monitor": "val_mae"}'
+bad sched_gamma      65 'sched_gamma.json: train.lr_schedule.gamma: must be in (0, 1], got 1.5' train "$T/sched_gamma.json" --output "$T/s.bin"
+bad sched_type       65 "sched_type.json: train.lr_schedule.type: unknown schedule 'cosin' (did you mean 'cosine'?)" train "$T/sched_type.json" --output "$T/s.bin"
+bad sched_milestones 65 'sched_milestones.json: train.lr_schedule.milestones[1]: 2 is not after the milestone before it (4)' train "$T/sched_milestones.json" --output "$T/s.bin"
+bad sched_unknown_key 65 "sched_key.json: train.lr_schedule: unknown key 'patiance' (did you mean 'patience'?)" train "$T/sched_key.json" --output "$T/s.bin"
+bad es_no_split      65 "es_nosplit.json: train.early_stopping.monitor: 'val_loss' needs a validation split" train "$T/es_nosplit.json" --output "$T/s.bin"
+bad es_monitor       65 "es_monitor.json: train.early_stopping.monitor: unknown value 'val_mae' (known: val_loss, val_accuracy, loss, accuracy)" train "$T/es_monitor.json" --output "$T/s.bin"
+# checkpoint format 1 (before schedules) cannot resume a run with a schedule;
+# a format from the future is refused
+variant sched_ok 'm["train"]["lr_schedule"] = {"type": "exponential", "gamma": 0.9}'
+nn train "$T/sched_ok.json" --output "$T/s.bin" --checkpoint "$T/sched.ckpt" --checkpoint-every 1e --quiet
+[ "$RC" = 0 ] && [ -f "$T/sched.ckpt" ] || fail setup "writing a checkpoint of $T/sched_ok.json failed ($(rc_text "$RC"))" "$ERR"
+py 'import json,struct,sys,zlib
+t = sys.argv[1]
+def write(src, name, change):
+    d = open(t + "/" + src + ".ckpt", "rb").read()
+    H = struct.unpack("<Q", d[16:24])[0]
+    D = (24 + H + 63) // 64 * 64
+    h = json.loads(d[24:24 + H]); change(h["extra"]["resume"])
+    j = json.dumps(h, separators=(",", ":")).encode()
+    b = d[:8] + struct.pack("<IIQ", 1, 0, len(j)) + j
+    b += bytes(-len(b) % 64) + d[D:-4]
+    open(t + "/" + name + ".ckpt", "wb").write(b + struct.pack("<I", zlib.crc32(b)))
+write("sched", "fmt1", lambda r: (r.pop("format"), r.pop("schedule")))
+write("sched", "fmt3", lambda r: r.__setitem__("format", 3))
+write("sched", "schedlr", lambda r: r["schedule"].__setitem__("lr", -0.5))
+write("good", "plain_fmt1", lambda r: r.pop("format"))' "$T"
+bad ckpt_format1_sched 65 'fmt1.ckpt: checkpoint format 1 holds no learning-rate schedule or early-stopping state' train "$T/sched_ok.json" --resume "$T/fmt1.ckpt" --output "$T/s.bin"
+bad ckpt_format_future 65 'fmt3.ckpt: header extra.resume.format: 3 is not an integer from 1 to 2' train "$T/sched_ok.json" --resume "$T/fmt3.ckpt" --output "$T/s.bin"
+bad ckpt_sched_lr      65 'schedlr.ckpt: header extra.resume.schedule.lr: -0.5 is not a number from 0 to' train "$T/sched_ok.json" --resume "$T/schedlr.ckpt" --output "$T/s.bin"
+bad ckpt_sched_changed 65 "sched.ckpt: the checkpoint's train.lr_schedule differs from" train "$T/base.json" --resume "$T/sched.ckpt" --output "$T/s.bin"
+nn train "$T/base.json" --resume "$T/plain_fmt1.ckpt" --output "$T/s.bin" --quiet
+WHY="a format-1 checkpoint of a run without schedule or early stopping must resume: $(rc_text "$RC")"
+DETAIL="$ERR"
+check sched/format1_resumes_plain test "$RC" = 0
+
 # --- host out of memory (issue 16): a documented code (71) naming what was
 # being allocated; a 512 MiB file under a 300 MB address-space limit (not
 # under ASan, which reserves terabytes of address space)
@@ -717,6 +759,72 @@ nn eval "$IRIS" --json --data "$ROOT/data/iris.csv"
 WHY="exit $RC; expected one JSON object with samples 105 and passed true"
 DETAIL="$OUT$ERR"
 check iris/eval_json_data eval '[ "$RC" = 0 ] && py "import json,sys; d=json.loads(sys.argv[1]); assert d[\"samples\"] == 105 and d[\"passed\"] is True and d[\"accuracy\"] > 0.9" "$OUT"'
+
+# --- early stopping with a plateau schedule (issue 12): Iris with a 20%
+# validation split and a high lr, so val_loss stalls; early stopping must stop
+# `patience` epochs after the best one, say so, and model.bin must hold the
+# best epoch's weights: the tensor data of a run of exactly that many epochs
+es_model "$T/es.json"
+# tensor_data A B: the tensor data (not the header, which records train.epochs) of two model.bin files are equal
+tensor_data() { py 'import struct,sys
+def data(p):
+    d = open(p, "rb").read(); H = struct.unpack("<Q", d[16:24])[0]
+    return d[(24 + H + 63) // 64 * 64:-4]
+assert data(sys.argv[1]) == data(sys.argv[2])' "$1" "$2"; }
+nn train "$T/es.json" --json --output "$T/es.bin" --log "$T/es_log.csv"
+cp "$T/out" "$T/es.jsonl"
+WHY="exit $RC; expected epoch events with lr, one early_stopping event (stopped, restored) 4 epochs after the best, whose best is that epoch's val_loss"
+DETAIL="$(grep -v '"epoch",' "$T/es.jsonl" | head -n 5)$ERR"
+check es/stops eval '[ "$RC" = 0 ] && py "import json,sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+ep = [e for e in ev if e[\"event\"] == \"epoch\"]
+st = [e for e in ev if e[\"event\"] == \"early_stopping\"]
+assert len(st) == 1 and st[0][\"stopped\"] and st[0][\"restored\"], st
+s = st[0]; b = s[\"best_epoch\"]
+assert s[\"epoch\"] == ep[-1][\"epoch\"] == b + 4 < 30 and s[\"wait\"] == 4 and s[\"monitor\"] == \"val_loss\", s
+assert s[\"best\"] == ep[b - 1][\"val_loss\"] == min(e[\"val_loss\"] for e in ep), (s, ep[b - 1])
+assert [e[\"lr\"] for e in ep[:3]] == [0.025, 0.0375, 0.05], ep[:3]
+assert all(c[\"lr\"] in (p[\"lr\"], p[\"lr\"] / 2) for p, c in zip(ep[2:], ep[3:])) and ep[-1][\"lr\"] < 0.05, ep
+assert [e[\"event\"] for e in ev[-4:]] == [\"epoch\", \"early_stopping\", \"test\", \"saved\"], ev[-4:]" "$T/es.jsonl"'
+WHY="--log: expected a trailing lr column equal to the JSON events' lr"
+DETAIL="$(head -n 3 "$T/es_log.csv" 2>&1)"
+check es/log_lr_column py 'import csv,json,sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert rows[0][-1] == "lr" and len(rows[0]) == 8, rows[0]
+ep = [json.loads(l) for l in open(sys.argv[2])]
+ep = [e for e in ep if e["event"] == "epoch"]
+assert len(rows) == len(ep) + 1 and all(abs(float(r[-1]) - e["lr"]) <= 1e-5 * e["lr"] for r, e in zip(rows[1:], ep))' \
+    "$T/es_log.csv" "$T/es.jsonl"
+best=$(py 'import json,sys
+print([json.loads(l) for l in open(sys.argv[1]) if "\"early_stopping\"" in l][0]["best_epoch"])' "$T/es.jsonl" 2>/dev/null)
+nn train "$T/es.json" --quiet --epochs "${best:-1}" --output "$T/es_best.bin"
+WHY="model.bin after early stopping does not hold the weights of the best epoch (${best:-?}): exit $RC"
+DETAIL="$ERR"
+check es/model_is_best_epoch eval '[ "$RC" = 0 ] && tensor_data "$T/es.bin" "$T/es_best.bin"'
+nn train "$T/es.json" --output "$T/es_text.bin"
+WHY="the text output lacks the lr column or the early-stopping line, or differs from the JSON run's model"
+DETAIL="$(printf '%s\n' "$OUT" | tail -n 4)$ERR"
+check es/text eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -Eq "^epoch 3/30 .* lr 0\.05 " &&
+    printf "%s\n" "$OUT" | grep -Eq "^early stopping after epoch $((best + 4)): val_loss has not improved for 4 epochs; restoring the weights of epoch $best \(val_loss [0-9.]+\)$" &&
+    cmp -s "$T/es.bin" "$T/es_text.bin"'
+# with batch norm: its running statistics (layer state, not parameters) come back too
+py 'import json,sys
+m = json.load(open(sys.argv[1])); m["layers"].insert(1, {"type": "batchnorm"})
+json.dump(m, open(sys.argv[2], "w"), indent=1)' "$T/es.json" "$T/esbn.json"
+nn train "$T/esbn.json" --json --output "$T/esbn.bin"
+bnbest=$(py 'import json,sys
+s = [json.loads(l) for l in open(sys.argv[1]) if "\"early_stopping\"" in l][0]
+assert s["stopped"] and s["restored"] and s["best_epoch"] < s["epoch"]
+print(s["best_epoch"])' "$T/out" 2>/dev/null)
+nn train "$T/esbn.json" --quiet --epochs "${bnbest:-1}" --output "$T/esbn_best.bin"
+WHY="with batchnorm: model.bin after early stopping does not hold epoch ${bnbest:-?}'s weights and running statistics: exit $RC"
+DETAIL="$ERR"
+check es/batchnorm_state_restored eval '[ "$RC" = 0 ] && [ -n "$bnbest" ] && tensor_data "$T/esbn.bin" "$T/esbn_best.bin"'
+variant es_keep 'm["optimizer"]["lr"] = 0.2; m["train"].update(validation_split=0.2, early_stopping={"patience": 0, "restore_best_weights": False}, epochs=30)'
+nn train "$T/es_keep.json" --output "$T/es_keep.bin"
+WHY="restore_best_weights false: expected 'keeping the last weights'"
+DETAIL="$(printf '%s\n' "$OUT" | tail -n 4)$ERR"
+check es/keep_last eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -Eq "^early stopping after epoch [0-9]+: val_loss has not improved for 1 epoch; keeping the last weights \(the best: epoch [0-9]+, val_loss [0-9.]+\)$"'
 
 # --- iris: infer
 nn infer "$IRIS" data/iris_test.csv

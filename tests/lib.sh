@@ -107,3 +107,17 @@ check() {
     WHY=""
     DETAIL=""
 }
+# es_model DEST: Iris (data iris.csv / iris_test.csv beside DEST) with a 20%
+# validation split, a high lr, a plateau lr schedule behind a warmup and early
+# stopping with patience 4: it stops after about 14 of its 30 epochs on this
+# machine, restoring an earlier epoch (tests/cli.sh es/*, tests/reliability.sh).
+es_model() {
+    py 'import json,sys
+m = json.load(open(sys.argv[1]))
+m["data"]["train"]["path"] = "iris.csv"; m["data"]["test"]["path"] = "iris_test.csv"
+m["optimizer"]["lr"] = 0.05
+m["train"].update(epochs=30, seed=3, validation_split=0.2,
+    lr_schedule={"type": "plateau", "patience": 1, "factor": 0.5, "warmup_epochs": 2, "warmup_start_factor": 0.5},
+    early_stopping={"patience": 4})
+json.dump(m, open(sys.argv[2], "w"), indent=1)' "$ROOT/models/iris_mlp.json" "$1"
+}

@@ -13,7 +13,8 @@
 #
 #   resume/*   20 Iris epochs in one go == with --checkpoint-every 50 (steps)
 #              then --resume, == with --checkpoint-every 3e then --resume
-#              (model.bin byte-identical)
+#              (model.bin byte-identical); the same with a plateau lr
+#              schedule and early stopping that restores an earlier epoch
 #   signal/*   SIGINT during training: exit 130, a checkpoint, a message naming
 #              it; resuming gives the model of an uninterrupted run; kill -9
 #              leaves an existing model.bin untouched and no temporary files
@@ -128,6 +129,50 @@ else
         pass resume/model-bin-is-not-a-checkpoint
     else
         fail resume/model-bin-is-not-a-checkpoint "expected exit 65 and 'not a training checkpoint', got $(rc_text "$RC")" "$ERR"
+    fi
+fi
+
+# ============== resume with an lr schedule and early stopping (issue 12)
+# A plateau schedule (with warmup) and early stopping that stops after about
+# 14 of 30 epochs, restoring an earlier epoch's weights (the Iris fixture of
+# tests/cli.sh es/*): checkpoints after epochs 3, 6, 9, 12 (the file keeps the
+# last), or every 40 steps (84 samples, batch 16: 6 steps an epoch; the file
+# keeps one taken mid-epoch), then --resume: model.bin byte-identical, and
+# the same early-stopping line.
+es_model "$T/es.json"
+nn train "$T/es.json" --output "$T/res/es_full.bin"
+es_line=$(printf '%s\n' "$OUT" | grep '^early stopping after')
+if [ "$RC" != 0 ] || [ -z "$es_line" ]; then
+    fail resume/sched-setup "training $T/es.json failed or did not stop early ($(rc_text "$RC"))" "$ERR" "$OUT"
+else
+    for how in 3e 40; do
+        nn train "$T/es.json" --quiet --output "$T/res/es_ck_$how.bin" --checkpoint-every "$how" --checkpoint "$T/res/es_$how.ckpt"
+        if [ "$RC" != 0 ] || [ ! -f "$T/res/es_$how.ckpt" ]; then
+            fail "resume/sched-$how" "training with --checkpoint-every $how failed or wrote no checkpoint ($(rc_text "$RC"))" "$ERR"
+            continue
+        fi
+        same "resume/sched-checkpointing-changes-nothing-$how" "$T/res/es_full.bin" "$T/res/es_ck_$how.bin"
+        nn train "$T/es.json" --output "$T/res/es_resumed_$how.bin" --resume "$T/res/es_$how.ckpt" --checkpoint "$T/res/es2.ckpt"
+        if [ "$RC" != 0 ]; then
+            fail "resume/sched-$how" "--resume from the --checkpoint-every $how checkpoint failed ($(rc_text "$RC"))" "$ERR"
+        elif [ "$(printf '%s\n' "$OUT" | grep '^early stopping after')" != "$es_line" ]; then
+            fail "resume/sched-$how-message" "the resumed run did not stop the same way" "uninterrupted: $es_line" "resumed: $OUT"
+        else
+            same "resume/sched-$how" "$T/res/es_full.bin" "$T/res/es_resumed_$how.bin"
+        fi
+    done
+    # a checkpoint in the middle of epoch 1 (step 4 of 6), before early
+    # stopping has a best epoch or the schedule a value, resumed for all 30
+    nn train "$T/es.json" --quiet --epochs 1 --output "$T/res/es_e1.bin" --checkpoint-every 4 --checkpoint "$T/res/es_s4.ckpt"
+    if [ "$RC" != 0 ] || [ ! -f "$T/res/es_s4.ckpt" ]; then
+        fail resume/sched-step4 "one epoch with --checkpoint-every 4 failed or wrote no checkpoint ($(rc_text "$RC"))" "$ERR"
+    else
+        nn train "$T/es.json" --quiet --output "$T/res/es_resumed_s4.bin" --resume "$T/res/es_s4.ckpt" --checkpoint "$T/res/es3.ckpt"
+        if [ "$RC" != 0 ]; then
+            fail resume/sched-step4 "--resume from the step-4 checkpoint failed ($(rc_text "$RC"))" "$ERR"
+        else
+            same resume/sched-step4 "$T/res/es_full.bin" "$T/res/es_resumed_s4.bin"
+        fi
     fi
 fi
 

@@ -22,7 +22,7 @@ int nn_cmd_train(int argc, char **argv, nn_err *e)
     nn_opt opts[] = {
         {"epochs", 1, "number of epochs (overrides train.epochs)"},
         {"batch-size", 1, "samples per step (overrides train.batch_size)"},
-        {"lr", 1, "learning rate (overrides optimizer.lr)"},
+        {"lr", 1, "learning rate (overrides optimizer.lr; the base of train.lr_schedule)"},
         {"seed", 1, "random seed (overrides train.seed)"},
         {"output", 1, "where to write model.bin (overrides output)"},
         {"device", 1, "OpenCL device: index, gpu, cpu or a name substring (default: $NNRUN_DEVICE, else a GPU)"},
@@ -30,7 +30,7 @@ int nn_cmd_train(int argc, char **argv, nn_err *e)
         {"checkpoint-every", 1, "write a full training checkpoint every N steps, or every N epochs with 'Ne' (e.g. 1e)"},
         {"checkpoint", 1, "checkpoint path (default: OUTPUT.ckpt); also written on SIGINT/SIGTERM"},
         {"resume", 1, "continue training from this checkpoint (same model JSON and data)"},
-        {"json", 0, "print JSON lines (start, epoch, test, saved events)"},
+        {"json", 0, "print JSON lines (start, epoch, early_stopping, test, saved events)"},
         {"quiet", 0, "print nothing but errors"},
         {"help", 0, "show this help"},
         {NULL},
