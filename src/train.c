@@ -84,12 +84,12 @@ static int save_resume(nn_model *m, nn_optim *opt, const char *path, cl_mem acc,
              "{\"resume\":{\"epoch\":%d,\"batch\":%zu,\"step\":%llu,\"optimizer_steps\":%ld,"
              "\"train_samples\":%zu,\"acc\":[%.9g,%.9g,%.9g]}}",
              epoch, batch, (unsigned long long)step, opt->t, ntr, h[0], h[1], h[2]);
-    nn_extra_tensor more[2];
-    int nmore = 0;
-    if (opt->m1)
-        more[nmore++] = (nn_extra_tensor){"optimizer.m1", opt->m1, opt->n};
-    if (opt->m2)
-        more[nmore++] = (nn_extra_tensor){"optimizer.m2", opt->m2, opt->n};
+    nn_extra_tensor more[3];
+    const char *names[3];
+    cl_mem bufs[3];
+    int nmore = nn_optim_state(opt, names, bufs);
+    for (int i = 0; i < nmore; i++)
+        more[i] = (nn_extra_tensor){names[i], bufs[i], opt->n};
     r = nn_model_save_state(m, path, extra, more, nmore, e);
     return r ? nn_wrap(e, "writing the checkpoint: ") : 0;
 }
@@ -103,17 +103,22 @@ static int load_resume(nn_model *m, nn_optim *opt, const char *path, size_t ntr,
         return r;
     nn_resume rs;
     cJSON *saved = cJSON_Parse(c.model_json);
+    /* the type the checkpoint's optimiser state belongs to (always stored) */
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(saved, "optimizer"), "type");
+    const char *saved_opt = cJSON_IsString(so) ? so->valuestring : nn_opt_name(m->spec.opt.type);
     if ((r = nn_modelbin_resume(&c, path, m->spec.train.epochs, ntr, m->spec.train.batch_size, &rs, e))) {
     } else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(saved, "layers"),
                               cJSON_GetObjectItemCaseSensitive(m->spec.root, "layers"), 1)) {
         r = nn_fail(e, NN_EDATA, "%s: the checkpoint's layers differ from %s's", path, m->spec.file);
+    } else if (strcmp(saved_opt, nn_opt_name(m->spec.opt.type))) {
+        r = nn_fail(e, NN_EDATA, "%s: the checkpoint was taken with the %s optimizer, %s uses %s", path, saved_opt,
+                    m->spec.file, nn_opt_name(m->spec.opt.type));
     } else {
         r = nn_model_place_params(m, &c, path, e);
-        const char *names[2] = {"optimizer.m1", "optimizer.m2"};
-        cl_mem bufs[2] = {opt->m1, opt->m2};
-        for (int i = 0; !r && i < 2; i++) {
-            if (!bufs[i])
-                continue;
+        const char *names[3];
+        cl_mem bufs[3];
+        int nst = nn_optim_state(opt, names, bufs);
+        for (int i = 0; !r && i < nst; i++) {
             const nn_modelbin_tensor *t = nn_modelbin_find(&c, names[i]);
             if (!t || t->length != opt->n)
                 r = nn_fail(e, NN_EDATA, "%s: optimiser state '%s' is missing or has the wrong size (another optimizer?)",
