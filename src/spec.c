@@ -464,7 +464,7 @@ static int parse_optimizer(const cJSON *root, nn_spec *s, nn_err *e)
         if (o->nesterov && o->momentum == 0)
             return FAIL(e, s, "optimizer.nesterov", "needs a non-zero \"momentum\"");
     } else if (k == NN_OPT_RMSPROP) {
-        if ((r = opt_num(oj, "alpha", s, 0, 0.9999999, &o->alpha, e)) ||
+        if ((r = opt_num(oj, "alpha", s, 0, 0.999999, &o->alpha, e)) ||
             (r = opt_num(oj, "eps", s, 1e-30, 1, &o->eps, e)) ||
             (r = opt_num(oj, "momentum", s, 0, 0.9999, &o->momentum, e)) ||
             (r = opt_bool(oj, "centered", s, &o->centered, e)))

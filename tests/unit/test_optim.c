@@ -33,14 +33,6 @@
 
 static nn_err E;
 
-static double *fvec(const float *f, size_t n)
-{
-    double *v = tu_xmalloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        v[i] = f[i];
-    return v;
-}
-
 /* ------------------------------------------------------------- RMSprop */
 
 static int rms_case(const torch_rms_case *c)
@@ -58,7 +50,7 @@ static int rms_case(const torch_rms_case *c)
     s.weight_decay = c->weight_decay;
     s.clip_value = c->clip_value;
     s.clip_norm = c->clip_norm;
-    double *w0 = fvec(torch_rms_w0, n), *got = tu_xmalloc(n * sizeof(double));
+    double *w0 = tu_f2d(torch_rms_w0, n), *got = tu_xmalloc(n * sizeof(double));
     cl_mem wb, gb;
     TRY(nn_buf_alloc(d, n * sizeof(float), "w", &wb, &E));
     TRY(nn_buf_alloc(d, n * sizeof(float), "g", &gb, &E));
@@ -68,7 +60,7 @@ static int rms_case(const torch_rms_case *c)
     CHECK(!!o.m1 == (c->momentum > 0) && o.m2 && !!o.m3 == c->centered, "%s: state buffers m1 %d m2 %d m3 %d",
           c->name, !!o.m1, !!o.m2, !!o.m3);
     for (int t = 0; t < TORCH_RMS_STEPS; t++) {
-        double *g = fvec(torch_rms_g + (size_t)t * n, n);
+        double *g = tu_f2d(torch_rms_g + (size_t)t * n, n);
         TRY(tu_upload(gb, 0, g, n, &E));
         TRY(nn_optim_step(&o, d, wb, gb, c->lr, &E));
         TRY(tu_download(gb, 0, got, n, &E));
@@ -91,7 +83,7 @@ static int rms_case(const torch_rms_case *c)
     for (int k = 0; k < 3; k++) {
         if (!bufs[k])
             continue;
-        double *r = fvec(refs[k], n);
+        double *r = tu_f2d(refs[k], n);
         TRY(tu_download(bufs[k], 0, got, n, &E));
         double es = ref_rel_err(got, r, n, 1e-6);
         CHECK(es < TOL, "%s: %s rel err %.3g vs torch", c->name, what[k], es);
@@ -155,7 +147,7 @@ TEST(optim_clip_torch)
 {
     NEED_DEV(d);
     const size_t n = TORCH_CLIP_N;
-    double *g = fvec(torch_clip_g, n), *got = tu_xmalloc(n * sizeof(double));
+    double *g = tu_f2d(torch_clip_g, n), *got = tu_xmalloc(n * sizeof(double));
     for (int gpu = 0; gpu < 2; gpu++)
         for (size_t i = 0; i < sizeof torch_clip_cases / sizeof *torch_clip_cases; i++) {
             const torch_clip_case *c = &torch_clip_cases[i];
@@ -165,7 +157,7 @@ TEST(optim_clip_torch)
                 return 1;
             CHECK(!c->clip_norm || shape == (gpu || !(d->type & CL_DEVICE_TYPE_CPU)), "%s: reduction shape %d",
                   c->name, shape);
-            double *r = fvec(c->g, n);
+            double *r = tu_f2d(c->g, n);
             double eg = ref_rel_err(got, r, n, 1e-6);
             tu_note_err("optim.clip", eg);
             CHECK(eg < 1e-5, "%s (%s reduction): clipped gradient rel err %.3g vs torch", c->name,
@@ -233,7 +225,7 @@ TEST(optim_clip_adam_sgd)
                 s.clip_value = c->clip_value;
                 s.clip_norm = c->clip_norm;
             }
-            double *g = fvec(pre ? c->g : torch_clip_g, n);
+            double *g = tu_f2d(pre ? c->g : torch_clip_g, n);
             cl_mem wb, gb;
             TRY(nn_buf_alloc(d, n * sizeof(float), "w", &wb, &E));
             TRY(nn_buf_alloc(d, n * sizeof(float), "g", &gb, &E));
@@ -278,7 +270,7 @@ static int ls_case(int kind, const torch_ce_case *c)
     CHECK(t.spec.label_smoothing == c->ls, "label_smoothing parsed as %g", t.spec.label_smoothing);
     CHECK((int)nn_loss_rows(net) * n == R, "%s: %zu rows per sample", names[kind], nn_loss_rows(net));
     nn_layer *out = nn_net_out(net);
-    double *x = fvec(torch_ce_logits, (size_t)R * K);
+    double *x = tu_f2d(torch_ce_logits, (size_t)R * K);
     if (kind == LS_FUSED) {
         TRY(tu_upload(out->x[0], 0, x, (size_t)R * K, &E));
         nn_run rs = {d, n, 1, 0, 0};
@@ -299,7 +291,7 @@ static int ls_case(int kind, const torch_ce_case *c)
         loss[r] = m[2 * r];
         mean += loss[r] / R;
     }
-    double *rl = fvec(c->loss, (size_t)R), *rg = fvec(c->grad, (size_t)R * K);
+    double *rl = tu_f2d(c->loss, (size_t)R), *rg = tu_f2d(c->grad, (size_t)R * K);
     double el = ref_rel_err(loss, rl, (size_t)R, 1e-6);
     TRY(tu_download(kind == LS_FUSED ? out->dx[0] : out->dy, 0, grad, (size_t)R * K, &E));
     double eg = ref_rel_err(grad, rg, (size_t)R * K, 1e-6);
