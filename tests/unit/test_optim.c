@@ -33,6 +33,39 @@
 
 static nn_err E;
 
+/* An optimiser for s over n floats with its w and g buffers (w from w0 or
+ * zeros, g from g0 unless NULL). gpu: the GPU-shaped clip_norm reduction
+ * whatever the device (nn_optim_init picks it from the device type). */
+typedef struct rig {
+    cl_mem w, g;
+    nn_optim o;
+} rig;
+
+static int rig_make(nn_dev *d, const nn_opt_spec *s, size_t n, const double *w0, const double *g0, int gpu, rig *r)
+{
+    memset(r, 0, sizeof *r);
+    TRY(nn_buf_alloc(d, n * sizeof(float), "w", &r->w, &E));
+    TRY(nn_buf_alloc(d, n * sizeof(float), "g", &r->g, &E));
+    if (w0)
+        TRY(tu_upload(r->w, 0, w0, n, &E));
+    if (g0)
+        TRY(tu_upload(r->g, 0, g0, n, &E));
+    cl_device_type type = d->type;
+    if (gpu)
+        d->type = CL_DEVICE_TYPE_GPU;
+    int rc = nn_optim_init(&r->o, d, s, n, &E);
+    d->type = type;
+    TRY(rc);
+    return 0;
+}
+
+static void rig_free(rig *r)
+{
+    nn_optim_free(&r->o);
+    nn_buf_free(&r->w);
+    nn_buf_free(&r->g);
+}
+
 /* ------------------------------------------------------------- RMSprop */
 
 static int rms_case(const torch_rms_case *c)
@@ -51,18 +84,17 @@ static int rms_case(const torch_rms_case *c)
     s.clip_value = c->clip_value;
     s.clip_norm = c->clip_norm;
     double *w0 = tu_f2d(torch_rms_w0, n), *got = tu_xmalloc(n * sizeof(double));
-    cl_mem wb, gb;
-    TRY(nn_buf_alloc(d, n * sizeof(float), "w", &wb, &E));
-    TRY(nn_buf_alloc(d, n * sizeof(float), "g", &gb, &E));
-    TRY(tu_upload(wb, 0, w0, n, &E));
-    nn_optim o;
-    TRY(nn_optim_init(&o, d, &s, n, &E));
-    CHECK(!!o.m1 == (c->momentum > 0) && o.m2 && !!o.m3 == c->centered, "%s: state buffers m1 %d m2 %d m3 %d",
-          c->name, !!o.m1, !!o.m2, !!o.m3);
+    rig R;
+    if (rig_make(d, &s, n, w0, NULL, 0, &R))
+        return 1;
+    nn_optim *o = &R.o;
+    cl_mem wb = R.w, gb = R.g;
+    CHECK(!!o->m1 == (c->momentum > 0) && o->m2 && !!o->m3 == c->centered, "%s: state buffers m1 %d m2 %d m3 %d",
+          c->name, !!o->m1, !!o->m2, !!o->m3);
     for (int t = 0; t < TORCH_RMS_STEPS; t++) {
         double *g = tu_f2d(torch_rms_g + (size_t)t * n, n);
         TRY(tu_upload(gb, 0, g, n, &E));
-        TRY(nn_optim_step(&o, d, wb, gb, c->lr, &E));
+        TRY(nn_optim_step(o, d, wb, gb, c->lr, &E));
         TRY(tu_download(gb, 0, got, n, &E));
         CHECK(ref_max_abs_diff(got, g, n) == 0, "%s: step %d modified the gradient", c->name, t + 1);
         free(g);
@@ -77,7 +109,7 @@ static int rms_case(const torch_rms_case *c)
     double ew = ref_rel_err(ddev, dref, n, 1e-6);
     tu_note_err("optim.rmsprop", ew);
     CHECK(ew < TOL, "%s: update w - w0 rel err %.3g vs torch", c->name, ew);
-    const cl_mem bufs[3] = {o.m2, o.m1, o.m3};
+    const cl_mem bufs[3] = {o->m2, o->m1, o->m3};
     const float *refs[3] = {c->square_avg, c->momentum_buffer, c->grad_avg};
     const char *what[3] = {"square_avg", "momentum_buffer", "grad_avg"};
     for (int k = 0; k < 3; k++) {
@@ -89,9 +121,7 @@ static int rms_case(const torch_rms_case *c)
         CHECK(es < TOL, "%s: %s rel err %.3g vs torch", c->name, what[k], es);
         free(r);
     }
-    nn_optim_free(&o);
-    nn_buf_free(&wb);
-    nn_buf_free(&gb);
+    rig_free(&R);
     free(w0), free(got), free(dref), free(ddev);
     return 0;
 }
@@ -118,28 +148,18 @@ static int clip_run(nn_dev *d, const double *g, size_t n, float cv, float cn, in
     s.lr = 1;
     s.clip_value = cv;
     s.clip_norm = cn;
-    cl_mem wb, gb;
-    TRY(nn_buf_alloc(d, n * sizeof(float), "w", &wb, &E));
-    TRY(nn_buf_alloc(d, n * sizeof(float), "g", &gb, &E));
-    TRY(tu_upload(gb, 0, g, n, &E));
-    nn_optim o;
-    cl_device_type type = d->type;
-    if (gpu)
-        d->type = CL_DEVICE_TYPE_GPU; /* nn_optim_init picks the reduction's shape from it */
-    int r = nn_optim_init(&o, d, &s, n, &E);
-    d->type = type;
-    TRY(r);
-    *shape = o.gpu_shape;
-    TRY(nn_optim_step(&o, d, wb, gb, 1.0f, &E));
-    TRY(tu_download(wb, 0, clipped, n, &E));
+    rig R;
+    if (rig_make(d, &s, n, NULL, g, gpu, &R))
+        return 1;
+    *shape = R.o.gpu_shape;
+    TRY(nn_optim_step(&R.o, d, R.w, R.g, 1.0f, &E));
+    TRY(tu_download(R.w, 0, clipped, n, &E));
     for (size_t i = 0; i < n; i++)
         clipped[i] = -clipped[i];
     *norm = -1;
-    if (o.clip)
-        TRY(tu_download(o.clip, 1, norm, 1, &E));
-    nn_optim_free(&o);
-    nn_buf_free(&wb);
-    nn_buf_free(&gb);
+    if (R.o.clip)
+        TRY(tu_download(R.o.clip, 1, norm, 1, &E));
+    rig_free(&R);
     return 0;
 }
 
@@ -226,18 +246,13 @@ TEST(optim_clip_adam_sgd)
                 s.clip_norm = c->clip_norm;
             }
             double *g = tu_f2d(pre ? c->g : torch_clip_g, n);
-            cl_mem wb, gb;
-            TRY(nn_buf_alloc(d, n * sizeof(float), "w", &wb, &E));
-            TRY(nn_buf_alloc(d, n * sizeof(float), "g", &gb, &E));
-            TRY(tu_upload(gb, 0, g, n, &E));
-            nn_optim o;
-            TRY(nn_optim_init(&o, d, &s, n, &E));
+            rig R;
+            if (rig_make(d, &s, n, NULL, g, 0, &R))
+                return 1;
             for (int t = 0; t < 3; t++)
-                TRY(nn_optim_step(&o, d, wb, gb, s.lr, &E));
-            TRY(tu_download(wb, 0, w[pre], n, &E));
-            nn_optim_free(&o);
-            nn_buf_free(&wb);
-            nn_buf_free(&gb);
+                TRY(nn_optim_step(&R.o, d, R.w, R.g, s.lr, &E));
+            TRY(tu_download(R.w, 0, w[pre], n, &E));
+            rig_free(&R);
             free(g);
         }
         double err = ref_rel_err(w[0], w[1], n, 1e-6);
