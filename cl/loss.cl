@@ -5,10 +5,12 @@
 
 /* Cross-entropy over k classes. from_logits = 0: `out` holds softmax
  * probabilities and the gradient written is the one with respect to the
- * softmax's INPUT (p - onehot): softmax + cross-entropy fused.
- * from_logits = 1: `out` holds logits; log-softmax computed stably here. */
+ * softmax's INPUT (p - target): softmax + cross-entropy fused.
+ * from_logits = 1: `out` holds logits; log-softmax computed stably here.
+ * ls: label smoothing (PyTorch's CrossEntropyLoss(label_smoothing=ls)): the
+ * target is (1 - ls) * onehot + ls / k, the loss -sum_j target_j log p_j. */
 __kernel void ce_loss(__global const float *out, __global const int *labels, int n, int k, int from_logits,
-                      __global float *grad, int want_grad, float scale, __global float *metrics)
+                      __global float *grad, int want_grad, float scale, __global float *metrics, float ls)
 {
     int r = get_global_id(0);
     if (r >= n)
@@ -24,21 +26,33 @@ __kernel void ce_loss(__global const float *out, __global const int *labels, int
             am = j;
         }
     }
-    float loss;
+    float loss, on = 1.0f - ls, off = ls / (float)k; /* the target's weights */
     if (from_logits) {
         float s = 0.0f;
         for (int j = 0; j < k; j++)
             s += exp(o[j] - mv);
-        float ls = log(s);
-        loss = -(o[y] - mv - ls);
+        float lsm = log(s);
+        loss = -(o[y] - mv - lsm);
+        if (ls != 0.0f) {
+            float all = 0.0f; /* -sum_j log p_j */
+            for (int j = 0; j < k; j++)
+                all -= o[j] - mv - lsm;
+            loss = on * loss + off * all;
+        }
         if (want_grad)
             for (int j = 0; j < k; j++)
-                grad[(size_t)r * k + j] = (exp(o[j] - mv - ls) - (j == y ? 1.0f : 0.0f)) * scale;
+                grad[(size_t)r * k + j] = (exp(o[j] - mv - lsm) - (j == y ? on : 0.0f) - off) * scale;
     } else {
         loss = -log(fmax(o[y], 1e-30f)); /* fmax would hide a NaN: set below */
+        if (ls != 0.0f) {
+            float all = 0.0f;
+            for (int j = 0; j < k; j++)
+                all -= log(fmax(o[j], 1e-30f));
+            loss = on * loss + off * all;
+        }
         if (want_grad)
             for (int j = 0; j < k; j++)
-                grad[(size_t)r * k + j] = (o[j] - (j == y ? 1.0f : 0.0f)) * scale;
+                grad[(size_t)r * k + j] = (o[j] - (j == y ? on : 0.0f) - off) * scale;
     }
     /* NaN outputs are a NaN loss (training stops, no eval gate passes) and
      * no correct prediction, not class 0 with a clamped loss */

@@ -115,8 +115,9 @@ int nn_loss_run(nn_net *net, const nn_run *r, cl_mem target, cl_mem metrics, int
         grad = (net->spec->loss == NN_LOSS_CE && net->fused_softmax) ? out->dx[0] : out->dy;
     switch (net->spec->loss) {
     case NN_LOSS_CE:
-        return nn_launch(r->dev, "ce_loss", (size_t)n, 0, e, 9, KMEM(out->y), KMEM(target), KINT(n), KINT(k),
-                         KINT(logits), KMEM(grad), KINT(want_grad), KFLT(1.0f / n), KMEM(metrics));
+        return nn_launch(r->dev, "ce_loss", (size_t)n, 0, e, 10, KMEM(out->y), KMEM(target), KINT(n), KINT(k),
+                         KINT(logits), KMEM(grad), KINT(want_grad), KFLT(1.0f / n), KMEM(metrics),
+                         KFLT(net->spec->label_smoothing));
     case NN_LOSS_BCE:
         return nn_launch(r->dev, "bce_loss", (size_t)n, 0, e, 8, KMEM(out->y), KMEM(target), KINT(n), KINT(logits),
                          KMEM(grad), KINT(want_grad), KFLT(1.0f / n), KMEM(metrics));

@@ -325,14 +325,31 @@ static int parse_layers(const cJSON *root, nn_spec *s, nn_err *e)
 
 /* ------------------------------------------------------ loss, optimizer */
 
+/* "loss": a name, or {"type": name, "label_smoothing": eps} (cross_entropy
+ * only; PyTorch's CrossEntropyLoss(label_smoothing=eps)). */
 static int parse_loss(const cJSON *root, nn_spec *s, nn_err *e)
 {
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, "loss");
     s->loss = NN_LOSS_CE;
+    s->label_smoothing = 0;
     if (!l)
         return 0;
-    if (!cJSON_IsString(l))
-        return FAIL(e, s, "loss", "expected a string: \"cross_entropy\", \"binary_cross_entropy\" or \"mse\"");
+    const cJSON *name = l;
+    const char *path = "loss";
+    if (cJSON_IsObject(l)) {
+        static const char *const keys[] = {"type", "label_smoothing", NULL};
+        int r = check_keys(l, keys, NULL, "loss", s, e);
+        if (r)
+            return r;
+        name = cJSON_GetObjectItemCaseSensitive(l, "type");
+        path = "loss.type";
+        if (!name)
+            return FAIL(e, s, path, "required: \"cross_entropy\", \"binary_cross_entropy\" or \"mse\"");
+    }
+    if (!cJSON_IsString(name))
+        return FAIL(e, s, path,
+                    "expected a string: \"cross_entropy\", \"binary_cross_entropy\" or \"mse\"%s",
+                    name == l ? " (or an object with \"type\")" : "");
     static const struct { const char *name; nn_loss_kind k; } names[] = {
         {"cross_entropy", NN_LOSS_CE},
         {"categorical_crossentropy", NN_LOSS_CE},
@@ -343,28 +360,60 @@ static int parse_loss(const cJSON *root, nn_spec *s, nn_err *e)
         {"mean_squared_error", NN_LOSS_MSE},
     };
     const char *known[8];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof *names; i++) {
         known[i] = names[i].name;
-        if (!strcmp(l->valuestring, names[i].name)) {
-            s->loss = names[i].k;
-            return 0;
-        }
+        if (!strcmp(name->valuestring, names[i].name))
+            break;
     }
-    const char *sug = nn_suggest(l->valuestring, known, sizeof names / sizeof *names);
-    return FAIL(e, s, "loss", "unknown loss '%s'%s%s%s (known: cross_entropy, binary_cross_entropy, mse)",
-                l->valuestring, sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
+    if (i == sizeof names / sizeof *names) {
+        const char *sug = nn_suggest(name->valuestring, known, sizeof names / sizeof *names);
+        return FAIL(e, s, path, "unknown loss '%s'%s%s%s (known: cross_entropy, binary_cross_entropy, mse)",
+                    name->valuestring, sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
+    }
+    s->loss = names[i].k;
+    if (!cJSON_GetObjectItemCaseSensitive(l, "label_smoothing"))
+        return 0;
+    if (s->loss != NN_LOSS_CE)
+        return FAIL(e, s, "loss.label_smoothing", "only cross_entropy supports label smoothing, not %s",
+                    nn_loss_name(s->loss));
+    double v = 0;
+    int r = get_num(l, "label_smoothing", "loss", s, 0, 1, 0, &v, e);
+    s->label_smoothing = (float)v;
+    return r;
+}
+
+/* A float key of the optimizer object within [lo, hi]; *dst keeps its default when absent. */
+static int opt_num(const cJSON *oj, const char *key, const nn_spec *s, double lo, double hi, float *dst, nn_err *e)
+{
+    double v = *dst;
+    int r = get_num(oj, key, "optimizer", s, lo, hi, 0, &v, e);
+    *dst = (float)v;
+    return r;
+}
+
+static int opt_bool(const cJSON *oj, const char *key, const nn_spec *s, int *dst, nn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(oj, key);
+    if (v && !cJSON_IsBool(v)) {
+        char p[64];
+        snprintf(p, sizeof p, "optimizer.%s", key);
+        return FAIL(e, s, p, "expected true or false");
+    }
+    *dst = v && cJSON_IsTrue(v);
+    return 0;
 }
 
 static int parse_optimizer(const cJSON *root, nn_spec *s, nn_err *e)
 {
     nn_opt_spec *o = &s->opt;
+    memset(o, 0, sizeof *o);
     o->type = NN_OPT_SGD;
     o->lr = 0.01f;
-    o->momentum = 0;
-    o->weight_decay = 0;
     o->beta1 = 0.9f;
     o->beta2 = 0.999f;
     o->eps = 1e-8f;
+    o->alpha = 0.99f;
     const cJSON *oj = cJSON_GetObjectItemCaseSensitive(root, "optimizer");
     if (!oj)
         return 0;
@@ -374,66 +423,57 @@ static int parse_optimizer(const cJSON *root, nn_spec *s, nn_err *e)
     else if (cJSON_IsObject(oj)) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(oj, "type");
         if (!t || !cJSON_IsString(t))
-            return FAIL(e, s, "optimizer.type", "required: \"sgd\", \"adam\" or \"adamw\"");
+            return FAIL(e, s, "optimizer.type", "required: \"sgd\", \"adam\", \"adamw\" or \"rmsprop\"");
         type = t->valuestring;
     } else
-        return FAIL(e, s, "optimizer", "expected \"sgd\", \"adam\", \"adamw\" or an object with \"type\"");
-    static const char *const types[] = {"sgd", "adam", "adamw"};
+        return FAIL(e, s, "optimizer", "expected \"sgd\", \"adam\", \"adamw\", \"rmsprop\" or an object with \"type\"");
+    static const char *const types[] = {"sgd", "adam", "adamw", "rmsprop"};
     int k = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (!strcmp(type, types[i]))
             k = i;
     if (k < 0) {
-        const char *sug = nn_suggest(type, types, 3);
+        const char *sug = nn_suggest(type, types, 4);
         return FAIL(e, s, cJSON_IsString(oj) ? "optimizer" : "optimizer.type",
-                    "unknown optimizer '%s'%s%s%s (known: sgd, adam, adamw)", type, sug ? " (did you mean '" : "",
-                    sug ? sug : "", sug ? "'?)" : "");
+                    "unknown optimizer '%s'%s%s%s (known: sgd, adam, adamw, rmsprop)", type,
+                    sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
     }
     o->type = (nn_opt_kind)k;
-    if (k != NN_OPT_SGD)
+    if (k == NN_OPT_ADAM || k == NN_OPT_ADAMW)
         o->lr = 0.001f;
     if (k == NN_OPT_ADAMW)
         o->weight_decay = 0.01f;
     if (!cJSON_IsObject(oj))
         return 0;
-    static const char *const sgd_keys[] = {"type", "lr", "momentum", "nesterov", "weight_decay", NULL};
-    static const char *const adam_keys[] = {"type", "lr", "beta1", "beta2", "eps", "weight_decay", NULL};
-    int r = check_keys(oj, k == NN_OPT_SGD ? sgd_keys : adam_keys, NULL, "optimizer", s, e);
-    if (r)
+    /* every optimizer: lr, weight_decay and gradient clipping */
+    static const char *const common[] = {"type", "lr", "weight_decay", "clip_norm", "clip_value", NULL};
+    static const char *const sgd_keys[] = {"momentum", "nesterov", NULL};
+    static const char *const adam_keys[] = {"beta1", "beta2", "eps", NULL};
+    static const char *const rms_keys[] = {"alpha", "eps", "momentum", "centered", NULL};
+    const char *const *own = k == NN_OPT_SGD ? sgd_keys : k == NN_OPT_RMSPROP ? rms_keys : adam_keys;
+    int r;
+    if ((r = check_keys(oj, common, own, "optimizer", s, e)) || (r = opt_num(oj, "lr", s, 1e-12, 100, &o->lr, e)) ||
+        (r = opt_num(oj, "weight_decay", s, 0, 10, &o->weight_decay, e)) ||
+        (r = opt_num(oj, "clip_norm", s, 1e-12, 1e12, &o->clip_norm, e)) ||
+        (r = opt_num(oj, "clip_value", s, 1e-12, 1e12, &o->clip_value, e)))
         return r;
-    double v;
-    v = o->lr;
-    if ((r = get_num(oj, "lr", "optimizer", s, 1e-12, 100, 0, &v, e)))
-        return r;
-    o->lr = (float)v;
-    v = o->weight_decay;
-    if ((r = get_num(oj, "weight_decay", "optimizer", s, 0, 10, 0, &v, e)))
-        return r;
-    o->weight_decay = (float)v;
     if (k == NN_OPT_SGD) {
-        v = 0;
-        if ((r = get_num(oj, "momentum", "optimizer", s, 0, 0.9999, 0, &v, e)))
+        if ((r = opt_num(oj, "momentum", s, 0, 0.9999, &o->momentum, e)) ||
+            (r = opt_bool(oj, "nesterov", s, &o->nesterov, e)))
             return r;
-        o->momentum = (float)v;
-        const cJSON *nv = cJSON_GetObjectItemCaseSensitive(oj, "nesterov");
-        if (nv && !cJSON_IsBool(nv))
-            return FAIL(e, s, "optimizer.nesterov", "expected true or false");
-        o->nesterov = nv && cJSON_IsTrue(nv);
         if (o->nesterov && o->momentum == 0)
             return FAIL(e, s, "optimizer.nesterov", "needs a non-zero \"momentum\"");
+    } else if (k == NN_OPT_RMSPROP) {
+        if ((r = opt_num(oj, "alpha", s, 0, 0.999999, &o->alpha, e)) ||
+            (r = opt_num(oj, "eps", s, 1e-30, 1, &o->eps, e)) ||
+            (r = opt_num(oj, "momentum", s, 0, 0.9999, &o->momentum, e)) ||
+            (r = opt_bool(oj, "centered", s, &o->centered, e)))
+            return r;
     } else {
-        v = o->beta1;
-        if ((r = get_num(oj, "beta1", "optimizer", s, 0, 0.99999, 0, &v, e)))
+        if ((r = opt_num(oj, "beta1", s, 0, 0.99999, &o->beta1, e)) ||
+            (r = opt_num(oj, "beta2", s, 0, 0.9999999, &o->beta2, e)) ||
+            (r = opt_num(oj, "eps", s, 1e-30, 1, &o->eps, e)))
             return r;
-        o->beta1 = (float)v;
-        v = o->beta2;
-        if ((r = get_num(oj, "beta2", "optimizer", s, 0, 0.9999999, 0, &v, e)))
-            return r;
-        o->beta2 = (float)v;
-        v = o->eps;
-        if ((r = get_num(oj, "eps", "optimizer", s, 1e-30, 1, 0, &v, e)))
-            return r;
-        o->eps = (float)v;
     }
     return 0;
 }
@@ -1130,4 +1170,7 @@ const char *nn_loss_name(nn_loss_kind k)
     return k == NN_LOSS_CE ? "cross_entropy" : k == NN_LOSS_BCE ? "binary_cross_entropy" : "mse";
 }
 
-const char *nn_opt_name(nn_opt_kind k) { return k == NN_OPT_SGD ? "sgd" : k == NN_OPT_ADAM ? "adam" : "adamw"; }
+const char *nn_opt_name(nn_opt_kind k)
+{
+    return k == NN_OPT_SGD ? "sgd" : k == NN_OPT_ADAM ? "adam" : k == NN_OPT_ADAMW ? "adamw" : "rmsprop";
+}

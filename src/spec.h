@@ -13,13 +13,17 @@
 #include "schedule.h"
 
 typedef enum { NN_LOSS_CE = 0, NN_LOSS_BCE = 1, NN_LOSS_MSE = 2 } nn_loss_kind;
-typedef enum { NN_OPT_SGD = 0, NN_OPT_ADAM = 1, NN_OPT_ADAMW = 2 } nn_opt_kind;
+typedef enum { NN_OPT_SGD = 0, NN_OPT_ADAM = 1, NN_OPT_ADAMW = 2, NN_OPT_RMSPROP = 3 } nn_opt_kind;
 typedef enum { NN_NORM_NONE = 0, NN_NORM_AUTO = 1, NN_NORM_GIVEN = 2 } nn_norm_mode;
 
 typedef struct nn_opt_spec {
     nn_opt_kind type;
     float lr, momentum, weight_decay, beta1, beta2, eps;
     int nesterov;
+    float alpha;      /* rmsprop: smoothing constant of the squared-gradient average */
+    int centered;     /* rmsprop: divide by the estimated variance (grad_avg kept) */
+    float clip_value; /* > 0: each gradient element clamped to [-clip_value, clip_value] first */
+    float clip_norm;  /* > 0: then all gradients scaled so their global L2 norm is at most this */
 } nn_opt_spec;
 
 typedef struct nn_train_spec {
@@ -46,6 +50,7 @@ typedef struct nn_spec {
     int nlayers;
     nn_layer *layers;
     nn_loss_kind loss;
+    float label_smoothing;    /* cross_entropy: target (1 - ls) * onehot + ls / classes */
     nn_opt_spec opt;
     nn_train_spec train;
     int has_train, has_test;

@@ -100,12 +100,12 @@ static int save_resume(nn_model *m, nn_optim *opt, const epoch_state *es, const 
              "\"train_samples\":%zu,\"acc\":[%.9g,%.9g,%.9g]%s%s%s%s}}",
              NN_RESUME_FORMAT, epoch, batch, (unsigned long long)step, opt->t, ntr, h[0], h[1], h[2],
              zs[0] ? ",\"schedule\":" : "", zs, ss[0] ? ",\"early_stopping\":" : "", ss);
-    nn_extra_tensor more[4];
-    int nmore = 0;
-    if (opt->m1)
-        more[nmore++] = (nn_extra_tensor){"optimizer.m1", opt->m1, opt->n};
-    if (opt->m2)
-        more[nmore++] = (nn_extra_tensor){"optimizer.m2", opt->m2, opt->n};
+    nn_extra_tensor more[5];
+    const char *names[3];
+    cl_mem bufs[3];
+    int nmore = nn_optim_state(opt, names, bufs);
+    for (int i = 0; i < nmore; i++)
+        more[i] = (nn_extra_tensor){names[i], bufs[i], opt->n};
     if (es->best_params)
         more[nmore++] = (nn_extra_tensor){"early_stopping.params", es->best_params, m->net.nparams};
     if (es->best_state)
@@ -180,18 +180,25 @@ static int load_resume(nn_model *m, nn_optim *opt, epoch_state *es, const char *
         return r;
     nn_resume rs;
     cJSON *saved = cJSON_Parse(c.model_json);
+    /* the type the checkpoint's optimiser state belongs to (always stored) */
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(saved, "optimizer"), "type");
+    const char *saved_opt = cJSON_IsString(so) ? so->valuestring : nn_opt_name(m->spec.opt.type);
     if ((r = nn_modelbin_resume(&c, path, m->spec.train.epochs, ntr, m->spec.train.batch_size, &rs, e))) {
     } else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(saved, "layers"),
                               cJSON_GetObjectItemCaseSensitive(m->spec.root, "layers"), 1)) {
         r = nn_fail(e, NN_EDATA, "%s: the checkpoint's layers differ from %s's", path, m->spec.file);
+    } else if (strcmp(saved_opt, nn_opt_name(m->spec.opt.type))) {
+        r = nn_fail(e, NN_EDATA, "%s: the checkpoint was taken with the %s optimizer, %s uses %s", path, saved_opt,
+                    m->spec.file, nn_opt_name(m->spec.opt.type));
     } else if ((r = same_train_key(saved, &m->spec, "lr_schedule", path, e)) ||
                (r = same_train_key(saved, &m->spec, "early_stopping", path, e))) {
     } else {
-        const char *names[2] = {"optimizer.m1", "optimizer.m2"};
-        const cl_mem bufs[2] = {opt->m1, opt->m2};
-        const size_t n[2] = {opt->n, opt->n};
+        const char *names[3];
+        cl_mem bufs[3];
+        size_t n[3] = {opt->n, opt->n, opt->n};
+        int nst = nn_optim_state(opt, names, bufs);
         if (!(r = nn_model_place_params(m, &c, path, e)) &&
-            !(r = load_bufs(m, &c, path, names, bufs, n, 2, "the optimiser state; another optimizer?", e)))
+            !(r = load_bufs(m, &c, path, names, bufs, n, nst, "the optimiser state; another optimizer?", e)))
             r = load_epoch_state(m, &c, &rs, es, path, e);
         if (!r) {
             *epoch = rs.epoch;

@@ -126,7 +126,15 @@ variant duplayer 'L[0]["name"] = "hidden"; L[1]["name"] = "hidden"'
 variant badact 'L[0]["activation"] = "relux"'
 variant softmaxact 'L[1]["activation"] = "softmax"; del L[2]'
 variant badloss 'm["loss"] = "cross_entropi"'
-variant badopt 'm["optimizer"]["type"] = "rmsprop"'
+variant badopt 'm["optimizer"]["type"] = "adagrad"'
+variant rmsalpha 'm["optimizer"] = {"type": "rmsprop", "alpha": 1.5}'
+variant rmscentered 'm["optimizer"] = {"type": "rmsprop", "centered": "yes"}'
+variant rmsnesterov 'm["optimizer"] = {"type": "rmsprop", "momentum": 0.9, "nesterov": True}'
+variant clipnorm0 'm["optimizer"]["clip_norm"] = 0'
+variant clipvalue 'm["optimizer"]["clip_value"] = "0.5"'
+variant lsrange 'm["loss"] = {"type": "cross_entropy", "label_smoothing": 1.5}'
+variant lsbce 'm["loss"] = {"type": "binary_cross_entropy", "label_smoothing": 0.1}'
+variant losskey 'm["loss"] = {"type": "cross_entropy", "smoothing": 0.1}'
 variant nesterov 'm["optimizer"] = {"type": "sgd", "lr": 0.1, "nesterov": True}'
 variant valsplit 'm["train"]["validation_split"] = 1.5'
 variant shape0 'm["input"]["shape"] = [0]'
@@ -158,7 +166,15 @@ bad layer_input_later    65 "laterinput.json: layers[0].inputs: 'out' is defined
 bad activation_unknown   65 "badact.json: layers[0].activation: unknown activation 'relux' (did you mean 'relu'?)" train "$T/badact.json"
 bad activation_softmax   65 'softmaxact.json: layers[1].activation: "softmax" is a layer of its own' train "$T/softmaxact.json"
 bad loss_unknown         65 "badloss.json: loss: unknown loss 'cross_entropi' (did you mean 'cross_entropy'?)" train "$T/badloss.json"
-bad optimizer_unknown    65 "badopt.json: optimizer.type: unknown optimizer 'rmsprop' (known: sgd, adam, adamw)" train "$T/badopt.json"
+bad optimizer_unknown    65 "badopt.json: optimizer.type: unknown optimizer 'adagrad' (known: sgd, adam, adamw, rmsprop)" train "$T/badopt.json"
+bad rmsprop_alpha        65 'rmsalpha.json: optimizer.alpha: 1.5 is out of range'                  train "$T/rmsalpha.json"
+bad rmsprop_centered     65 'rmscentered.json: optimizer.centered: expected true or false'         train "$T/rmscentered.json"
+bad rmsprop_nesterov     65 "rmsnesterov.json: optimizer: unknown key 'nesterov'"                  train "$T/rmsnesterov.json"
+bad clip_norm_zero       65 'clipnorm0.json: optimizer.clip_norm: 0 is out of range'               train "$T/clipnorm0.json"
+bad clip_value_string    65 'clipvalue.json: optimizer.clip_value: expected a number'              train "$T/clipvalue.json"
+bad label_smoothing_range 65 'lsrange.json: loss.label_smoothing: 1.5 is out of range'             summary "$T/lsrange.json"
+bad label_smoothing_bce  65 'lsbce.json: loss.label_smoothing: only cross_entropy supports label smoothing' train "$T/lsbce.json"
+bad loss_key_typo        65 "losskey.json: loss: unknown key 'smoothing'"                          train "$T/losskey.json"
 bad nesterov_no_momentum 65 'nesterov.json: optimizer.nesterov: needs a non-zero "momentum"'       train "$T/nesterov.json"
 bad validation_split     65 'valsplit.json: train.validation_split: 1.5 is out of range'           train "$T/valsplit.json"
 bad input_shape_zero     65 'shape0.json: input.shape[0]: expected a positive integer'             train "$T/shape0.json"
@@ -473,6 +489,9 @@ bad ckpt_step_fraction   65 'stepfrac.ckpt: header extra.resume.step: 2.5 is not
 bad ckpt_acc_not_float   65 'accbig.ckpt: header extra.resume.acc[0]: not a finite float'              train "$T/base.json" --resume "$T/accbig.ckpt" --output "$T/ck.bin"
 bad ckpt_samples_huge    65 're:samples\.ckpt: header extra\.resume\.train_samples: 1e\+300 is not an integer' train "$T/base.json" --resume "$T/samples.ckpt" --output "$T/ck.bin"
 bad ckpt_adam_m2_negative 65 "m2neg.ckpt: tensor 'optimizer.m2'[0] is -1: must be finite and >= 0"      train "$T/base.json" --resume "$T/m2neg.ckpt" --output "$T/ck.bin"
+# the state of another optimizer is refused, even when its buffers would fit
+variant rmsresume 'm["optimizer"] = {"type": "rmsprop", "lr": 0.01, "momentum": 0.9}'
+bad ckpt_other_optimizer 65 "good.ckpt: the checkpoint was taken with the adam optimizer, $T/rmsresume.json uses rmsprop" train "$T/rmsresume.json" --resume "$T/good.ckpt" --output "$T/ck.bin"
 
 # --- lr schedules and early stopping (issue 12): errors name the JSON path
 variant sched_gamma 'm["train"]["lr_schedule"] = {"type": "step", "step_size": 2, "gamma": 1.5}'
@@ -928,11 +947,16 @@ WHY="exits $r1/$RC, or a model with dropout trained twice with one seed gave dif
 check determinism/dropout eval '[ "$r1$RC" = 00 ] && cmp -s "$T/drop1.bin" "$T/drop2.bin"'
 for o in 'sgd_nesterov|{"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": true}' \
     'adamw|{"type": "adamw", "lr": 0.01, "weight_decay": 0.01}' \
+    'rmsprop|{"type": "rmsprop", "lr": 0.01}' \
+    'rmsprop_centered_clip|{"type": "rmsprop", "lr": 0.005, "momentum": 0.5, "centered": true, "clip_norm": 1.0, "clip_value": 0.5}' \
+    'sgd_clip_norm|{"type": "sgd", "lr": 0.1, "momentum": 0.9, "clip_norm": 0.5}' \
     'given_normalize|{"type": "adam", "lr": 0.01}'; do
     n=${o%%|*}
     variant "opt_$n" 'm["optimizer"] = json.loads(sys.argv[4]); m["train"]["epochs"] = 40
 if sys.argv[2] == "opt_given_normalize":
-    m["input"]["normalize"] = {"mean": [5.8, 3.0, 3.8, 1.2], "std": [0.8, 0.4, 1.8, 0.8]}' "${o#*|}"
+    m["input"]["normalize"] = {"mean": [5.8, 3.0, 3.8, 1.2], "std": [0.8, 0.4, 1.8, 0.8]}
+if sys.argv[2] == "opt_rmsprop_centered_clip":
+    m["loss"] = {"type": "cross_entropy", "label_smoothing": 0.1}' "${o#*|}"
     nn train "$T/opt_$n.json" --output "$T/opt_$n.bin" --json
     a=$(printf '%s\n' "$OUT" | py 'import json,sys
 print([json.loads(l) for l in sys.stdin if "\"test\"" in l][0]["accuracy"])' 2>/dev/null)
@@ -940,6 +964,11 @@ print([json.loads(l) for l in sys.stdin if "\"test\"" in l][0]["accuracy"])' 2>/
     DETAIL="$ERR"
     check "train/$n" eval '[ "$RC" = 0 ] && py "import sys; assert float(sys.argv[1]) >= 0.9" "${a:--1}"'
 done
+# the new keys survive model.bin (its stored JSON) and summary shows them
+nn summary "$T/opt_rmsprop_centered_clip.bin"
+WHY="exit $RC; summary of the saved rmsprop model lacks its loss/optimizer settings"
+DETAIL="$OUT$ERR"
+check summary/rmsprop_clip_label_smoothing eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -Fq "label_smoothing 0.1  optimizer rmsprop lr 0.005 alpha 0.99 eps 1e-08 centered momentum 0.5 clip_value 0.5 clip_norm 1"'
 # paths with spaces; data paths relative to a JSON in a subfolder
 mkdir -p "$T/with space/sub"
 cp "$T/iris.csv" "$T/iris_test.csv" "$T/with space/"

@@ -14,7 +14,9 @@
 #   resume/*   20 Iris epochs in one go == with --checkpoint-every 50 (steps)
 #              then --resume, == with --checkpoint-every 3e then --resume
 #              (model.bin byte-identical); the same with a plateau lr
-#              schedule and early stopping that restores an earlier epoch
+#              schedule and early stopping that restores an earlier epoch, and
+#              for RMSprop (centered, momentum) with clip_value, clip_norm and
+#              label smoothing
 #   signal/*   SIGINT during training: exit 130, a checkpoint, a message naming
 #              it; resuming gives the model of an uninterrupted run; kill -9
 #              leaves an existing model.bin untouched and no temporary files
@@ -172,6 +174,34 @@ else
             fail resume/sched-step4 "--resume from the step-4 checkpoint failed ($(rc_text "$RC"))" "$ERR"
         else
             same resume/sched-step4 "$T/res/es_full.bin" "$T/res/es_resumed_s4.bin"
+        fi
+    fi
+fi
+
+# RMSprop (centered, momentum: three state buffers), clip_value + clip_norm
+# and label smoothing: checkpointed at step 100, resumed, byte-identical
+python3 -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+m["optimizer"] = {"type": "rmsprop", "lr": 0.005, "momentum": 0.5, "centered": True, "clip_norm": 1.0, "clip_value": 0.5}
+m["loss"] = {"type": "cross_entropy", "label_smoothing": 0.1}
+json.dump(m, open(sys.argv[2], "w"), indent=1)' "$T/iris.json" "$T/rms.json"
+nn train "$T/rms.json" --quiet --output "$T/res/rms_full.bin"
+if [ "$RC" != 0 ]; then
+    fail resume/rmsprop-clip "training $T/rms.json failed ($(rc_text "$RC"))" "$ERR"
+else
+    nn train "$T/rms.json" --quiet --output "$T/res/rms_all.bin" --checkpoint-every 50 --checkpoint "$T/res/rms.ckpt"
+    if [ "$RC" != 0 ] || [ ! -f "$T/res/rms.ckpt" ]; then
+        fail resume/rmsprop-clip "training with --checkpoint-every 50 failed or wrote no checkpoint ($(rc_text "$RC"))" "$ERR"
+    elif ! grep -q optimizer.m1 "$T/res/rms.ckpt" || ! grep -q optimizer.m2 "$T/res/rms.ckpt" ||
+        ! grep -q optimizer.m3 "$T/res/rms.ckpt"; then
+        fail resume/rmsprop-clip "the checkpoint lacks one of optimizer.m1, m2, m3 (momentum, square and gradient averages)"
+    else
+        nn train "$T/rms.json" --quiet --output "$T/res/rms_resumed.bin" --resume "$T/res/rms.ckpt" \
+            --checkpoint "$T/res/rms2.ckpt"
+        if [ "$RC" != 0 ]; then
+            fail resume/rmsprop-clip "--resume from the step-100 checkpoint failed ($(rc_text "$RC"))" "$ERR"
+        else
+            same resume/rmsprop-clip "$T/res/rms_full.bin" "$T/res/rms_resumed.bin"
         fi
     fi
 fi

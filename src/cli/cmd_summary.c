@@ -68,7 +68,9 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
     if ((r = nn_arg_int(opts, "batch-size", 1, 1 << 20, &B, e)))
         goto out;
     /* memory: params + grads + optimiser state, activations + their grads, input */
-    double nstates = s.opt.type == NN_OPT_SGD ? (s.opt.momentum != 0 ? 1 : 0) : 2;
+    double nstates = s.opt.type == NN_OPT_SGD       ? (s.opt.momentum != 0 ? 1 : 0)
+                     : s.opt.type == NN_OPT_RMSPROP ? 1 + (s.opt.momentum > 0) + (s.opt.centered != 0)
+                                                    : 2;
     double act = 0, scratch = 0;
     for (int i = 0; i < net.nl; i++) {
         if (!net.L[i].type->alias)
@@ -116,13 +118,33 @@ int nn_cmd_summary(int argc, char **argv, nn_err *e)
     }
     if (json) {
         printf("],\"parameters\":%zu,\"flops_per_sample\":%.0f,\"loss\":\"%s\",\"optimizer\":\"%s\",\"batch_size\":%ld,"
-               "\"train_memory_bytes\":%.0f}\n",
+               "\"train_memory_bytes\":%.0f",
                net.ntrainable, net.flops, nn_loss_name(s.loss), nn_opt_name(s.opt.type), B, mem);
+        if (s.label_smoothing > 0)
+            nn_json_num(stdout, "label_smoothing", s.label_smoothing);
+        if (s.opt.clip_value > 0)
+            nn_json_num(stdout, "clip_value", s.opt.clip_value);
+        if (s.opt.clip_norm > 0)
+            nn_json_num(stdout, "clip_norm", s.opt.clip_norm);
+        printf("}\n");
     } else {
         human(net.flops, b2, sizeof b2);
         printf("parameters %zu (%.2f MiB)  forward FLOPs/sample %s\n", net.ntrainable, net.ntrainable * 4.0 / 1048576, b2);
-        printf("loss %s%s  optimizer %s lr %g\n", nn_loss_name(s.loss),
-               net.fused_softmax ? " (fused with the softmax)" : "", nn_opt_name(s.opt.type), s.opt.lr);
+        printf("loss %s%s", nn_loss_name(s.loss), net.fused_softmax ? " (fused with the softmax)" : "");
+        if (s.label_smoothing > 0)
+            printf(" label_smoothing %g", s.label_smoothing);
+        printf("  optimizer %s lr %g", nn_opt_name(s.opt.type), s.opt.lr);
+        if (s.opt.type == NN_OPT_RMSPROP)
+            printf(" alpha %g eps %g%s", s.opt.alpha, s.opt.eps, s.opt.centered ? " centered" : "");
+        if ((s.opt.type == NN_OPT_RMSPROP || s.opt.type == NN_OPT_SGD) && s.opt.momentum > 0)
+            printf(" momentum %g%s", s.opt.momentum, s.opt.nesterov ? " nesterov" : "");
+        if (s.opt.weight_decay > 0)
+            printf(" weight_decay %g", s.opt.weight_decay);
+        if (s.opt.clip_value > 0)
+            printf(" clip_value %g", s.opt.clip_value);
+        if (s.opt.clip_norm > 0)
+            printf(" clip_norm %g", s.opt.clip_norm);
+        printf("\n");
         printf("training memory on the device at batch %ld: about %.1f MiB\n", B, mem / 1048576);
     }
 out:

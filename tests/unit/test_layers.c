@@ -39,14 +39,6 @@
 
 static nn_err E;
 
-static double *f2d(const float *f, size_t n)
-{
-    double *v = tu_xmalloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        v[i] = f[i];
-    return v;
-}
-
 typedef struct span {
     size_t off, n; /* floats */
 } span;
@@ -287,7 +279,7 @@ static int dense_case(const dcase *c)
     float *ar = tu_read_all(net->arena, na, &E);
     CHECK(ar, "%s: %s", desc, E.msg);
     size_t yo = tu_sub_off(D->y);
-    double *y = f2d(ar + yo, rows * u), *yr = tu_xmalloc(rows * u * sizeof(double));
+    double *y = tu_f2d(ar + yo, rows * u), *yr = tu_xmalloc(rows * u * sizeof(double));
     ref_dense_forward(x, W, b, rows, in, u, c->act, yr);
     double ef = ref_rel_err(y, yr, rows * u, 1e-6);
     tu_note_err("dense.forward", ef);
@@ -316,7 +308,7 @@ static int dense_case(const dcase *c)
     span gok[2] = {{tu_sub_off(D->dy), rows * u}, {0, 0}};
     if (dxr) {
         size_t xo = tu_sub_off(D->dx[0]);
-        double *dx = f2d(ga + xo, rows * in);
+        double *dx = tu_f2d(ga + xo, rows * in);
         double ex = ref_rel_err(dx, dxr, rows * in, 1e-6);
         tu_note_err("dense.backward.dx", ex);
         CHECK(ex < TOL, "%s: dx (accumulated) rel err %.3g", desc, ex);
@@ -327,14 +319,14 @@ static int dense_case(const dcase *c)
     CHECK(bad < 0, "%s: backward changed gradient arena[%ld] to %g (outside dy/dx rows < n)", desc, bad,
           bad < 0 ? 0.0 : ga[bad]);
     size_t wo = tu_sub_off(D->param[0].g);
-    double *dW = f2d(gr + wo, in * u);
+    double *dW = tu_f2d(gr + wo, in * u);
     double ew = ref_rel_err(dW, dWr, in * u, 1e-6);
     tu_note_err("dense.backward.dW", ew);
     CHECK(ew < TOL, "%s: dW rel err %.3g", desc, ew);
     span pok[2] = {{wo, in * u}, {0, 0}};
     if (c->bias) {
         size_t bo = tu_sub_off(D->param[1].g);
-        double *db = f2d(gr + bo, u);
+        double *db = tu_f2d(gr + bo, u);
         double eb = ref_rel_err(db, dbr, u, 1e-6);
         tu_note_err("dense.backward.db", eb);
         CHECK(eb < TOL, "%s: db rel err %.3g", desc, eb);
@@ -421,7 +413,7 @@ static int unary_case(int act, int n, int maxb, const int *shape, int nd, double
     float *ar = tu_read_all(net->arena, na, &E);
     CHECK(ar, "%s: %s", desc, E.msg);
     size_t yo = tu_sub_off(A->y);
-    double *y = f2d(ar + yo, cnt), *yr = tu_xmalloc(cnt * sizeof(double));
+    double *y = tu_f2d(ar + yo, cnt), *yr = tu_xmalloc(cnt * sizeof(double));
     if (act < 0)
         ref_softmax_forward(x, yr, cnt / k, k);
     else
@@ -449,7 +441,7 @@ static int unary_case(int act, int n, int maxb, const int *shape, int nd, double
     float *ga = tu_read_all(net->garena, ng, &E);
     CHECK(ga, "%s: %s", desc, E.msg);
     size_t xo = tu_sub_off(A->dx[0]), dyo = tu_sub_off(A->dy);
-    double *dx = f2d(ga + xo, cnt), *dy_after = f2d(ga + dyo, cnt);
+    double *dx = tu_f2d(ga + xo, cnt), *dy_after = tu_f2d(ga + dyo, cnt);
     double eb = ref_rel_err(dx, dxr, cnt, 1e-6);
     tu_note_err(act < 0 ? "softmax.backward" : "activation.backward", eb);
     CHECK(eb < TOL, "%s: dx (accumulated) rel err %.3g", desc, eb);
@@ -894,7 +886,7 @@ static int loss_case(int kind, int n, int maxb, int k, const double *values)
         CHECK(bad < 0, "%s (want_grad=%d): gradient arena[%ld] = %g outside grad rows < n (grad at %zu)", desc, want,
               bad, bad < 0 ? 0.0 : ga[bad], go);
         if (want) {
-            double *g = f2d(ga + go, nk);
+            double *g = tu_f2d(ga + go, nk);
             double eg = ref_rel_err(g, gr, nk, 1e-6);
             tu_note_err("loss.grad", eg);
             CHECK(eg < TOL, "%s: gradient rel err %.3g", desc, eg);
@@ -1260,7 +1252,7 @@ static int gather_case(const int *shape, int nd, int nnorm, int tdim, size_t sta
 
     float *xf = tu_read_all(net->x_in, (size_t)maxb * dim, &E), *tf = tu_read_all(target, ntf, &E);
     CHECK(xf && tf, "%s: %s", desc, E.msg);
-    double *xr = tu_xmalloc((size_t)n * dim * sizeof(double)), *xd = f2d(xf, (size_t)n * dim);
+    double *xr = tu_xmalloc((size_t)n * dim * sizeof(double)), *xd = tu_f2d(xf, (size_t)n * dim);
     ref_gather_rows(src, order, start, (size_t)n, dim, norm, xr);
     double ex = ref_rel_err(xd, xr, (size_t)n * dim, 1e-6);
     tu_note_err("gather.rows", ex);
@@ -1269,7 +1261,7 @@ static int gather_case(const int *shape, int nd, int nnorm, int tdim, size_t sta
     long bad = clobbered(xf, (size_t)maxb * dim, &ok, 1);
     CHECK(bad < 0, "%s: x_in[%ld] written beyond row n", desc, bad);
     if (tdim) {
-        double *tr = tu_xmalloc((size_t)n * (size_t)tdim * sizeof(double)), *td = f2d(tf, (size_t)n * (size_t)tdim);
+        double *tr = tu_xmalloc((size_t)n * (size_t)tdim * sizeof(double)), *td = tu_f2d(tf, (size_t)n * (size_t)tdim);
         ref_gather_rows(tg, order, start, (size_t)n, (size_t)tdim, NULL, tr);
         CHECK(ref_max_abs_diff(td, tr, (size_t)n * (size_t)tdim) == 0, "%s: gathered targets differ", desc);
         free(tr), free(td);

@@ -40,6 +40,14 @@ double *tu_rnd_vec_nz(ref_rng *r, size_t n, double lo, double hi, double min_abs
     return v;
 }
 
+double *tu_f2d(const float *f, size_t n)
+{
+    double *v = tu_xmalloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = f[i];
+    return v;
+}
+
 double *tu_dup_vec(const double *v, size_t n)
 {
     double *c = tu_xmalloc(n * sizeof *c);

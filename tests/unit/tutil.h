@@ -53,6 +53,8 @@ double *tu_rnd_vec(ref_rng *r, size_t n, double lo, double hi);
 double *tu_rnd_vec_nz(ref_rng *r, size_t n, double lo, double hi, double min_abs);
 /* A copy of v[0..n) (zeros when v is NULL). */
 double *tu_dup_vec(const double *v, size_t n);
+/* Floats f[0..n) as doubles (a malloc'd copy). */
+double *tu_f2d(const float *f, size_t n);
 /* Writes data[0..len) to path (created or truncated); 0 on success, -1 on any error. */
 int tu_write_file(const char *path, const void *data, size_t len);
 
