@@ -569,6 +569,10 @@ else
     fail bad/stdout_full "infer >/dev/full: expected exit 74 and 'writing to standard output failed', got $(rc_text "$RC")" "stderr: $(cat "$T/err")"
 fi
 if [ -c /dev/full ]; then pass bad/device_node_intact; else fail bad/device_node_intact "/dev/full is no longer a device node"; fi
+bad plot_missing_dir     74 "$T/no/such/dir/curves.png"                                            train "$T/base.json" --plot "$T/no/such/dir/curves.png" --output "$T/plot.bin" --quiet
+bad plot_is_folder       74 "$T/outdir"                                                            train "$T/base.json" --plot "$T/outdir" --output "$T/plot.bin" --quiet
+bad plot_device_node     74 '/dev/full: is a character device; refusing to replace'                train "$T/base.json" --plot /dev/full --output "$T/plot.bin" --quiet
+bad plot_not_nnruns      74 'notes.txt: exists and is not a file nnrun wrote; refusing to overwrite' train "$T/base.json" --plot "$T/notes.txt" --output "$T/plot.bin" --quiet
 nn train "$T/base.json" --output "$T/log.bin" --log "$T/run.log" --quiet
 cp "$T/run.log" "$T/run.log.before"
 nn train "$T/nonnum.json" --output "$T/log.bin" --log "$T/run.log" --quiet
@@ -586,6 +590,35 @@ if [ "$RC" = 74 ] && ! grep -q '"event":"epoch"' "$T/out"; then
 else
     fail bad/output_missing_dir_fails_early "nnrun trained $(grep -c '"event":"epoch"' "$T/out") epoch(s) before failing with $(rc_text "$RC") on an --output in a missing folder" "stderr: $ERR"
 fi
+
+# --plot: checked before training as --output is (no epoch runs first)
+nn train "$T/base.json" --output "$T/plot.bin" --plot "$T/no/such/dir/curves.png" --json
+if [ "$RC" = 74 ] && ! grep -q '"event":"epoch"' "$T/out" && [ ! -e "$T/plot.bin" ]; then
+    pass bad/plot_missing_dir_fails_early
+else
+    fail bad/plot_missing_dir_fails_early "nnrun trained $(grep -c '"event":"epoch"' "$T/out") epoch(s) before failing with $(rc_text "$RC") on a --plot in a missing folder" "stderr: $ERR"
+fi
+# png_size FILE W H: FILE is a PNG (signature, IHDR first) of W x H pixels.
+png_size() {
+    py 'import struct,sys
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"\x89PNG\r\n\x1a\n" and d[12:16] == b"IHDR", d[:16]
+w, h = struct.unpack(">II", d[16:24])
+assert (w, h) == (int(sys.argv[2]), int(sys.argv[3])), (w, h)
+assert d[-8:-4] == b"IEND"' "$@" 2>&1
+}
+# one epoch, no validation; then with a validation split (plot_val)
+nn train "$T/base.json" --epochs 1 --output "$T/plot.bin" --plot "$T/one.png" --quiet
+WHY="exit $RC; $(png_size "$T/one.png" 1000 400)"
+DETAIL="$ERR"
+check plot/one_epoch eval '[ "$RC" = 0 ] && png_size "$T/one.png" 1000 400 >/dev/null'
+variant plot_val 'm["train"]["validation_split"] = 0.2'
+cp "$T/one.png" "$T/val.png" # an existing PNG is replaced
+nn train "$T/plot_val.json" --epochs 3 --output "$T/plot.bin" --plot "$T/val.png" --quiet
+WHY="exit $RC; $(png_size "$T/val.png" 1000 400)"
+DETAIL="$ERR"
+check plot/validation eval '[ "$RC" = 0 ] && png_size "$T/val.png" 1000 400 >/dev/null && ! cmp -s "$T/one.png" "$T/val.png" &&
+    [ -z "$(find "$T" -maxdepth 1 -name ".val.png.tmp.*")" ]'
 
 # A failed run must not replace an existing model (bad data, divergence)
 cp "$T/good.bin" "$T/keep.bin"
@@ -675,7 +708,7 @@ check summary/fashion_json eval '[ "$RC" = 0 ] && py "import json,sys; d=json.lo
 
 # --- iris: train (from another folder: data paths are relative to the JSON)
 IRIS=$T/iris.bin
-NN_CWD=$T nn train "$ROOT/models/iris_mlp.json" --output "$IRIS" --json --log "$T/iris_log.csv"
+NN_CWD=$T nn train "$ROOT/models/iris_mlp.json" --output "$IRIS" --json --log "$T/iris_log.csv" --plot "$T/iris.png"
 cp "$T/out" "$T/iris_train.jsonl"
 WHY="exit $RC"
 DETAIL="$ERR"
@@ -704,6 +737,9 @@ assert rows[0][:3] == ["epoch", "loss", "accuracy"], rows[0]
 assert len(rows) == 101 and all(len(r) == len(rows[0]) for r in rows)
 assert [int(r[0]) for r in rows[1:]] == list(range(1, 101))
 [float(x) for r in rows[1:] for x in r]' "$T/iris_log.csv"
+
+WHY="--plot: $(png_size "$T/iris.png" 1000 400)"
+check iris/plot png_size "$T/iris.png" 1000 400
 
 # --- iris: eval
 nn eval "$IRIS"
