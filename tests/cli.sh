@@ -267,6 +267,21 @@ D = (24 + H + 63) // 64 * 64
 b = d[:D] + struct.pack("<f", float("nan")) * ((len(d) - 4 - D) // 4)
 open(t + "/nanw.bin", "wb").write(b + struct.pack("<I", zlib.crc32(b)))' "$T"
 bad eval_nan_weights_gate 1 "the loss is nan: the model's outputs are not finite, so no gate passes" eval "$T/nanw.bin" --min-accuracy 0.3
+# NaN outputs predict no class: every sample counts in its class's support
+# and in no column (sklearn's zero_division=0 for every precision)
+nn eval "$T/nanw.bin" --json
+WHY="exit $RC; expected zeros, the supports 15/15/15 and no_prediction 45"
+DETAIL="$OUT$ERR"
+check eval/report_nan eval '[ "$RC" = 0 ] && py "import json,sys
+d = json.loads(sys.argv[1]); r = d[\"report\"]
+assert d[\"no_prediction\"] == 45 and d[\"confusion_matrix\"] == [[0, 0, 0]] * 3, d
+assert [r[c][\"support\"] for c in d[\"labels\"]] == [15, 15, 15]
+assert all(r[c][k] == 0 for c in d[\"labels\"] + [\"macro avg\", \"weighted avg\"] for k in (\"precision\", \"recall\", \"f1-score\"))
+assert r[\"accuracy\"] == 0" "$OUT"'
+nn eval "$T/nanw.bin"
+WHY="exit $RC; expected a '(no prediction)' column"
+DETAIL="$OUT"
+check eval/report_nan_text eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -Eq "^ +setosa +0 +0 +0 +15$"'
 
 # --- infer and eval inputs (idx.bin: a 28x28 image model trained on 10 images)
 idx_variant idxgood images.gz labels.raw
@@ -753,6 +768,78 @@ nn eval "$IRIS" --json --data "$ROOT/data/iris.csv"
 WHY="exit $RC; expected one JSON object with samples 105 and passed true"
 DETAIL="$OUT$ERR"
 check iris/eval_json_data eval '[ "$RC" = 0 ] && py "import json,sys; d=json.loads(sys.argv[1]); assert d[\"samples\"] == 105 and d[\"passed\"] is True and d[\"accuracy\"] > 0.9" "$OUT"'
+o1=$OUT
+nn eval "$IRIS" "$ROOT/data/iris.csv" --json
+WHY="eval MODEL DATA --json differs from eval MODEL --data DATA --json (exit $RC)"
+DETAIL="$OUT$ERR"
+check eval/positional_data eval '[ "$RC" = 0 ] && [ "$OUT" = "$o1" ]'
+bad eval_data_twice       2 "nnrun eval: the data is given twice"                                  eval "$IRIS" "$ROOT/data/iris.csv" --data "$ROOT/data/iris.csv"
+bad eval_three_args       2 "unexpected argument"                                                  eval "$IRIS" "$ROOT/data/iris.csv" "$ROOT/data/iris.csv"
+
+# eval's per-class report and confusion matrix against sklearn's definitions
+# (classification_report, zero_division=0; confusion_matrix), computed here
+# from infer's predictions and the CSV's labels: the iris test set, and a
+# subset holding only two of the classes (listed: those in the data or the
+# predictions, as sklearn lists them). A 2-epoch model, so mistakes exist.
+head -n 1 "$T/iris_test.csv" >"$T/two_classes.csv"
+grep -E ',(setosa|versicolor)$' "$T/iris_test.csv" >>"$T/two_classes.csv"
+for f in iris_test two_classes; do
+    nn infer "$T/good.bin" "$T/$f.csv" --json
+    cp "$T/out" "$T/$f.preds"
+    r1=$RC
+    nn eval "$T/good.bin" "$T/$f.csv" --json
+    cp "$T/out" "$T/$f.report.json"
+    r2=$RC
+    nn eval "$T/good.bin" "$T/$f.csv"
+    cp "$T/out" "$T/$f.report.txt"
+    WHY="infer exit $r1, eval exit $r2/$RC, or the report differs from the reference"
+    DETAIL="$(py 'import json,sys
+classes = ["setosa", "versicolor", "virginica"]
+true = [l.strip().split(",")[-1] for l in open(sys.argv[1]).readlines()[1:]]
+pred = [json.loads(l)["predictions"][0]["label"] for l in open(sys.argv[2])]
+assert len(true) == len(pred) > 0
+labels = [c for c in classes if c in true or c in pred]
+cm = [[sum(1 for t, p in zip(true, pred) if t == a and p == b) for b in labels] for a in labels]
+rows = {}
+for i, c in enumerate(labels):
+    tp, sup, npred = cm[i][i], sum(cm[i]), sum(r[i] for r in cm)
+    p = tp / npred if npred else 0.0
+    r = tp / sup if sup else 0.0
+    rows[c] = (p, r, 2 * p * r / (p + r) if p + r else 0.0, sup)
+n = len(true)
+macro = tuple(sum(v[k] for v in rows.values()) / len(rows) for k in range(3)) + (n,)
+weighted = tuple(sum(v[k] * v[3] for v in rows.values()) / n for k in range(3)) + (n,)
+acc = sum(cm[i][i] for i in range(len(labels))) / n
+d = json.load(open(sys.argv[3]))
+rep = d["report"]
+assert d["labels"] == labels and d["confusion_matrix"] == cm and d["no_prediction"] == 0, (d["labels"], d["confusion_matrix"], cm)
+assert abs(d["accuracy"] - acc) < 1e-5 and abs(rep["accuracy"] - acc) < 1e-5
+for name, want in list(rows.items()) + [("macro avg", macro), ("weighted avg", weighted)]:
+    got = rep[name]
+    assert got["support"] == want[3], (name, got)
+    for k, key in enumerate(("precision", "recall", "f1-score")):
+        assert abs(got[key] - want[k]) < 1e-5, (name, key, got[key], want[k])
+# the text: sklearn'"'"'s layout (digits=4), after the unchanged summary line
+w, dg = max(12, max(len(c) for c in labels)), 4
+row = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+want = "{:>{width}s} ".format("", width=w) + " {:>9}" * 4
+want = want.format("precision", "recall", "f1-score", "support") + "\n\n"
+for c in labels:
+    want += row.format(c, *rows[c], width=w, digits=dg)
+want += "\n" + ("{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f}" + " {:>9}\n").format("accuracy", "", "", acc, n, width=w, digits=dg)
+want += row.format("macro avg", *macro, width=w, digits=dg) + row.format("weighted avg", *weighted, width=w, digits=dg)
+txt = open(sys.argv[4]).read()
+assert txt.startswith("accuracy %.4f  loss " % acc), txt[:60]
+assert "\n\n" + want + "\n" in txt, (want, txt)
+nw = max(len(c) for c in labels)
+cw = [max(len(c), max(len(str(r[j])) for r in cm)) for j, c in enumerate(labels)]
+mat = " " * nw + "".join("  %*s" % (cw[j], c) for j, c in enumerate(labels)) + "\n"
+for i, c in enumerate(labels):
+    mat += "%*s" % (nw, c) + "".join("  %*d" % (cw[j], cm[i][j]) for j in range(len(labels))) + "\n"
+assert txt.endswith("confusion matrix (rows: true class, columns: predicted class)\n" + mat), txt
+' "$T/$f.csv" "$T/$f.preds" "$T/$f.report.json" "$T/$f.report.txt" 2>&1 | tail -n 4)"
+    check "eval/report_$f" eval '[ "$r1$r2$RC" = 000 ] && [ -z "$DETAIL" ]'
+done
 
 # --- iris: infer
 nn infer "$IRIS" data/iris_test.csv
@@ -999,6 +1086,13 @@ for r, o in zip(rows, out):
 nn eval "$T/regress.bin" --max-loss 0.1
 WHY="exit $RC: $OUT$ERR"
 check regression/eval eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "^mae 0\.[01]"'
+# a regression model keeps the one summary line and its JSON keys (no report)
+nn eval "$T/regress.bin" "$T/reg_test.csv" --json
+WHY="exit $RC: $OUT$ERR"
+check regression/eval_json eval '[ "$RC" = 0 ] && py "import json,sys; assert sorted(json.loads(sys.argv[1])) == [\"loss\", \"mae\", \"passed\", \"samples\"]" "$OUT"'
+nn eval "$T/regress.bin"
+WHY="exit $RC: $OUT$ERR"
+check regression/eval_one_line eval '[ "$RC" = 0 ] && [ "$(printf "%s\n" "$OUT" | wc -l)" = 1 ]'
 bad regression_min_accuracy 2 'needs a classifier'                                                 eval "$T/regress.bin" --min-accuracy 0.5
 # two targets at once
 py 'import random,sys
