@@ -177,6 +177,10 @@ void nn_plot_tick_label(double v, double step, double maxabs, char *buf, size_t 
         snprintf(t, sizeof t, "%.*e", digits, v);
         /* 1.50e+06 -> 1.5e6, 2.0e-05 -> 2e-5 */
         char *ep = strchr(t, 'e'), mant[40], *z;
+        if (!ep) { /* not finite: never a tick of nn_plot_axis's */
+            snprintf(buf, n, "%s", t);
+            return;
+        }
         snprintf(mant, sizeof mant, "%.*s", (int)(ep - t), t);
         if (strchr(mant, '.')) {
             for (z = mant + strlen(mant) - 1; *z == '0'; z--)
