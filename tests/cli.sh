@@ -1058,6 +1058,18 @@ for x in d:
     p = x[\"predictions\"]
     assert sorted(q[\"label\"] for q in p) == [\"cat\", \"dog\"]
     assert abs(p[0][\"probability\"] + p[1][\"probability\"] - 1) < 1e-3"'
+printf '%s\n' "$OUT" >"$T/bin_infer.jsonl"
+nn eval "$T/binary.bin" --json
+WHY="exit $RC; expected eval's confusion matrix (one sigmoid output) to be infer's labels against the CSV's"
+DETAIL="$OUT$ERR"
+check binary/eval_confusion eval '[ "$RC" = 0 ] && py "import json,sys
+true = [l.strip().split(\",\")[-1] for l in open(sys.argv[2]).readlines()[1:]]
+pred = [json.loads(l)[\"predictions\"][0][\"label\"] for l in open(sys.argv[3])]
+d = json.loads(sys.argv[1]); labels = d[\"labels\"]
+assert sorted(labels) == [\"cat\", \"dog\"] and len(true) == len(pred) == 100
+cm = [[sum(1 for t, p in zip(true, pred) if t == a and p == b) for b in labels] for a in labels]
+assert d[\"confusion_matrix\"] == cm, (d[\"confusion_matrix\"], cm)
+assert abs(d[\"report\"][\"accuracy\"] - (cm[0][0] + cm[1][1]) / 100) < 1e-6" "$OUT" "$T/bin_test.csv" "$T/bin_infer.jsonl"'
 
 # --- regression: y = 2*x1 - x2 + noise
 cat >"$T/regress.json" <<'EOF'

@@ -133,6 +133,8 @@ static int class_report_of(const nn_model *m, const long *conf, class_report *c,
     return 0;
 }
 
+#define MATRIX_TEXT_MAX 50 /* classes; more would not fit a terminal */
+
 /* sklearn's layout (digits=4): names right-aligned, columns 9 wide; then
  * the confusion matrix, rows the true class, columns the predicted one. */
 static int report_text(const class_report *c, const long *conf, int K, nn_err *e)
@@ -149,6 +151,10 @@ static int report_text(const class_report *c, const long *conf, int K, nn_err *e
     for (const class_row *r = &c->macro; r; r = r == &c->macro ? &c->weighted : NULL)
         printf("%*s  %9.4f %9.4f %9.4f %9ld\n", width, r->name, r->p, r->r, r->f1, r->support);
 
+    if (c->n > MATRIX_TEXT_MAX) {
+        printf("\nconfusion matrix: %d classes, too many to print here (it is in --json)\n", c->n);
+        return 0;
+    }
     /* the no-prediction column only when there are such samples */
     const int cols = c->n + (c->none > 0);
     const char *none = "(no prediction)";
