@@ -224,11 +224,12 @@ int nn_plot_epoch(nn_plot *p, const char *path, int epoch, double loss, double m
     if (r)
         return r;
     double now = nn_now();
-    if (p->last_write > 0 && now - p->last_write < 1.0)
+    if (p->last_write > 0 && now - p->last_write < fmax(2.0, 50 * p->write_secs))
         return 0;
     if ((r = nn_plot_write(p, path, e)))
         return r;
     p->last_write = nn_now();
+    p->write_secs = p->last_write - now;
     return 0;
 }
 

@@ -22,13 +22,16 @@ typedef struct nn_plot {
     int n, cap;
     double *v;          /* n * NN_PLOT_COLS values */
     double last_write;  /* nn_now() of the last nn_plot_epoch write; 0: none yet */
+    double write_secs;  /* how long that write took */
 } nn_plot;
 #define NN_PLOT_COLS 5
 
 /* Appends one epoch's values. 71 when out of memory. */
 int nn_plot_add(nn_plot *p, int epoch, double loss, double metric, double val_loss, double val_metric, nn_err *e);
-/* nn_plot_add, then rewrites `path` when no write happened in the last
- * second (the first epoch always writes): an interrupted run leaves a plot. */
+/* nn_plot_add, then rewrites `path` after the first epoch, and later when
+ * the last write is older than 2 s and than 50 times what it took (so the
+ * rewrites cost at most 2% of the training time): an interrupted run leaves
+ * a plot. */
 int nn_plot_epoch(nn_plot *p, const char *path, int epoch, double loss, double metric, double val_loss,
                   double val_metric, nn_err *e);
 /* Draws the plot into rgb (NN_PLOT_W * NN_PLOT_H * 3 bytes, rows top down). */

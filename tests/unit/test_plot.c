@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "plot.h"
+#include "util.h"
 
 static int near(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(1, fmax(fabs(a), fabs(b))); }
 
@@ -131,5 +132,31 @@ TEST(plot_png)
     snprintf(path, sizeof path, "%s/curves.png", dir);
     unlink(path);
     CHECK(rmdir(dir) == 0, "%s is not empty after the writes (a temporary file left?)", dir);
+    return 0;
+}
+
+/* nn_plot_epoch: the first epoch writes; the next ones only once the last
+ * write is 2 s old (and 50 times its own duration). */
+TEST(plot_epoch_rewrites)
+{
+    char dir[] = "/tmp/nnrun_plot_XXXXXX", path[128];
+    CHECK(mkdtemp(dir), "mkdtemp");
+    snprintf(path, sizeof path, "%s/curves.png", dir);
+    nn_err e = {0};
+    nn_plot p = {.metric = "mae"};
+    CHECK(!nn_plot_epoch(&p, path, 1, 1, 1, NAN, NAN, &e), "epoch 1: %s", e.msg);
+    int first = access(path, F_OK) == 0;
+    unlink(path);
+    CHECK(!nn_plot_epoch(&p, path, 2, 0.5, 0.5, NAN, NAN, &e), "epoch 2: %s", e.msg);
+    int second = access(path, F_OK) == 0;
+    p.last_write = nn_now() - 2.0 - 50 * p.write_secs - 0.1; /* as if the last write were that old */
+    CHECK(!nn_plot_epoch(&p, path, 3, 0.25, 0.25, NAN, NAN, &e), "epoch 3: %s", e.msg);
+    int third = access(path, F_OK) == 0;
+    int n = p.n;
+    nn_plot_free(&p);
+    unlink(path);
+    rmdir(dir);
+    CHECK(first && !second && third && n == 3, "written after epochs 1/2/3: %d/%d/%d (expected 1/0/1); %d epochs kept",
+          first, second, third, n);
     return 0;
 }
