@@ -133,3 +133,39 @@ __kernel void metrics_accum(__global const float *metrics, int n, __global float
         acc[2] += (float)n;
     }
 }
+
+/* nnrun eval's confusion matrix: counts each sample's (true class,
+ * prediction) into conf, K rows of K + 1 columns (K classes; the last column:
+ * no prediction, the outputs being NaN, as ce_loss/bce_loss count no correct
+ * one). k > 1: the argmax of k outputs (K = k); k == 1: one binary output,
+ * a probability (class 1 from 0.5) or a logit (from 0), K = 2. Integer
+ * atomics: the counts do not depend on the order of the work-items. */
+__kernel void confusion_accum(__global const float *out, __global const int *labels, int n, int k, int from_logits,
+                              __global int *conf)
+{
+    int r = get_global_id(0);
+    if (r >= n)
+        return;
+    int K = k > 1 ? k : 2, y = k > 1 ? labels[r] : (labels[r] ? 1 : 0), pred;
+    if (y < 0 || y >= K)
+        return;
+    if (k == 1) {
+        float o = out[r];
+        pred = isnan(o) ? K : o >= (from_logits ? 0.0f : 0.5f) ? 1 : 0;
+    } else {
+        __global const float *o = out + (size_t)r * k;
+        int bad = isnan(o[0]);
+        float mv = o[0];
+        pred = 0;
+        for (int j = 1; j < k; j++) {
+            bad |= isnan(o[j]);
+            if (o[j] > mv) {
+                mv = o[j];
+                pred = j;
+            }
+        }
+        if (bad)
+            pred = K;
+    }
+    atomic_inc(conf + y * (K + 1) + pred);
+}

@@ -31,6 +31,11 @@ _nnrun()
         COMPREPLY=($(compgen -W "cross_entropy binary_cross_entropy mse" -- "$cur"))
         return
         ;;
+    --plot)
+        # train --plot: a PNG to write (or a folder to go into)
+        COMPREPLY=($(compgen -f -X '!*.[pP][nN][gG]' -- "$cur") $(compgen -d -- "$cur"))
+        return
+        ;;
     esac
     if [[ $cur == -* ]]; then
         local opts

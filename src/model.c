@@ -486,15 +486,33 @@ void nn_data_free(nn_data *d)
     memset(d, 0, sizeof *d);
 }
 
-int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_err *e)
+int nn_model_confusion_size(const nn_model *m)
+{
+    if (m->task != NN_TASK_CLASSIFY || nn_loss_rows(&m->net) != 1 || m->nclasses < 2)
+        return 0;
+    return m->nclasses * (m->nclasses + 1);
+}
+
+int nn_model_evaluate_ex(nn_model *m, nn_feed *f, double *loss, double *metric, long *conf, nn_err *e)
 {
     nn_net *net = &m->net;
     nn_dev *d = &m->dev;
     int B = net->max_batch;
     nn_loss_bufs lb = {0};
     size_t rows = nn_loss_rows(net);
+    const int csize = conf ? nn_model_confusion_size(m) : 0;
+    if (conf && !csize)
+        return nn_fail(e, NN_EUSAGE, "a confusion matrix needs a classifier with one label per sample");
+    /* the counts: int on the device (zeroed here), long on the host */
+    int *hc = csize ? calloc((size_t)csize, sizeof *hc) : NULL;
+    cl_mem dconf = NULL;
+    if (csize && !hc)
+        return nn_fail(e, NN_ENOMEM, "out of memory (the confusion matrix)");
     int r = nn_loss_bufs_alloc(d, net, B, m->tdim, &lb, e);
+    if (!r && csize && !(r = nn_buf_alloc(d, (size_t)csize * sizeof(int), "the confusion matrix", &dconf, e)))
+        r = nn_buf_write(d, dconf, 0, (size_t)csize * sizeof(int), hc, 1, e);
     cl_mem target = lb.target, metrics = lb.metrics, acc = lb.acc;
+    const int kout = m->spec.loss == NN_LOSS_BCE ? 1 : (int)net->out_dim;
     if (!r)
         r = nn_feed_begin(f, d, NULL, 0, e);
     nn_run run = {.dev = d, .train = 0};
@@ -507,17 +525,31 @@ int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_
             r = nn_loss_run(net, &run, target, metrics, 0, e);
         if (!r)
             r = nn_metrics_accum(d, metrics, run.n * (int)rows, acc, e);
+        if (!r && csize)
+            r = nn_launch(d, "confusion_accum", (size_t)run.n, 0, e, 6, KMEM(nn_net_out(net)->y), KMEM(target),
+                          KINT(run.n), KINT(kout), KINT(nn_loss_from_logits(net)), KMEM(dconf));
     }
     nn_feed_end(f);
     float h[4] = {0};
     if (!r)
         r = nn_buf_read(d, acc, 0, sizeof h, h, e);
+    if (!r && csize)
+        r = nn_buf_read(d, dconf, 0, (size_t)csize * sizeof(int), hc, e);
     if (!r) {
         *loss = h[2] > 0 ? h[0] / h[2] : NAN;
         *metric = h[2] > 0 ? h[1] / h[2] : NAN;
+        for (int i = 0; i < csize; i++)
+            conf[i] = hc[i];
     }
+    nn_buf_free(&dconf);
+    free(hc);
     nn_loss_bufs_free(&lb);
     return r;
+}
+
+int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_err *e)
+{
+    return nn_model_evaluate_ex(m, f, loss, metric, NULL, e);
 }
 
 int nn_model_predict(nn_model *m, nn_devdata *dd, size_t start, int n, float *out, nn_err *e)

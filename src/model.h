@@ -96,6 +96,14 @@ void nn_data_free(nn_data *d);
 
 /* Mean loss and mean metric (accuracy, or MAE for regression) over a feed. */
 int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_err *e);
+/* The same, and the confusion matrix counted on the device in the same pass:
+ * conf[true * (K + 1) + predicted], K = m->nclasses rows of K + 1 columns,
+ * the last for samples whose outputs are NaN (no prediction). Only for a
+ * classifier with one label per sample: nn_model_confusion_size (K * (K + 1))
+ * says how many counts, 0 when the model has no such matrix (regression,
+ * text models with one label per position). */
+int nn_model_confusion_size(const nn_model *m);
+int nn_model_evaluate_ex(nn_model *m, nn_feed *f, double *loss, double *metric, long *conf, nn_err *e);
 
 /* Runs the net on samples [start, start+n) of dd and reads back n*out_dim
  * probabilities (classification) or values (regression) into out. */

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "util.h" /* nn_write_atomic (onnx_write.c) */
 
 #define NN_ONNX_OPSET 17
 #define NN_ONNX_IR_VERSION 8
@@ -43,7 +44,5 @@ int nn_onnx_parse(const unsigned char *buf, size_t len, const char *name, const 
  * is read as nnrun import would read it (loss from the metadata or guessed). */
 int nn_onnx_path(const char *path);
 int nn_onnx_read(const char *path, struct nn_modelbin *c, nn_err *e);
-
-int nn_write_atomic(const char *path, const void *buf, size_t len, nn_err *e);
 
 #endif

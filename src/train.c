@@ -17,6 +17,7 @@
 #include "model.h"
 #include "optim.h"
 #include "schedule.h"
+#include "plot.h"
 #include "util.h"
 
 #define LOG_HEAD "epoch,loss," /* how the metrics log begins: nnrun overwrites only such a file */
@@ -275,6 +276,7 @@ typedef struct trainer {
     int regress, tokens;
     const char *mname;        /* "accuracy" or "mae" */
     FILE *log, *out;
+    nn_plot plot;             /* --plot: the epochs so far */
     char ckpt_path[4096];
     epoch_state es;           /* lr schedule, early stopping */
     int last_epoch;           /* the last epoch trained (early stopping may end the run before train.epochs) */
@@ -410,6 +412,8 @@ static int emit(trainer *t, const event *ev, nn_err *e)
          (s->train.sched.kind && fprintf(t->log, ",%.9g", ev->lr) < 0) || fputc('\n', t->log) == EOF ||
          fflush(t->log) != 0))
         return nn_fail(e, NN_EIO, "%s: writing the metrics log failed: %s", o->log, strerror(errno));
+    if (o->plot && ev->kind == EV_EPOCH)
+        return nn_plot_epoch(&t->plot, o->plot, ev->epoch, ev->loss, ev->metric, ev->vloss, ev->vmetric, e);
     return 0;
 }
 
@@ -442,11 +446,13 @@ static int prepare(trainer *t, nn_err *e)
     /* outputs are checked now and opened last: a failed run truncates nothing */
     if ((r = check_output_dir(s->output, e)) || (r = nn_check_output(s->output, NULL, e)) ||
         (o->checkpoint && (r = nn_check_output(o->checkpoint, NULL, e))) ||
-        (o->log && ((r = check_output_dir(o->log, e)) || (r = nn_check_output(o->log, LOG_HEAD, e)))))
+        (o->log && ((r = check_output_dir(o->log, e)) || (r = nn_check_output(o->log, LOG_HEAD, e)))) ||
+        (o->plot && ((r = check_output_dir(o->plot, e)) || (r = nn_check_output(o->plot, NN_PNG_MAGIC, e)))))
         return r;
     m->task = s->loss == NN_LOSS_MSE ? NN_TASK_REGRESS : NN_TASK_CLASSIFY;
     t->regress = m->task == NN_TASK_REGRESS;
     t->mname = t->regress ? "mae" : "accuracy";
+    t->plot.metric = t->mname;
     t->tokens = nn_source_is(&s->train_src, NN_FMT_TOKENS);
     size_t tok_nval = 0;
     if ((r = nn_model_open_train(m, s->train.validation_split, &t->train, &tok_nval, e)))
@@ -705,6 +711,12 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
         r = emit(&t, &(event){.kind = EV_START}, e);
     if (!r)
         r = run_epochs(&t, e);
+    if (o->plot && t.plot.n) { /* the whole run; also when it stopped early (interrupted, diverged) */
+        nn_err pe = {0};
+        int pr = nn_plot_write(&t.plot, o->plot, r ? &pe : e);
+        if (!r)
+            r = pr;
+    }
     if (!r)
         r = finish(&t, e);
     if (t.log && (ferror(t.log) | fclose(t.log)) != 0 && !r)
@@ -718,6 +730,7 @@ int nn_train_run(const nn_train_opts *o, nn_err *e)
     nn_feed_free(&t.ftest);
     nn_data_free(&t.train);
     nn_data_free(&t.test);
+    nn_plot_free(&t.plot);
     free(t.perm);
     free(t.order);
     nn_model_free(&t.m);

@@ -16,6 +16,7 @@ typedef struct nn_train_opts {
     const char *output;  /* NULL: from the JSON */
     const char *device;  /* NULL: $NNRUN_DEVICE or the default */
     const char *log;     /* per-epoch metrics CSV, or NULL */
+    const char *plot;    /* the training curves as a PNG (plot.h), or NULL */
     int json, quiet, progress;
     const char *resume;      /* checkpoint to continue from, or NULL */
     const char *checkpoint;  /* where checkpoints go (default: <output>.ckpt) */

@@ -44,6 +44,11 @@ int nn_file_has_prefix(const char *path, const char *prefix);
  * work; open the output itself last. */
 int nn_check_output(const char *path, const char *own_prefix, nn_err *e);
 
+/* Writes buf to `path` atomically: a temporary file in the same folder,
+ * fsync'd, renamed over `path`, the folder fsync'd (onnx_write.c). Only a new
+ * path or a regular file is replaced; on failure (74) `path` is untouched. */
+int nn_write_atomic(const char *path, const void *buf, size_t len, nn_err *e);
+
 /* Resolves `rel` against the folder of `base_file` unless it is absolute.
  * Returns a malloc'd string (NULL on allocation failure). */
 char *nn_path_join_dir(const char *base_file, const char *rel);

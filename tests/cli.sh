@@ -283,6 +283,21 @@ D = (24 + H + 63) // 64 * 64
 b = d[:D] + struct.pack("<f", float("nan")) * ((len(d) - 4 - D) // 4)
 open(t + "/nanw.bin", "wb").write(b + struct.pack("<I", zlib.crc32(b)))' "$T"
 bad eval_nan_weights_gate 1 "the loss is nan: the model's outputs are not finite, so no gate passes" eval "$T/nanw.bin" --min-accuracy 0.3
+# NaN outputs predict no class: every sample counts in its class's support
+# and in no column (sklearn's zero_division=0 for every precision)
+nn eval "$T/nanw.bin" --json
+WHY="exit $RC; expected zeros, the supports 15/15/15 and no_prediction 45"
+DETAIL="$OUT$ERR"
+check eval/report_nan eval '[ "$RC" = 0 ] && py "import json,sys
+d = json.loads(sys.argv[1]); r = d[\"report\"]
+assert d[\"no_prediction\"] == 45 and d[\"confusion_matrix\"] == [[0, 0, 0]] * 3, d
+assert [r[c][\"support\"] for c in d[\"labels\"]] == [15, 15, 15]
+assert all(r[c][k] == 0 for c in d[\"labels\"] + [\"macro avg\", \"weighted avg\"] for k in (\"precision\", \"recall\", \"f1-score\"))
+assert r[\"accuracy\"] == 0" "$OUT"'
+nn eval "$T/nanw.bin"
+WHY="exit $RC; expected a '(no prediction)' column"
+DETAIL="$OUT"
+check eval/report_nan_text eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -Eq "^ +setosa +0 +0 +0 +15$"'
 
 # --- infer and eval inputs (idx.bin: a 28x28 image model trained on 10 images)
 idx_variant idxgood images.gz labels.raw
@@ -630,6 +645,10 @@ else
     fail bad/stdout_full "infer >/dev/full: expected exit 74 and 'writing to standard output failed', got $(rc_text "$RC")" "stderr: $(cat "$T/err")"
 fi
 if [ -c /dev/full ]; then pass bad/device_node_intact; else fail bad/device_node_intact "/dev/full is no longer a device node"; fi
+bad plot_missing_dir     74 "$T/no/such/dir/curves.png"                                            train "$T/base.json" --plot "$T/no/such/dir/curves.png" --output "$T/plot.bin" --quiet
+bad plot_is_folder       74 "$T/outdir"                                                            train "$T/base.json" --plot "$T/outdir" --output "$T/plot.bin" --quiet
+bad plot_device_node     74 '/dev/full: is a character device; refusing to replace'                train "$T/base.json" --plot /dev/full --output "$T/plot.bin" --quiet
+bad plot_not_nnruns      74 'notes.txt: exists and is not a file nnrun wrote; refusing to overwrite' train "$T/base.json" --plot "$T/notes.txt" --output "$T/plot.bin" --quiet
 nn train "$T/base.json" --output "$T/log.bin" --log "$T/run.log" --quiet
 cp "$T/run.log" "$T/run.log.before"
 nn train "$T/nonnum.json" --output "$T/log.bin" --log "$T/run.log" --quiet
@@ -647,6 +666,35 @@ if [ "$RC" = 74 ] && ! grep -q '"event":"epoch"' "$T/out"; then
 else
     fail bad/output_missing_dir_fails_early "nnrun trained $(grep -c '"event":"epoch"' "$T/out") epoch(s) before failing with $(rc_text "$RC") on an --output in a missing folder" "stderr: $ERR"
 fi
+
+# --plot: checked before training as --output is (no epoch runs first)
+nn train "$T/base.json" --output "$T/plot.bin" --plot "$T/no/such/dir/curves.png" --json
+if [ "$RC" = 74 ] && ! grep -q '"event":"epoch"' "$T/out" && [ ! -e "$T/plot.bin" ]; then
+    pass bad/plot_missing_dir_fails_early
+else
+    fail bad/plot_missing_dir_fails_early "nnrun trained $(grep -c '"event":"epoch"' "$T/out") epoch(s) before failing with $(rc_text "$RC") on a --plot in a missing folder" "stderr: $ERR"
+fi
+# png_size FILE W H: FILE is a PNG (signature, IHDR first) of W x H pixels.
+png_size() {
+    py 'import struct,sys
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"\x89PNG\r\n\x1a\n" and d[12:16] == b"IHDR", d[:16]
+w, h = struct.unpack(">II", d[16:24])
+assert (w, h) == (int(sys.argv[2]), int(sys.argv[3])), (w, h)
+assert d[-8:-4] == b"IEND"' "$@" 2>&1
+}
+# one epoch, no validation; then with a validation split (plot_val)
+nn train "$T/base.json" --epochs 1 --output "$T/plot.bin" --plot "$T/one.png" --quiet
+WHY="exit $RC; $(png_size "$T/one.png" 1000 400)"
+DETAIL="$ERR"
+check plot/one_epoch eval '[ "$RC" = 0 ] && png_size "$T/one.png" 1000 400 >/dev/null'
+variant plot_val 'm["train"]["validation_split"] = 0.2'
+cp "$T/one.png" "$T/val.png" # an existing PNG is replaced
+nn train "$T/plot_val.json" --epochs 3 --output "$T/plot.bin" --plot "$T/val.png" --quiet
+WHY="exit $RC; $(png_size "$T/val.png" 1000 400)"
+DETAIL="$ERR"
+check plot/validation eval '[ "$RC" = 0 ] && png_size "$T/val.png" 1000 400 >/dev/null && ! cmp -s "$T/one.png" "$T/val.png" &&
+    [ -z "$(find "$T" -maxdepth 1 -name ".val.png.tmp.*")" ]'
 
 # A failed run must not replace an existing model (bad data, divergence)
 cp "$T/good.bin" "$T/keep.bin"
@@ -736,7 +784,7 @@ check summary/fashion_json eval '[ "$RC" = 0 ] && py "import json,sys; d=json.lo
 
 # --- iris: train (from another folder: data paths are relative to the JSON)
 IRIS=$T/iris.bin
-NN_CWD=$T nn train "$ROOT/models/iris_mlp.json" --output "$IRIS" --json --log "$T/iris_log.csv"
+NN_CWD=$T nn train "$ROOT/models/iris_mlp.json" --output "$IRIS" --json --log "$T/iris_log.csv" --plot "$T/iris.png"
 cp "$T/out" "$T/iris_train.jsonl"
 WHY="exit $RC"
 DETAIL="$ERR"
@@ -766,6 +814,9 @@ assert len(rows) == 101 and all(len(r) == len(rows[0]) for r in rows)
 assert [int(r[0]) for r in rows[1:]] == list(range(1, 101))
 [float(x) for r in rows[1:] for x in r]' "$T/iris_log.csv"
 
+WHY="--plot: $(png_size "$T/iris.png" 1000 400)"
+check iris/plot png_size "$T/iris.png" 1000 400
+
 # --- iris: eval
 nn eval "$IRIS"
 WHY="exit $RC, stdout: $OUT"
@@ -778,6 +829,78 @@ nn eval "$IRIS" --json --data "$ROOT/data/iris.csv"
 WHY="exit $RC; expected one JSON object with samples 105 and passed true"
 DETAIL="$OUT$ERR"
 check iris/eval_json_data eval '[ "$RC" = 0 ] && py "import json,sys; d=json.loads(sys.argv[1]); assert d[\"samples\"] == 105 and d[\"passed\"] is True and d[\"accuracy\"] > 0.9" "$OUT"'
+o1=$OUT
+nn eval "$IRIS" "$ROOT/data/iris.csv" --json
+WHY="eval MODEL DATA --json differs from eval MODEL --data DATA --json (exit $RC)"
+DETAIL="$OUT$ERR"
+check eval/positional_data eval '[ "$RC" = 0 ] && [ "$OUT" = "$o1" ]'
+bad eval_data_twice       2 "nnrun eval: the data is given twice"                                  eval "$IRIS" "$ROOT/data/iris.csv" --data "$ROOT/data/iris.csv"
+bad eval_three_args       2 "unexpected argument"                                                  eval "$IRIS" "$ROOT/data/iris.csv" "$ROOT/data/iris.csv"
+
+# eval's per-class report and confusion matrix against sklearn's definitions
+# (classification_report, zero_division=0; confusion_matrix), computed here
+# from infer's predictions and the CSV's labels: the iris test set, and a
+# subset holding only two of the classes (listed: those in the data or the
+# predictions, as sklearn lists them). A 2-epoch model, so mistakes exist.
+head -n 1 "$T/iris_test.csv" >"$T/two_classes.csv"
+grep -E ',(setosa|versicolor)$' "$T/iris_test.csv" >>"$T/two_classes.csv"
+for f in iris_test two_classes; do
+    nn infer "$T/good.bin" "$T/$f.csv" --json
+    cp "$T/out" "$T/$f.preds"
+    r1=$RC
+    nn eval "$T/good.bin" "$T/$f.csv" --json
+    cp "$T/out" "$T/$f.report.json"
+    r2=$RC
+    nn eval "$T/good.bin" "$T/$f.csv"
+    cp "$T/out" "$T/$f.report.txt"
+    WHY="infer exit $r1, eval exit $r2/$RC, or the report differs from the reference"
+    DETAIL="$(py 'import json,sys
+classes = ["setosa", "versicolor", "virginica"]
+true = [l.strip().split(",")[-1] for l in open(sys.argv[1]).readlines()[1:]]
+pred = [json.loads(l)["predictions"][0]["label"] for l in open(sys.argv[2])]
+assert len(true) == len(pred) > 0
+labels = [c for c in classes if c in true or c in pred]
+cm = [[sum(1 for t, p in zip(true, pred) if t == a and p == b) for b in labels] for a in labels]
+rows = {}
+for i, c in enumerate(labels):
+    tp, sup, npred = cm[i][i], sum(cm[i]), sum(r[i] for r in cm)
+    p = tp / npred if npred else 0.0
+    r = tp / sup if sup else 0.0
+    rows[c] = (p, r, 2 * p * r / (p + r) if p + r else 0.0, sup)
+n = len(true)
+macro = tuple(sum(v[k] for v in rows.values()) / len(rows) for k in range(3)) + (n,)
+weighted = tuple(sum(v[k] * v[3] for v in rows.values()) / n for k in range(3)) + (n,)
+acc = sum(cm[i][i] for i in range(len(labels))) / n
+d = json.load(open(sys.argv[3]))
+rep = d["report"]
+assert d["labels"] == labels and d["confusion_matrix"] == cm and d["no_prediction"] == 0, (d["labels"], d["confusion_matrix"], cm)
+assert abs(d["accuracy"] - acc) < 1e-5 and abs(rep["accuracy"] - acc) < 1e-5
+for name, want in list(rows.items()) + [("macro avg", macro), ("weighted avg", weighted)]:
+    got = rep[name]
+    assert got["support"] == want[3], (name, got)
+    for k, key in enumerate(("precision", "recall", "f1-score")):
+        assert abs(got[key] - want[k]) < 1e-5, (name, key, got[key], want[k])
+# the text: sklearn'"'"'s layout (digits=4), after the unchanged summary line
+w, dg = max(12, max(len(c) for c in labels)), 4
+row = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+want = "{:>{width}s} ".format("", width=w) + " {:>9}" * 4
+want = want.format("precision", "recall", "f1-score", "support") + "\n\n"
+for c in labels:
+    want += row.format(c, *rows[c], width=w, digits=dg)
+want += "\n" + ("{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f}" + " {:>9}\n").format("accuracy", "", "", acc, n, width=w, digits=dg)
+want += row.format("macro avg", *macro, width=w, digits=dg) + row.format("weighted avg", *weighted, width=w, digits=dg)
+txt = open(sys.argv[4]).read()
+assert txt.startswith("accuracy %.4f  loss " % acc), txt[:60]
+assert "\n\n" + want + "\n" in txt, (want, txt)
+nw = max(len(c) for c in labels)
+cw = [max(len(c), max(len(str(r[j])) for r in cm)) for j, c in enumerate(labels)]
+mat = " " * nw + "".join("  %*s" % (cw[j], c) for j, c in enumerate(labels)) + "\n"
+for i, c in enumerate(labels):
+    mat += "%*s" % (nw, c) + "".join("  %*d" % (cw[j], cm[i][j]) for j in range(len(labels))) + "\n"
+assert txt.endswith("confusion matrix (rows: true class, columns: predicted class)\n" + mat), txt
+' "$T/$f.csv" "$T/$f.preds" "$T/$f.report.json" "$T/$f.report.txt" 2>&1 | tail -n 4)"
+    check "eval/report_$f" eval '[ "$r1$r2$RC" = 000 ] && [ -z "$DETAIL" ]'
+done
 
 # --- early stopping with a plateau schedule (issue 12): Iris with a 20%
 # validation split and a high lr, so val_loss stalls; early stopping must stop
@@ -1072,6 +1195,18 @@ for x in d:
     p = x[\"predictions\"]
     assert sorted(q[\"label\"] for q in p) == [\"cat\", \"dog\"]
     assert abs(p[0][\"probability\"] + p[1][\"probability\"] - 1) < 1e-3"'
+printf '%s\n' "$OUT" >"$T/bin_infer.jsonl"
+nn eval "$T/binary.bin" --json
+WHY="exit $RC; expected eval's confusion matrix (one sigmoid output) to be infer's labels against the CSV's"
+DETAIL="$OUT$ERR"
+check binary/eval_confusion eval '[ "$RC" = 0 ] && py "import json,sys
+true = [l.strip().split(\",\")[-1] for l in open(sys.argv[2]).readlines()[1:]]
+pred = [json.loads(l)[\"predictions\"][0][\"label\"] for l in open(sys.argv[3])]
+d = json.loads(sys.argv[1]); labels = d[\"labels\"]
+assert sorted(labels) == [\"cat\", \"dog\"] and len(true) == len(pred) == 100
+cm = [[sum(1 for t, p in zip(true, pred) if t == a and p == b) for b in labels] for a in labels]
+assert d[\"confusion_matrix\"] == cm, (d[\"confusion_matrix\"], cm)
+assert abs(d[\"report\"][\"accuracy\"] - (cm[0][0] + cm[1][1]) / 100) < 1e-6" "$OUT" "$T/bin_test.csv" "$T/bin_infer.jsonl"'
 
 # --- regression: y = 2*x1 - x2 + noise
 cat >"$T/regress.json" <<'EOF'
@@ -1100,6 +1235,13 @@ for r, o in zip(rows, out):
 nn eval "$T/regress.bin" --max-loss 0.1
 WHY="exit $RC: $OUT$ERR"
 check regression/eval eval '[ "$RC" = 0 ] && printf "%s\n" "$OUT" | grep -q "^mae 0\.[01]"'
+# a regression model keeps the one summary line and its JSON keys (no report)
+nn eval "$T/regress.bin" "$T/reg_test.csv" --json
+WHY="exit $RC: $OUT$ERR"
+check regression/eval_json eval '[ "$RC" = 0 ] && py "import json,sys; assert sorted(json.loads(sys.argv[1])) == [\"loss\", \"mae\", \"passed\", \"samples\"]" "$OUT"'
+nn eval "$T/regress.bin"
+WHY="exit $RC: $OUT$ERR"
+check regression/eval_one_line eval '[ "$RC" = 0 ] && [ "$(printf "%s\n" "$OUT" | wc -l)" = 1 ]'
 bad regression_min_accuracy 2 'needs a classifier'                                                 eval "$T/regress.bin" --min-accuracy 0.5
 # two targets at once
 py 'import random,sys

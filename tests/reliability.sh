@@ -222,11 +222,13 @@ json.dump(m, open(sys.argv[2], "w"), indent=1)' "$ROOT/models/fashion_mlp.json" 
     [ "$full_rc" = 0 ] || fail signal/setup "training $T/fm.json failed ($(rc_text "$RC"))" "$ERR"
 
     # SIGINT once the first epoch is done (or after 2 s)
-    bg "$T/sig/out" "$T/sig/err" train "$T/fm.json" --output "$T/sig/int.bin" --checkpoint "$T/sig/int.ckpt"
+    bg "$T/sig/out" "$T/sig/err" train "$T/fm.json" --output "$T/sig/int.bin" --checkpoint "$T/sig/int.ckpt" \
+        --plot "$T/sig/int.png"
     wait_for "$T/sig/out" '^training ' $BG "$TMO"
     wait_for "$T/sig/out" '^epoch 1/' $BG 2
     kill -INT $BG 2>/dev/null
     bg_wait
+    int_rc=$RC
     ERR=$(cat "$T/sig/err")
     if [ "$RC" = 130 ] && [ -f "$T/sig/int.ckpt" ] && [ ! -f "$T/sig/int.bin" ] &&
         printf '%s' "$ERR" | grep -Fq "$T/sig/int.ckpt"; then
@@ -240,6 +242,21 @@ json.dump(m, open(sys.argv[2], "w"), indent=1)' "$ROOT/models/fashion_mlp.json" 
     else
         fail signal/sigint-writes-checkpoint "expected exit 130, a checkpoint, no model.bin and a message naming the checkpoint; got $(rc_text "$RC")" \
             "stderr: $ERR" "files: $(ls "$T/sig" | tr '\n' ' ')"
+    fi
+    # --plot: the interrupted run leaves the curves of the epochs it finished
+    # (none when the signal came within epoch 1: then no PNG)
+    if ! grep -q '^epoch 1/' "$T/sig/out"; then
+        if [ "$int_rc" = 130 ] && [ ! -e "$T/sig/int.png" ]; then
+            pass signal/sigint-leaves-plot
+        else
+            fail signal/sigint-leaves-plot "interrupted within epoch 1: expected exit 130 and no PNG; got $(rc_text "$int_rc"), $(ls -l "$T/sig/int.png" 2>&1)"
+        fi
+    elif [ "$int_rc" = 130 ] && python3 -c 'import struct,sys
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", d[16:24]) == (1000, 400) and d[-8:-4] == b"IEND"' "$T/sig/int.png" 2>/dev/null; then
+        pass signal/sigint-leaves-plot
+    else
+        fail signal/sigint-leaves-plot "expected exit 130 and a 1000x400 PNG at $T/sig/int.png; got $(rc_text "$int_rc"), $(ls -l "$T/sig/int.png" 2>&1)"
     fi
 
     # kill -9 during a run: an existing model.bin stays as it was, nothing is left beside it

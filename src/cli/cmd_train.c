@@ -27,6 +27,7 @@ int nn_cmd_train(int argc, char **argv, nn_err *e)
         {"output", 1, "where to write model.bin (overrides output)"},
         {"device", 1, "OpenCL device: index, gpu, cpu or a name substring (default: $NNRUN_DEVICE, else a GPU)"},
         {"log", 1, "write per-epoch metrics to this CSV file"},
+        {"plot", 1, "draw loss and accuracy (or mae), train and validation, per epoch as a PNG (1000x400)"},
         {"checkpoint-every", 1, "write a full training checkpoint every N steps, or every N epochs with 'Ne' (e.g. 1e)"},
         {"checkpoint", 1, "checkpoint path (default: OUTPUT.ckpt); also written on SIGINT/SIGTERM"},
         {"resume", 1, "continue training from this checkpoint (same model JSON and data)"},
@@ -67,6 +68,7 @@ int nn_cmd_train(int argc, char **argv, nn_err *e)
     o.output = nn_arg(opts, "output")->value;
     o.device = nn_arg(opts, "device")->value;
     o.log = nn_arg(opts, "log")->value;
+    o.plot = nn_arg(opts, "plot")->value;
     o.json = nn_arg(opts, "json")->set;
     o.quiet = nn_arg(opts, "quiet")->set;
     o.progress = !o.quiet && !o.json && isatty(2) && isatty(1);

@@ -3,7 +3,8 @@
 
 const nn_cmd nn_cmds[] = {
     {"train", "MODEL.json [options]", "Train the model described by MODEL.json and write model.bin.", nn_cmd_train},
-    {"eval", "MODEL.bin [options]", "Evaluate a trained model on its test data (or --data); gate CI with --min-accuracy.",
+    {"eval", "MODEL.bin [DATA] [options]",
+     "Evaluate a model on its test data (or DATA): per-class report; gate CI with --min-accuracy.",
      nn_cmd_eval},
     {"infer", "MODEL.bin INPUT... [options]", "Predict for images or CSV rows; one line (or JSON object) per input.",
      nn_cmd_infer},
