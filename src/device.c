@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "util.h"
 #include "version.h"
 
@@ -182,8 +183,13 @@ int nn_dev_select(const char *sel, nn_dev_info *out, nn_err *e)
         src = "NNRUN_DEVICE";
     }
     if (!sel || !*sel) {
+        /* a GPU; under mpirun the local rank's (rank k on a host takes its
+         * GPU k modulo their number: dist.h) */
+        int ngpu = 0, want = nn_dist_local_rank();
         for (int i = 0; i < n; i++)
-            if (all[i].type & CL_DEVICE_TYPE_GPU) {
+            ngpu += (all[i].type & CL_DEVICE_TYPE_GPU) != 0;
+        for (int i = 0, k = 0; i < n && ngpu; i++)
+            if ((all[i].type & CL_DEVICE_TYPE_GPU) && k++ == want % ngpu) {
                 *out = all[i];
                 return 0;
             }

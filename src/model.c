@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "dist.h"
 #include "modelbin.h"
 #include "loss.h"
 #include "onnx.h"
@@ -495,23 +496,30 @@ int nn_model_evaluate(nn_model *m, nn_feed *f, double *loss, double *metric, nn_
     size_t rows = nn_loss_rows(net);
     int r = nn_loss_bufs_alloc(d, net, B, m->tdim, &lb, e);
     cl_mem target = lb.target, metrics = lb.metrics, acc = lb.acc;
+    /* data-parallel (dist.h): each rank evaluates its share of every global
+     * batch of B * ranks samples; the sums are reduced */
+    size_t gB = (size_t)B * (size_t)nn_dist_get()->size;
+    nn_feed_shard(f, (int)gB);
     if (!r)
         r = nn_feed_begin(f, d, NULL, 0, e);
     nn_run run = {.dev = d, .train = 0};
-    for (size_t s = 0; !r && s < f->n; s += (size_t)B) {
-        run.n = (int)(f->n - s < (size_t)B ? f->n - s : (size_t)B);
-        r = nn_feed_batch(f, net, s, run.n, target, NULL, 0, 0, e);
-        if (!r)
+    for (size_t s = 0; !r && s < f->n; s += gB) {
+        size_t lo;
+        nn_dist_share(f->n - s < gB ? f->n - s : gB, &lo, &run.n);
+        r = nn_feed_batch(f, net, s + lo, run.n, target, NULL, 0, 0, e);
+        if (!r && run.n > 0)
             r = nn_net_forward(net, &run, e);
-        if (!r)
+        if (!r && run.n > 0)
             r = nn_loss_run(net, &run, target, metrics, 0, e);
-        if (!r)
+        if (!r && run.n > 0)
             r = nn_metrics_accum(d, metrics, run.n * (int)rows, acc, e);
     }
     nn_feed_end(f);
     float h[4] = {0};
     if (!r)
         r = nn_buf_read(d, acc, 0, sizeof h, h, e);
+    if (!r)
+        r = nn_dist_sum(h, 3, e);
     if (!r) {
         *loss = h[2] > 0 ? h[0] / h[2] : NAN;
         *metric = h[2] > 0 ? h[1] / h[2] : NAN;
