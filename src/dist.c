@@ -78,11 +78,15 @@ void nn_dist_abort(int code)
         MPI_Abort(MPI_COMM_WORLD, code);
 }
 
+void nn_dist_share_of(size_t m, int r, int n, size_t *lo, int *cnt)
+{
+    *lo = m * (size_t)r / (size_t)n;
+    *cnt = (int)(m * (size_t)(r + 1) / (size_t)n - *lo);
+}
+
 void nn_dist_share(size_t m, size_t *lo, int *cnt)
 {
-    size_t r = (size_t)g.rank, n = (size_t)g.size;
-    *lo = m * r / n;
-    *cnt = (int)(m * (r + 1) / n - *lo);
+    nn_dist_share_of(m, g.rank, g.size, lo, cnt);
 }
 
 int nn_dist_max_share(size_t m)

@@ -37,8 +37,10 @@ void nn_dist_finalize(void);
  * rank's error message is printed. Returns when MPI is not active. */
 void nn_dist_abort(int code);
 
-/* This rank's share of a global batch of m samples: [*lo, *lo + *cnt),
- * rank r taking [m*r/N, m*(r+1)/N) (possibly empty). */
+/* Rank r of N's share of a global batch of m samples: [*lo, *lo + *cnt) =
+ * [m*r/N, m*(r+1)/N) (possibly empty; the shares tile [0, m), their sizes
+ * differ by at most one). nn_dist_share: this rank's. */
+void nn_dist_share_of(size_t m, int r, int n, size_t *lo, int *cnt);
 void nn_dist_share(size_t m, size_t *lo, int *cnt);
 /* The most samples any rank takes of a global batch of m. */
 int nn_dist_max_share(size_t m);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../dist.h"
 #include "../util.h"
 
 void nn_imgset_free(nn_imgset *s)
@@ -437,9 +438,10 @@ static void *worker(void *arg)
         if (stop)
             break;
         size_t start = b * (size_t)pf->B;
-        size_t all = pf->n - start < (size_t)pf->B ? pf->n - start : (size_t)pf->B;
-        start += all * (size_t)pf->rank / (size_t)pf->nranks;
-        int m = (int)(all * (size_t)(pf->rank + 1) / (size_t)pf->nranks - all * (size_t)pf->rank / (size_t)pf->nranks);
+        size_t all = pf->n - start < (size_t)pf->B ? pf->n - start : (size_t)pf->B, lo;
+        int m;
+        nn_dist_share_of(all, pf->rank, pf->nranks, &lo, &m);
+        start += lo;
         nn_err e = {0};
         int r = 0;
         for (int i = 0; i < m && !r; i++) {

@@ -76,10 +76,10 @@ typedef struct nn_layer nn_layer;
 typedef struct nn_run {
     nn_dev *dev;
     int n;              /* samples in this batch (<= the net's max batch) */
-    int n_global;       /* data-parallel: samples in the global batch, whose mean the loss is (0: n) */
     int train;          /* 1 while training: dropout active, batch statistics */
     uint64_t seed;      /* training seed (dropout masks) */
     uint64_t step;      /* optimisation step (dropout masks) */
+    int n_global;       /* data-parallel: samples in the global batch, whose mean the loss is (0: n) */
 } nn_run;
 
 /* What a layer's output is, for the loss that reads it (the `output` hook). */
