@@ -701,6 +701,26 @@ int nn_buf_read(nn_dev *d, cl_mem m, size_t off, size_t bytes, void *dst, nn_err
     return st == CL_SUCCESS ? 0 : nn_cl_fail(e, st, "reading a device buffer");
 }
 
+int nn_buf_read_async(nn_dev *d, cl_mem m, size_t off, size_t bytes, void *dst, cl_event *ev, nn_err *e)
+{
+    cl_int st = clEnqueueReadBuffer(d->q, m, CL_FALSE, off, bytes, dst, 0, NULL, ev);
+    if (st == CL_SUCCESS)
+        st = clFlush(d->q);
+    return st == CL_SUCCESS ? 0 : nn_cl_fail(e, st, "reading a device buffer");
+}
+
+int nn_event_done(cl_event ev, int *done, nn_err *e)
+{
+    cl_int status;
+    cl_int st = clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+    if (st != CL_SUCCESS)
+        return nn_cl_fail(e, st, "waiting for a device read");
+    if (status < 0)
+        return nn_cl_fail(e, status, "a device read");
+    *done = status == CL_COMPLETE;
+    return 0;
+}
+
 int nn_buf_fill(nn_dev *d, cl_mem m, size_t off, size_t nfloats, float v, nn_err *e)
 {
     if (!nfloats)

@@ -4,7 +4,9 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "net.h"
 #include "util.h"
 
 static nn_dist g = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1};
@@ -61,8 +63,11 @@ const nn_dist *nn_dist_get(void)
     return &g;
 }
 
+static void plan_free(void);
+
 void nn_dist_finalize(void)
 {
+    plan_free();
     free(g_host);
     free(g_recv);
     g_host = g_recv = NULL;
@@ -159,28 +164,6 @@ int nn_dist_any(int flag, int *out, nn_err *e)
     return rc != MPI_SUCCESS ? mpi_fail(e, rc, "MPI_Allreduce") : 0;
 }
 
-int nn_dist_allreduce_grads(nn_dev *d, cl_mem grads, size_t n, nn_err *e)
-{
-    if (!g.active || g.size == 1 || n == 0)
-        return 0;
-    double t0 = nn_now();
-    size_t blk;
-    int r = staging(n, &blk, e);
-    if (!r)
-        r = nn_buf_read(d, grads, 0, n * sizeof(float), g_host, e); /* waits for the backward pass */
-    double t1 = nn_now();
-    if (!r)
-        r = sum_blocks(g_host, g_recv, blk, e);
-    /* non-blocking: the optimiser is enqueued behind it; g_host is next
-     * touched after the next step's blocking read */
-    if (!r)
-        r = nn_buf_write(d, grads, 0, n * sizeof(float), g_host, 0, e);
-    g.comm_s += nn_now() - t1;
-    g.comm_calls++;
-    (void)t0;
-    return r;
-}
-
 int nn_dist_gather_text(const char *mine, char *lines, size_t len, nn_err *e)
 {
     if (!g.active || g.size == 1) {
@@ -227,5 +210,209 @@ int nn_dist_check_same(nn_dev *d, cl_mem buf, size_t n, nn_err *e)
         if (all[k] != all[0])
             r = nn_fail(e, NN_ESOFTWARE, "NNRUN_TEST_CHECK_SYNC: rank %d's parameters differ from rank 0's", k);
     free(all);
+    return r;
+}
+
+/* ------------------------------------------------ overlapped buckets */
+
+typedef struct bucket {
+    size_t off, n;      /* floats of the gradient buffer */
+    size_t blk;         /* floats per rank's block (n padded to size * blk) */
+    int trigger;        /* the layer whose backward completes it */
+    float *host, *recv; /* size * blk floats each */
+    cl_event ev;        /* its read-back */
+    MPI_Request a, b;   /* its all-to-all and all-gather */
+} bucket;
+
+static struct {
+    const nn_net *net;  /* the net the plan is for */
+    bucket *b;
+    int nb;
+    int nread;          /* buckets whose read is enqueued this step */
+    float *mem;
+} R;
+
+static void plan_free(void)
+{
+    for (int k = 0; k < R.nb; k++)
+        if (R.b[k].ev)
+            clReleaseEvent(R.b[k].ev);
+    free(R.b);
+    free(R.mem);
+    memset(&R, 0, sizeof R);
+}
+
+/* Buckets from the last layer down: a layer's gradients start at the
+ * lowest offset of its trainable parameters, which grows with the layer
+ * index (else: one bucket). */
+static int plan(const nn_net *net, nn_err *e)
+{
+    if (R.net == net)
+        return 0;
+    plan_free();
+    long kb = env_int("NNRUN_BUCKET_KB", 512);
+    size_t want = kb > 0 ? (size_t)kb * 256 : net->nparams; /* floats */
+    size_t *lo = malloc(sizeof(size_t) * (size_t)(net->nl + 1));
+    R.b = calloc((size_t)net->nl + 1, sizeof *R.b);
+    if (!lo || !R.b) {
+        free(lo);
+        return nn_oom(e, "for the all-reduce plan");
+    }
+    int monotonic = 1, lowest = -1;
+    size_t prev = 0;
+    for (int i = 0; i < net->nl; i++) {
+        const nn_layer *L = &net->L[i];
+        lo[i] = (size_t)-1;
+        for (int p = 0; p < L->nparam; p++)
+            if (L->param[p].trainable && L->param[p].off < lo[i])
+                lo[i] = L->param[p].off;
+        if (lo[i] == (size_t)-1)
+            continue;
+        if (lowest < 0)
+            lowest = i;
+        monotonic &= lo[i] >= prev;
+        prev = lo[i];
+    }
+    size_t end = net->nparams;
+    for (int i = net->nl - 1; monotonic && i > lowest; i--)
+        if (lo[i] != (size_t)-1 && end - lo[i] >= want) {
+            R.b[R.nb++] = (bucket){.off = lo[i], .n = end - lo[i], .trigger = i};
+            end = lo[i];
+        }
+    if (end > 0)
+        R.b[R.nb++] = (bucket){.off = 0, .n = end, .trigger = lowest};
+    free(lo);
+    size_t total = 0;
+    for (int k = 0; k < R.nb; k++) {
+        R.b[k].blk = (R.b[k].n + (size_t)g.size - 1) / (size_t)g.size;
+        if (R.b[k].blk > (size_t)1 << 30)
+            return nn_fail(e, NN_EDATA, "%zu floats are too many for one all-reduce", R.b[k].n);
+        total += 2 * R.b[k].blk * (size_t)g.size;
+    }
+    if (!(R.mem = calloc(total ? total : 1, sizeof(float))))
+        return nn_oom(e, "for the all-reduce buffers (%zu floats)", total);
+    float *p = R.mem;
+    for (int k = 0; k < R.nb; k++) {
+        R.b[k].host = p;
+        R.b[k].recv = p + R.b[k].blk * (size_t)g.size;
+        p += 2 * R.b[k].blk * (size_t)g.size;
+        R.b[k].a = R.b[k].b = MPI_REQUEST_NULL;
+    }
+    R.net = net;
+    return 0;
+}
+
+static int read_bucket(nn_net *net, bucket *b, nn_err *e)
+{
+    R.nread++;
+    return nn_buf_read_async(net->dev, net->grads, b->off * sizeof(float), b->n * sizeof(float), b->host, &b->ev, e);
+}
+
+int nn_dist_grads_ready(void *ctx, int layer, nn_err *e)
+{
+    nn_net *net = ctx;
+    if (!g.active || g.size == 1 || net->nparams == 0)
+        return 0;
+    int r = plan(net, e);
+    /* buckets are read in order: this layer completes the next one */
+    if (!r && R.nread < R.nb && R.b[R.nread].trigger == layer)
+        r = read_bucket(net, &R.b[R.nread], e);
+    return r;
+}
+
+/* Lets MPI progress the collectives under way, briefly. */
+static int progress(nn_err *e)
+{
+    for (int k = 0; k < R.nb; k++) {
+        int done, rc = MPI_SUCCESS;
+        if (R.b[k].a != MPI_REQUEST_NULL)
+            rc = MPI_Test(&R.b[k].a, &done, MPI_STATUS_IGNORE);
+        if (rc == MPI_SUCCESS && R.b[k].b != MPI_REQUEST_NULL)
+            rc = MPI_Test(&R.b[k].b, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(e, rc, "MPI_Test");
+    }
+    nanosleep(&(struct timespec){0, 20000}, NULL);
+    return 0;
+}
+
+static int wait_read(bucket *b, nn_err *e)
+{
+    int done = 0, r;
+    while (!(r = nn_event_done(b->ev, &done, e)) && !done && !(r = progress(e)))
+        ;
+    clReleaseEvent(b->ev);
+    b->ev = NULL;
+    return r;
+}
+
+static int wait_req(MPI_Request *q, nn_err *e)
+{
+    int done = 0, rc;
+    while ((rc = MPI_Test(q, &done, MPI_STATUS_IGNORE)) == MPI_SUCCESS && !done)
+        nanosleep(&(struct timespec){0, 20000}, NULL);
+    return rc != MPI_SUCCESS ? mpi_fail(e, rc, "MPI_Test") : 0;
+}
+
+/* Block k's sum: the N copies of this rank's block, in rank order. */
+static void sum_block(bucket *b)
+{
+    float *mine = b->host + (size_t)g.rank * b->blk;
+    for (size_t i = 0; i < b->blk; i++) {
+        float v = b->recv[i];
+        for (int k = 1; k < g.size; k++)
+            v += b->recv[(size_t)k * b->blk + i];
+        mine[i] = v;
+    }
+}
+
+/* Every rank starts the collectives in the same order: A0, A1, G0, A2,
+ * G1, ..., G(K-1) (A: all-to-all, G: all-gather of bucket k). */
+int nn_dist_reduce_grads(nn_net *net, nn_err *e)
+{
+    if (!g.active || g.size == 1 || net->nparams == 0)
+        return 0;
+    int r = plan(net, e);
+    while (!r && R.nread < R.nb) /* no hook ran (an empty share), or NNRUN_BUCKET_KB=0 */
+        r = read_bucket(net, &R.b[R.nread], e);
+    double t0 = 0, t_bwd = 0;
+    for (int k = 0; !r && k <= R.nb; k++) {
+        if (k < R.nb) {
+            bucket *b = &R.b[k];
+            if ((r = wait_read(b, e)))
+                break;
+            double now = nn_now();
+            if (k == 0)
+                t0 = now;
+            if (k == R.nb - 1)
+                t_bwd = now;
+            int rc = MPI_Ialltoall(b->host, (int)b->blk, MPI_FLOAT, b->recv, (int)b->blk, MPI_FLOAT, MPI_COMM_WORLD,
+                                   &b->a);
+            if (rc != MPI_SUCCESS) {
+                r = mpi_fail(e, rc, "MPI_Ialltoall");
+                break;
+            }
+        }
+        if (k > 0) {
+            bucket *p = &R.b[k - 1];
+            if ((r = wait_req(&p->a, e)))
+                break;
+            sum_block(p);
+            int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, p->host, (int)p->blk, MPI_FLOAT,
+                                    MPI_COMM_WORLD, &p->b);
+            if (rc != MPI_SUCCESS)
+                r = mpi_fail(e, rc, "MPI_Iallgather");
+        }
+    }
+    for (int k = 0; !r && k < R.nb; k++) {
+        bucket *b = &R.b[k];
+        if (!(r = wait_req(&b->b, e))) /* non-blocking write: b->host stays as it is until the next step's read */
+            r = nn_buf_write(net->dev, net->grads, b->off * sizeof(float), b->n * sizeof(float), b->host, 0, e);
+    }
+    R.nread = 0;
+    double t1 = nn_now();
+    g.comm_s += t1 - t0;
+    g.exposed_s += t1 - t_bwd;
+    g.comm_calls++;
     return r;
 }

@@ -20,7 +20,8 @@ typedef struct nn_dist {
     int active;               /* 1 when launched by mpirun and MPI is initialised */
     int rank, size;           /* in MPI_COMM_WORLD; 0 and 1 for a plain run */
     int local_rank, local_size; /* on this host (OMPI_COMM_WORLD_LOCAL_*) */
-    double comm_s;            /* seconds spent in gradient all-reduces (nn_dist_allreduce_grads) */
+    double comm_s;            /* seconds spent in gradient all-reduces (first message to last) */
+    double exposed_s;         /* the part of comm_s after the backward pass had finished */
     long comm_calls;
 } nn_dist;
 
@@ -49,10 +50,21 @@ int nn_dist_max_share(size_t m);
 int nn_dist_sum(float *v, size_t n, nn_err *e);
 /* Logical OR of a flag over all ranks (agreeing to stop at the same step). */
 int nn_dist_any(int flag, int *out, nn_err *e);
-/* Sums the n floats of `grads` (a device buffer) over all ranks, in place:
- * read back, sum, write; enqueued work before it must be the backward pass.
- * Time spent is added to comm_s. */
-int nn_dist_allreduce_grads(nn_dev *d, cl_mem grads, size_t n, nn_err *e);
+/* The overlapped all-reduce of a training net's gradient buffer, in
+ * buckets of about NNRUN_BUCKET_KB kilobytes (default 512; 0: one piece
+ * after the whole backward pass) of consecutive layers' gradients. Pass
+ * nn_dist_grads_ready as the backward hook (ctx: the net): once the last
+ * layers' gradients fill a bucket, it enqueues the bucket's read-back while
+ * earlier layers still compute; nn_dist_reduce_grads, after the backward
+ * pass is enqueued, all-reduces the buckets as their reads complete (each
+ * element summed in rank order by one rank, as nn_dist_sum does, so the
+ * bucket size never changes a result) and writes them back. Time spent is
+ * added to comm_s, the part after the backward pass ended to exposed_s.
+ * No-ops for one process. */
+int nn_dist_grads_ready(void *net, int layer, nn_err *e);
+struct nn_net;
+int nn_dist_reduce_grads(struct nn_net *net, nn_err *e);
+
 /* Gathers one line of text per rank on rank 0: lines[r] (each of `len`
  * bytes) filled on rank 0 only; other ranks pass lines = NULL. */
 int nn_dist_gather_text(const char *mine, char *lines, size_t len, nn_err *e);

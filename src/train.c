@@ -68,10 +68,11 @@ int nn_train_step(nn_model *m, nn_optim *opt, nn_feed *f, size_t start, const nn
     } else if ((r = nn_net_forward(net, run, e)) || (r = nn_net_zero_grads(net, e)) ||
                (r = nn_loss_run(net, run, lb->target, lb->metrics, 1, e)) ||
                (r = nn_metrics_accum(&m->dev, lb->metrics, run->n * (int)nn_loss_rows(net), lb->acc, e)) ||
-               (r = nn_net_backward(net, run, e)))
+               (r = nn_net_backward_hooked(net, run, nn_dist_grads_ready, net, e)))
         return r;
-    /* data-parallel: the ranks' gradients summed (a no-op for one process) */
-    if ((r = nn_dist_allreduce_grads(&m->dev, net->grads, net->nparams, e)) ||
+    /* data-parallel: the ranks' gradients summed, the last layers' already
+     * under way while the first ones computed (a no-op for one process) */
+    if ((r = nn_dist_reduce_grads(net, e)) ||
         (r = nn_optim_step(opt, &m->dev, net->params, net->grads, m->spec.opt.lr, e)))
         return r;
     return 0;

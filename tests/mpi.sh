@@ -190,7 +190,27 @@ JSON
     WHY="exit $RC; test accuracy 1 process ${c1:-none}, 2 ranks ${c2:-none} (300 images: within 0.05)"
     DETAIL="$ERR"
     check cnn/weights_identical_and_accuracy_matches eval '[ "$RC" = 0 ] && close x "${c1:--9}" "${c2:-9}" 0.05'
+    # all-reduce buckets of 1 KB (a dozen, overlapping the backward pass) and
+    # one piece after it: each element is summed in the same order either way
+    NNRUN_BUCKET_KB=1 NNRUN_TEST_CHECK_SYNC=1 mpi 2 -- train "$T/cnn.json" --quiet --output "$T/cnn_b1.bin"
+    [ "$RC" = 0 ] || fail cnn/buckets "training with NNRUN_BUCKET_KB=1 failed ($(rc_text "$RC"))" "$ERR"
+    NNRUN_BUCKET_KB=0 mpi 2 -- train "$T/cnn.json" --quiet --output "$T/cnn_b0.bin"
+    [ "$RC" = 0 ] || fail cnn/buckets "training with NNRUN_BUCKET_KB=0 failed ($(rc_text "$RC"))" "$ERR"
+    same cnn/bucket_size_changes_nothing "$T/cnn_b1.bin" "$T/cnn_b0.bin"
+    same cnn/overlapped_equals_one_piece "$T/cnn2.bin" "$T/cnn_b0.bin"
 fi
+
+# ------------------------------------------------------------------ bench
+mpi 2 -- bench "$T/iris.json" --steps 5 --json
+WHY="bench under mpirun: exit $RC; want ranks 2 and compute/all-reduce/exposed times per step"
+DETAIL="$OUT$ERR"
+check bench/compute_and_allreduce_per_step eval '[ "$RC" = 0 ] && py "import json,sys
+b = json.loads(sys.argv[1])
+assert b[\"ranks\"] == 2 and b[\"compute_ms_per_step\"] > 0
+assert 0 <= b[\"allreduce_exposed_ms_per_step\"] <= b[\"allreduce_ms_per_step\"]" "$OUT"'
+mpi 2 -- bench "$T/iris.json" --steps 5
+WHY="bench text under mpirun: exit $RC"
+check bench/text_line eval '[ "$RC" = 0 ] && printf "%s" "$OUT" | grep -q "ranks       2 (batch 16 each): compute .* ms/step, all-reduce .* ms/step (.* ms of it not hidden behind compute)"'
 
 # ------------------------------------- a streamed image folder (each rank decodes its share)
 py 'import os,random,sys
