@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "dist.h"
@@ -78,6 +79,9 @@ static int run_command(const nn_cmd *cmd, int argc, char **argv)
             return NN_EIO;
         }
         int together = r == NN_EINTR || r == NN_EGATE; /* every rank got there at the same step */
+        int abort_job = r && !together && dist->active && dist->size > 1;
+        if (abort_job && dist->rank > 0) /* an error every rank hits (a bad file): rank 0's abort, */
+            nanosleep(&(struct timespec){0, 500000000}, NULL); /* coming first, says it once */
         if (r && (e.msg[0] || r != NN_EGATE) && (!dist->active || !together || dist->rank == 0)) {
             fflush(stdout);
             if (dist->active && dist->size > 1)
@@ -85,7 +89,7 @@ static int run_command(const nn_cmd *cmd, int argc, char **argv)
             else
                 fprintf(stderr, "nnrun: error: %s\n", e.msg[0] ? e.msg : "failed");
         }
-        if (r && !together && dist->active && dist->size > 1) {
+        if (abort_job) {
             fflush(stderr);
             nn_dist_abort(r);
         }

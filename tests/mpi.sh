@@ -134,6 +134,17 @@ secs=$(($(date +%s) - t0))
 WHY="rank 0 failing at step 0: expected exit 65 within 30 s; got $(rc_text "$RC") after ${secs}s"
 check failure/rank0_fails eval '[ "$RC" = 65 ] && [ "$secs" -le 30 ] && printf "%s" "$ERR" | grep -q "rank 0: NNRUN_TEST_FAIL_RANK=0"'
 
+# an error every rank hits (a missing data file): the job ends with its code
+py 'import json,sys
+m = json.load(open(sys.argv[1])); m["data"]["train"]["path"] = sys.argv[3]
+json.dump(m, open(sys.argv[2], "w"))' "$T/iris.json" "$T/missing.json" "$T/no-such.csv"
+t0=$(date +%s)
+mpi 2 -- train "$T/missing.json" --quiet --output "$T/missing.bin"
+secs=$(($(date +%s) - t0))
+WHY="every rank missing its data: expected exit 66 and the file named within 30 s; got $(rc_text "$RC") after ${secs}s"
+DETAIL="$ERR"
+check failure/every_rank_fails eval '[ "$RC" = 66 ] && [ "$secs" -le 30 ] && printf "%s" "$ERR" | grep -q "nnrun: error: rank [01]: .*no-such.csv"'
+
 # ------------------------------------------- SIGTERM through mpirun: a checkpoint
 # mpirun forwards SIGTERM to the ranks and kills them odls_base_sigkill_timeout
 # seconds later (1 by default): time for rank 0 to finish the step and write
