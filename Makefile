@@ -6,6 +6,12 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP \
            -DCL_TARGET_OPENCL_VERSION=120 -Isrc -I/usr/include/stb -I$(BUILD)/onnx
 LDLIBS  += -lclblast -lOpenCL -lcjson -lstb -lprotobuf-c -lz -lm -lpthread
+# MPI (Open MPI from Debian's libopenmpi-dev): data-parallel training under
+# mpirun (src/dist.c). One binary: a plain run never initialises MPI.
+MPI_CFLAGS ?= $(shell mpicc --showme:compile 2>/dev/null || pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   ?= $(shell mpicc --showme:link 2>/dev/null || pkg-config --libs ompi-c 2>/dev/null)
+CFLAGS  += $(MPI_CFLAGS)
+LDLIBS  += $(MPI_LIBS)
 BUILD   ?= build
 # ONNX: C generated at build time from the onnx.proto of Debian's libonnx-dev
 # by protoc-c (protobuf-c-compiler) into $(BUILD)/onnx; nothing generated is

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "util.h"
 #include "version.h"
 
@@ -182,8 +183,13 @@ int nn_dev_select(const char *sel, nn_dev_info *out, nn_err *e)
         src = "NNRUN_DEVICE";
     }
     if (!sel || !*sel) {
+        /* a GPU; under mpirun the local rank's (rank k on a host takes its
+         * GPU k modulo their number: dist.h) */
+        int ngpu = 0, want = nn_dist_local_rank();
         for (int i = 0; i < n; i++)
-            if (all[i].type & CL_DEVICE_TYPE_GPU) {
+            ngpu += (all[i].type & CL_DEVICE_TYPE_GPU) != 0;
+        for (int i = 0, k = 0; i < n && ngpu; i++)
+            if ((all[i].type & CL_DEVICE_TYPE_GPU) && k++ == want % ngpu) {
                 *out = all[i];
                 return 0;
             }
@@ -693,6 +699,26 @@ int nn_buf_read(nn_dev *d, cl_mem m, size_t off, size_t bytes, void *dst, nn_err
         return 0;
     cl_int st = clEnqueueReadBuffer(d->q, m, CL_TRUE, off, bytes, dst, 0, NULL, NULL);
     return st == CL_SUCCESS ? 0 : nn_cl_fail(e, st, "reading a device buffer");
+}
+
+int nn_buf_read_async(nn_dev *d, cl_mem m, size_t off, size_t bytes, void *dst, cl_event *ev, nn_err *e)
+{
+    cl_int st = clEnqueueReadBuffer(d->q, m, CL_FALSE, off, bytes, dst, 0, NULL, ev);
+    if (st == CL_SUCCESS)
+        st = clFlush(d->q);
+    return st == CL_SUCCESS ? 0 : nn_cl_fail(e, st, "reading a device buffer");
+}
+
+int nn_event_done(cl_event ev, int *done, nn_err *e)
+{
+    cl_int status;
+    cl_int st = clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+    if (st != CL_SUCCESS)
+        return nn_cl_fail(e, st, "waiting for a device read");
+    if (status < 0)
+        return nn_cl_fail(e, status, "a device read");
+    *done = status == CL_COMPLETE;
+    return 0;
 }
 
 int nn_buf_fill(nn_dev *d, cl_mem m, size_t off, size_t nfloats, float v, nn_err *e)

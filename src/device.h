@@ -109,6 +109,12 @@ int nn_buf_alloc(nn_dev *d, size_t bytes, const char *what, cl_mem *out, nn_err 
 int nn_buf_sub(nn_dev *d, cl_mem parent, size_t off, size_t bytes, cl_mem *out, nn_err *e);
 int nn_buf_write(nn_dev *d, cl_mem m, size_t off, size_t bytes, const void *src, int blocking, nn_err *e);
 int nn_buf_read(nn_dev *d, cl_mem m, size_t off, size_t bytes, void *dst, nn_err *e); /* blocking */
+/* Non-blocking read (flushed, so it runs in queue order without a wait);
+ * *ev completes when dst holds the data: poll it with nn_event_done, then
+ * clReleaseEvent it. */
+int nn_buf_read_async(nn_dev *d, cl_mem m, size_t off, size_t bytes, void *dst, cl_event *ev, nn_err *e);
+/* *done = 1 once the command of ev has completed (an error: its code). */
+int nn_event_done(cl_event ev, int *done, nn_err *e);
 int nn_buf_zero(nn_dev *d, cl_mem m, size_t off, size_t bytes, nn_err *e);
 /* The first `bytes` of src into dst, on the queue (nothing waits). */
 int nn_buf_copy(nn_dev *d, cl_mem src, cl_mem dst, size_t bytes, nn_err *e);

@@ -109,6 +109,10 @@ int nn_loss_run(nn_net *net, const nn_run *r, cl_mem target, cl_mem metrics, int
         k = out->out_shape.d[out->out_shape.nd - 1];
         n = r->n * (int)(net->out_dim / (size_t)k);
     }
+    /* the gradient of the mean over the global batch: summed over the ranks'
+     * shares, it is the single-process gradient */
+    int nmean = r->n_global > 0 && r->n > 0 ? n / r->n * r->n_global : n;
+    float inv = 1.0f / nmean;
     int logits = nn_loss_from_logits(net);
     cl_mem grad = metrics; /* a valid placeholder when no gradient is wanted */
     if (want_grad)
@@ -116,14 +120,14 @@ int nn_loss_run(nn_net *net, const nn_run *r, cl_mem target, cl_mem metrics, int
     switch (net->spec->loss) {
     case NN_LOSS_CE:
         return nn_launch(r->dev, "ce_loss", (size_t)n, 0, e, 10, KMEM(out->y), KMEM(target), KINT(n), KINT(k),
-                         KINT(logits), KMEM(grad), KINT(want_grad), KFLT(1.0f / n), KMEM(metrics),
+                         KINT(logits), KMEM(grad), KINT(want_grad), KFLT(inv), KMEM(metrics),
                          KFLT(net->spec->label_smoothing));
     case NN_LOSS_BCE:
         return nn_launch(r->dev, "bce_loss", (size_t)n, 0, e, 8, KMEM(out->y), KMEM(target), KINT(n), KINT(logits),
-                         KMEM(grad), KINT(want_grad), KFLT(1.0f / n), KMEM(metrics));
+                         KMEM(grad), KINT(want_grad), KFLT(inv), KMEM(metrics));
     case NN_LOSS_MSE:
         return nn_launch(r->dev, "mse_loss", (size_t)n, 0, e, 8, KMEM(out->y), KMEM(target), KINT(n), KINT(k),
-                         KMEM(grad), KINT(want_grad), KFLT(1.0f / ((float)n * k)), KMEM(metrics));
+                         KMEM(grad), KINT(want_grad), KFLT(1.0f / ((float)nmean * k)), KMEM(metrics));
     }
     return 0;
 }

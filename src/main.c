@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
+#include "dist.h"
 #include "version.h"
 
 
@@ -18,7 +20,39 @@ static void usage(FILE *f)
                "74 I/O error, 75 training diverged (NaN/Inf loss), 130 training interrupted (checkpoint written).\n");
 }
 
+/* Under mpirun: rank 0 alone prints results (the other ranks' standard
+ * output goes to /dev/null; errors still reach standard error). An error on
+ * one rank ends the whole job with that rank's message and exit code
+ * (MPI_Abort), so no rank waits forever in a collective; errors every rank
+ * reaches together (an interrupt, a failed eval gate) end it normally. */
+static int run_command(const nn_cmd *c, int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    nn_err de = {0};
+    if (nn_dist_init(&argc, &argv, &de)) {
+        fprintf(stderr, "nnrun: error: %s\n", de.msg);
+        return de.code;
+    }
+    const nn_dist *dist = nn_dist_get();
+    if (dist->active && dist->rank > 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "nnrun: error: rank %d: cannot redirect standard output to /dev/null\n", dist->rank);
+        nn_dist_abort(NN_EIO);
+    }
+    int r = NN_EUSAGE, found = 0;
+    for (const nn_cmd *c = nn_cmds; c->name && argc >= 2; c++)
+        if (!strcmp(argv[1], c->name)) {
+            r = run_command(c, argc, argv);
+            found = 1;
+            break;
+        }
+    if (!found)
+        r = run_command(NULL, argc, argv);
+    nn_dist_finalize();
+    return r;
+}
+
+static int run_command(const nn_cmd *cmd, int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -32,9 +66,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    for (const nn_cmd *c = nn_cmds; c->name; c++) {
-        if (strcmp(argv[1], c->name))
-            continue;
+    const nn_dist *dist = nn_dist_get();
+    if (cmd) {
+        const nn_cmd *c = cmd;
         nn_err e = {0};
         int r = c->run(argc - 1, argv + 1, &e);
         /* every write is checked: results that never arrived are a failure (74) */
@@ -44,9 +78,20 @@ int main(int argc, char **argv)
                     errno ? strerror(errno) : "");
             return NN_EIO;
         }
-        if (r && (e.msg[0] || r != NN_EGATE)) {
+        int together = r == NN_EINTR || r == NN_EGATE; /* every rank got there at the same step */
+        int abort_job = r && !together && dist->active && dist->size > 1;
+        if (abort_job && dist->rank > 0) /* an error every rank hits (a bad file): rank 0's abort, */
+            nanosleep(&(struct timespec){0, 500000000}, NULL); /* coming first, says it once */
+        if (r && (e.msg[0] || r != NN_EGATE) && (!dist->active || !together || dist->rank == 0)) {
             fflush(stdout);
-            fprintf(stderr, "nnrun: error: %s\n", e.msg[0] ? e.msg : "failed");
+            if (dist->active && dist->size > 1)
+                fprintf(stderr, "nnrun: error: rank %d: %s\n", dist->rank, e.msg[0] ? e.msg : "failed");
+            else
+                fprintf(stderr, "nnrun: error: %s\n", e.msg[0] ? e.msg : "failed");
+        }
+        if (abort_job) {
+            fflush(stderr);
+            nn_dist_abort(r);
         }
         return r;
     }

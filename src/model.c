@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "dist.h"
 #include "modelbin.h"
 #include "loss.h"
 #include "onnx.h"
@@ -513,17 +514,22 @@ int nn_model_evaluate_ex(nn_model *m, nn_feed *f, double *loss, double *metric, 
         r = nn_buf_write(d, dconf, 0, (size_t)csize * sizeof(int), hc, 1, e);
     cl_mem target = lb.target, metrics = lb.metrics, acc = lb.acc;
     const int kout = m->spec.loss == NN_LOSS_BCE ? 1 : (int)net->out_dim;
+    /* data-parallel (dist.h): each rank evaluates its share of every global
+     * batch of B * ranks samples; the sums are reduced */
+    size_t gB = (size_t)B * (size_t)nn_dist_get()->size;
+    nn_feed_shard(f, (int)gB);
     if (!r)
         r = nn_feed_begin(f, d, NULL, 0, e);
     nn_run run = {.dev = d, .train = 0};
-    for (size_t s = 0; !r && s < f->n; s += (size_t)B) {
-        run.n = (int)(f->n - s < (size_t)B ? f->n - s : (size_t)B);
-        r = nn_feed_batch(f, net, s, run.n, target, NULL, 0, 0, e);
-        if (!r)
+    for (size_t s = 0; !r && s < f->n; s += gB) {
+        size_t lo;
+        nn_dist_share(f->n - s < gB ? f->n - s : gB, &lo, &run.n);
+        r = nn_feed_batch(f, net, s + lo, run.n, target, NULL, 0, 0, e);
+        if (!r && run.n > 0)
             r = nn_net_forward(net, &run, e);
-        if (!r)
+        if (!r && run.n > 0)
             r = nn_loss_run(net, &run, target, metrics, 0, e);
-        if (!r)
+        if (!r && run.n > 0)
             r = nn_metrics_accum(d, metrics, run.n * (int)rows, acc, e);
         if (!r && csize)
             r = nn_launch(d, "confusion_accum", (size_t)run.n, 0, e, 6, KMEM(nn_net_out(net)->y), KMEM(target),
@@ -535,6 +541,19 @@ int nn_model_evaluate_ex(nn_model *m, nn_feed *f, double *loss, double *metric, 
         r = nn_buf_read(d, acc, 0, sizeof h, h, e);
     if (!r && csize)
         r = nn_buf_read(d, dconf, 0, (size_t)csize * sizeof(int), hc, e);
+    if (!r)
+        r = nn_dist_sum(h, 3, e);
+    /* the ranks' confusion counts (exact in a float up to 2^24 per cell) */
+    float *fc = csize && nn_dist_get()->size > 1 ? malloc((size_t)csize * sizeof *fc) : NULL;
+    if (!r && fc) {
+        for (int i = 0; i < csize; i++)
+            fc[i] = (float)hc[i];
+        if (!(r = nn_dist_sum(fc, (size_t)csize, e)))
+            for (int i = 0; i < csize; i++)
+                hc[i] = (int)fc[i];
+    } else if (!r && csize && nn_dist_get()->size > 1)
+        r = nn_fail(e, NN_ENOMEM, "out of memory (the confusion matrix)");
+    free(fc);
     if (!r) {
         *loss = h[2] > 0 ? h[0] / h[2] : NAN;
         *metric = h[2] > 0 ? h[1] / h[2] : NAN;

@@ -248,6 +248,11 @@ int nn_net_forward(nn_net *net, const nn_run *r, nn_err *e)
 
 int nn_net_backward(nn_net *net, const nn_run *r, nn_err *e)
 {
+    return nn_net_backward_hooked(net, r, NULL, NULL, e);
+}
+
+int nn_net_backward_hooked(nn_net *net, const nn_run *r, nn_backward_hook hook, void *ctx, nn_err *e)
+{
     /* Every backward accumulates into dx: nn_net_zero_grads ran before the
      * loss wrote the output's gradient. */
     for (int i = net->nl - 1; i >= 0; i--) {
@@ -257,6 +262,8 @@ int nn_net_backward(nn_net *net, const nn_run *r, nn_err *e)
         int rc = L->type->backward(L, r, e);
         if (rc)
             return nn_wrap(e, "%s (%s) backward: ", L->path, L->name);
+        if (hook && (rc = hook(ctx, i, e)))
+            return rc;
     }
     return 0;
 }

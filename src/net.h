@@ -48,6 +48,11 @@ int nn_net_zero_grads(nn_net *net, nn_err *e);
 /* Runs every backward in reverse order (skipping a fused softmax, whose
  * input gradient the loss wrote). */
 int nn_net_backward(nn_net *net, const nn_run *r, nn_err *e);
+/* The same, calling hook(ctx, i) once layer i's backward is enqueued (its
+ * parameter gradients and those of every later layer are then final once
+ * the queue gets there): data-parallel all-reduce buckets (dist.h). */
+typedef int (*nn_backward_hook)(void *ctx, int layer, nn_err *e);
+int nn_net_backward_hooked(nn_net *net, const nn_run *r, nn_backward_hook hook, void *ctx, nn_err *e);
 
 /* Parameter access by full name "<layer>.<param>", for model.bin. */
 typedef int (*nn_param_visit)(void *ctx, const nn_layer *L, nn_param *p, nn_err *e);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "blas.h"
+#include "dist.h"
 #include "modelbin.h"
 #include "loss.h"
 #include "model.h"
@@ -61,11 +62,20 @@ int nn_train_step(nn_model *m, nn_optim *opt, nn_feed *f, size_t start, const nn
 {
     nn_net *net = &m->net;
     int r;
-    if ((r = nn_feed_batch(f, net, start, run->n, lb->target, aug, run->seed, run->step, e)) ||
-        (r = nn_net_forward(net, run, e)) || (r = nn_net_zero_grads(net, e)) ||
-        (r = nn_loss_run(net, run, lb->target, lb->metrics, 1, e)) ||
-        (r = nn_metrics_accum(&m->dev, lb->metrics, run->n * (int)nn_loss_rows(net), lb->acc, e)) ||
-        (r = nn_net_backward(net, run, e)) || (r = nn_optim_step(opt, &m->dev, net->params, net->grads, opt->lr, e)))
+    if ((r = nn_feed_batch(f, net, start, run->n, lb->target, aug, run->seed, run->step, e)))
+        return r;
+    if (run->n == 0) { /* data-parallel: this rank's share of a short last batch is empty */
+        if ((r = nn_buf_zero(&m->dev, net->grads, 0, net->nparams * sizeof(float), e)))
+            return r;
+    } else if ((r = nn_net_forward(net, run, e)) || (r = nn_net_zero_grads(net, e)) ||
+               (r = nn_loss_run(net, run, lb->target, lb->metrics, 1, e)) ||
+               (r = nn_metrics_accum(&m->dev, lb->metrics, run->n * (int)nn_loss_rows(net), lb->acc, e)) ||
+               (r = nn_net_backward_hooked(net, run, nn_dist_grads_ready, net, e)))
+        return r;
+    /* data-parallel: the ranks' gradients summed, the last layers' already
+     * under way while the first ones computed (a no-op for one process) */
+    if ((r = nn_dist_reduce_grads(net, e)) ||
+        (r = nn_optim_step(opt, &m->dev, net->params, net->grads, opt->lr, e)))
         return r;
     return 0;
 }
@@ -89,7 +99,9 @@ static int save_resume(nn_model *m, nn_optim *opt, const epoch_state *es, const 
 {
     float h[4] = {0};
     int r = acc ? nn_buf_read(&m->dev, acc, 0, sizeof h, h, e) : 0;
-    if (r)
+    if (!r && acc) /* data-parallel: the epoch's sums so far, over all ranks; rank 0 writes */
+        r = nn_dist_sum(h, 3, e);
+    if (r || nn_dist_get()->rank > 0)
         return r;
     char extra[1024], zs[256] = "", ss[256] = "";
     if (m->spec.train.sched.kind)
@@ -206,8 +218,8 @@ static int load_resume(nn_model *m, nn_optim *opt, epoch_state *es, const char *
             *batch = rs.batch;
             *step = rs.step;
             opt->t = rs.optimizer_steps;
-            for (int i = 0; i < 3; i++)
-                acc[i] = rs.acc[i];
+            for (int i = 0; i < 3; i++) /* data-parallel: the sums so far count once, on rank 0 */
+                acc[i] = nn_dist_get()->rank == 0 ? rs.acc[i] : 0;
         }
     }
     cJSON_Delete(saved);
@@ -492,7 +504,8 @@ static int prepare(trainer *t, nn_err *e)
     if ((size_t)s->train.batch_size > ntr) /* one batch of everything; never allocate for samples that do not exist */
         s->train.batch_size = (int)ntr;
     t->B = s->train.batch_size;
-    if ((r = nn_model_open_device(m, o->device, t->B, 1, e)))
+    /* data-parallel: the device holds one rank's share of a batch */
+    if ((r = nn_model_open_device(m, o->device, nn_dist_max_share((size_t)t->B), 1, e)))
         return r;
     nn_dev *d = &m->dev;
     nn_net *net = &m->net;
@@ -515,9 +528,10 @@ static int prepare(trainer *t, nn_err *e)
             return nn_wrap(e, "%s: ", s->file);
     if ((r = nn_model_feed(m, &t->train, t->perm, ntr, &t->ftrain, e)))
         return r;
+    nn_feed_shard(&t->ftrain, t->B);
     if (nval && (r = nn_model_feed(m, &t->train, t->perm + ntr, nval, &t->fval, e)))
         return r;
-    if ((r = nn_loss_bufs_alloc(d, net, t->B, m->tdim, &t->lb, e)))
+    if ((r = nn_loss_bufs_alloc(d, net, net->max_batch, m->tdim, &t->lb, e)))
         return r;
     if (o->checkpoint)
         snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s", o->checkpoint);
@@ -613,12 +627,16 @@ static int run_epochs(trainer *t, nn_err *e)
             (r = nn_buf_write(d, t->lb.acc, 0, sizeof acc0, b0 ? acc0 : (float[4]){0}, 1, e)))
             return r;
         for (size_t bi = b0; bi < nbatches; bi++) {
-            size_t st = bi * B;
-            run.n = (int)(ntr - st < B ? ntr - st : B);
+            size_t st = bi * B, lo;
+            run.n_global = (int)(ntr - st < B ? ntr - st : B);
+            nn_dist_share((size_t)run.n_global, &lo, &run.n); /* data-parallel: this rank's share */
             run.step = step++;
-            if ((r = nn_train_step(m, &t->opt, &t->ftrain, st, &run, &t->lb, &aug, e)))
+            int interrupted;
+            if ((r = nn_dist_test_fail(run.step, e)) ||
+                (r = nn_train_step(m, &t->opt, &t->ftrain, st + lo, &run, &t->lb, &aug, e)) ||
+                (r = nn_dist_check_same(d, m->net.params, m->net.nparams, e)) ||
+                (r = nn_dist_any(o->stop && *o->stop, &interrupted, e))) /* every rank stops at the same step */
                 return r;
-            int interrupted = o->stop && *o->stop;
             int due = o->ckpt_every > 0 && !o->ckpt_epochs && step % (uint64_t)o->ckpt_every == 0;
             if (interrupted || due) {
                 if ((r = save_resume(m, &t->opt, &t->es, ckpt_path, t->lb.acc, ep, bi + 1, step, ntr, e)))
@@ -640,14 +658,17 @@ static int run_epochs(trainer *t, nn_err *e)
                 if (!isfinite(h[0]))
                     return diverged(m, &run, ep, h[0], o, e);
                 if (o->progress) {
-                    progress_bar(ep, s->train.epochs, st + (size_t)run.n, ntr, h[0] / h[2], h[1] / h[2], t->regress);
+                    progress_bar(ep, s->train.epochs, st + (size_t)run.n_global, ntr, h[0] / h[2], h[1] / h[2],
+                                 t->regress);
                     last_bar = nn_now();
                 }
             }
         }
         nn_feed_end(&t->ftrain);
         float h[4];
-        if ((r = nn_buf_read(d, t->lb.acc, 0, sizeof h, h, e)))
+        int stop;
+        if ((r = nn_buf_read(d, t->lb.acc, 0, sizeof h, h, e)) || (r = nn_dist_sum(h, 3, e)) ||
+            (r = nn_dist_any(o->stop && *o->stop, &stop, e)))
             return r;
         event ev = {.kind = EV_EPOCH, .epoch = ep, .secs = nn_now() - t0, .vloss = NAN, .vmetric = NAN, .lr = lr};
         ev.loss = h[0] / h[2];
@@ -667,10 +688,10 @@ static int run_epochs(trainer *t, nn_err *e)
             t->stopped = 1;
             return 0;
         }
-        if ((o->ckpt_epochs && o->ckpt_every > 0 && ep % o->ckpt_every == 0) || (o->stop && *o->stop)) {
+        if ((o->ckpt_epochs && o->ckpt_every > 0 && ep % o->ckpt_every == 0) || stop) {
             if ((r = save_resume(m, &t->opt, &t->es, ckpt_path, NULL, ep + 1, 0, step, ntr, e)))
                 return r;
-            if (o->stop && *o->stop)
+            if (stop)
                 return nn_fail(e, NN_EINTR,
                                "interrupted after epoch %d; checkpoint written to %s (continue with 'nnrun train %s "
                                "--resume %s')",
@@ -695,18 +716,57 @@ static int finish(trainer *t, nn_err *e)
         if ((r = emit(t, &ev, e)))
             return r;
     }
+    if (nn_dist_get()->rank > 0) /* data-parallel: rank 0 writes */
+        return 0;
     if ((r = nn_model_save(m, m->spec.output, e)))
         return r;
     return emit(t, &(event){.kind = EV_SAVED}, e);
+}
+
+/* Data-parallel: which rank runs where, one line per rank (rank 0 prints). */
+static int say_where(trainer *t, nn_err *e)
+{
+    const nn_dist *dist = nn_dist_get();
+    if (!dist->active)
+        return 0;
+    enum { LEN = 384 };
+    char mine[LEN], host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    snprintf(mine, sizeof mine, "rank %d of %d on %s: %s", dist->rank, dist->size, host, t->m.dev.name);
+    char *all = dist->rank == 0 ? calloc((size_t)dist->size, LEN) : NULL;
+    if (dist->rank == 0 && !all)
+        return nn_oom(e, "for %d ranks' names", dist->size);
+    int r = nn_dist_gather_text(mine, all, LEN, e);
+    for (int i = 0; !r && all && i < dist->size && !t->o->quiet; i++) {
+        if (t->o->json) {
+            fprintf(t->out, "{\"event\":\"rank\",\"rank\":%d,\"where\":", i);
+            nn_json_str(t->out, all + (size_t)i * LEN);
+            fprintf(t->out, "}\n");
+        } else
+            fprintf(t->out, "%s\n", all + (size_t)i * LEN);
+    }
+    free(all);
+    return r;
 }
 
 int nn_train_run(const nn_train_opts *o, nn_err *e)
 {
     trainer t;
     memset(&t, 0, sizeof t);
+    /* data-parallel: rank 0 alone reports and writes the metrics log and plot */
+    nn_train_opts ro = *o;
+    if (nn_dist_get()->rank > 0) {
+        ro.log = NULL;
+        ro.plot = NULL;
+        ro.quiet = 1;
+        ro.progress = 0;
+    }
+    o = &ro;
     t.o = o;
     t.out = stdout;
     int r = prepare(&t, e);
+    if (!r)
+        r = say_where(&t, e);
     if (!r)
         r = emit(&t, &(event){.kind = EV_START}, e);
     if (!r)

@@ -6,8 +6,9 @@
 # tests/cli.sh (PASS cli/... / FAIL cli/... lines), tests/e2e.sh (PASS e2e/...), tests/reliability.sh
 # (PASS rel/... / FAIL rel/... lines), tests/fuzz/replay.sh (the fuzzing
 # reproducers: PASS fuzz/replay/...; SKIP when `make test` did not build the
-# replay drivers), tests/onnx.sh (PASS onnx/...) and tests/install.sh
-# (PASS install/...). Their output is shown as it
+# replay drivers), tests/onnx.sh (PASS onnx/...), tests/install.sh
+# (PASS install/...) and tests/mpi.sh (PASS mpi/...: 2 ranks under mpirun;
+# SKIP without mpirun). Their output is shown as it
 # comes; each suite's own "N passed, N failed" line is shown as
 # "# unit: N passed, N failed" so that the last line of this script is the only
 # summary: "N passed, N failed, N skipped" over all PASS/FAIL/SKIP lines. A suite that exits
@@ -74,7 +75,7 @@ suite() {
 }
 
 # NNRUN_SUITES="unit cli" runs only those (tests/portability.sh)
-SUITES=" ${NNRUN_SUITES:-unit cli e2e rel fuzz onnx install} "
+SUITES=" ${NNRUN_SUITES:-unit cli e2e rel fuzz onnx install mpi} "
 UNIT_TESTS=${UNIT_TESTS:-build/unit_tests}
 case $SUITES in *" unit "*)
     if [ -x "$UNIT_TESTS" ]; then
@@ -90,6 +91,7 @@ case $SUITES in *" rel "*) suite rel tests/reliability.sh ;; esac
 case $SUITES in *" fuzz "*) suite fuzz tests/fuzz/replay.sh ;; esac
 case $SUITES in *" onnx "*) suite onnx tests/onnx.sh ;; esac
 case $SUITES in *" install "*) suite install tests/install.sh ;; esac
+case $SUITES in *" mpi "*) suite mpi tests/mpi.sh ;; esac
 
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" = 0 ]

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../blas.h"
+#include "../dist.h"
 #include "../loss.h"
 #include "../model.h"
 #include "../optim.h"
@@ -164,6 +165,8 @@ typedef struct bench {
     double *lat;
     float *probs;
     /* results */
+    double comm_s, exposed_s; /* under mpirun: seconds of gradient all-reduce in the timed steps, and
+                                 the part of it after the backward pass */
     double train_s, train_sps, step_dev, gemm_s, gemm_flops, infer_dev, p50, p99, infer_ips;
 } bench;
 
@@ -257,7 +260,9 @@ static int train_steps(bench *b, nn_err *e)
     nn_feed *feed = &b->feed;
     const long B = b->B;
     size_t nb = b->data.n / (size_t)B;
-    nn_run run = {.dev = d, .n = (int)B, .train = 1, .seed = m->spec.train.seed};
+    /* under mpirun every rank runs a batch of B (the global batch is B x ranks) */
+    nn_run run = {.dev = d, .n = (int)B, .train = 1, .seed = m->spec.train.seed,
+                  .n_global = (int)B * nn_dist_get()->size};
     /* warm-up: compiles every kernel and GEMM variant */
     int r = nn_feed_begin(feed, d, NULL, 0, e);
     if (r)
@@ -290,7 +295,7 @@ static int train_steps(bench *b, nn_err *e)
         return r;
     }
     /* timed steps */
-    double t0 = nn_now();
+    double t0 = nn_now(), c0 = nn_dist_get()->comm_s, x0 = nn_dist_get()->exposed_s;
     for (long i = 0; i < o->steps && !r; i++, bi++) {
         if (bi % nb == 0 && feed->streaming) {
             nn_feed_end(feed);
@@ -303,10 +308,12 @@ static int train_steps(bench *b, nn_err *e)
     if (!r)
         r = nn_dev_finish(d, e);
     b->train_s = nn_now() - t0;
+    b->comm_s = nn_dist_get()->comm_s - c0;
+    b->exposed_s = nn_dist_get()->exposed_s - x0;
     nn_feed_end(feed);
     if (r)
         return r;
-    b->train_sps = (double)o->steps * (double)B / b->train_s;
+    b->train_sps = (double)o->steps * (double)B * nn_dist_get()->size / b->train_s; /* all ranks */
     /* profiled steps: per-layer (and per-kernel) device times and the GEMM rate, their mean */
     b->lt = calloc((size_t)net->nl, sizeof *b->lt);
     b->kt = calloc(MAX_KERNEL_NAMES, sizeof *b->kt);
@@ -404,6 +411,14 @@ static void report(bench *b)
         nn_json_str(stdout, nn_blas_describe(d));
         printf(",\"batch_size\":%ld,\"steps\":%ld", b->B, o->steps);
         nn_json_num(stdout, "train_samples_per_s", b->train_sps);
+        if (nn_dist_get()->size > 1) {
+            double st = b->train_s / (double)o->steps, c = b->comm_s / (double)o->steps,
+                   x = b->exposed_s / (double)o->steps;
+            printf(",\"ranks\":%d", nn_dist_get()->size);
+            nn_json_num(stdout, "compute_ms_per_step", (st - x) * 1e3);
+            nn_json_num(stdout, "allreduce_ms_per_step", c * 1e3);
+            nn_json_num(stdout, "allreduce_exposed_ms_per_step", x * 1e3);
+        }
         nn_json_num(stdout, "infer_batch1_p50_ms", b->p50 * 1e3);
         nn_json_num(stdout, "infer_batch1_p99_ms", b->p99 * 1e3);
         printf(",\"infer_batch\":%ld", o->IB);
@@ -432,6 +447,15 @@ static void report(bench *b)
            b->use_data ? "" : ", synthetic data");
     printf("  GEMM backend: %s\n", nn_blas_describe(d));
     printf("  training    %.0f samples/s (%.2f ms/step)\n", b->train_sps, b->train_s / (double)o->steps * 1e3);
+    if (nn_dist_get()->size > 1) {
+        /* all-reduce: from its first message to its last; exposed: the part
+         * after the backward pass had finished; compute: the rest of a step */
+        double st = b->train_s / (double)o->steps, c = b->comm_s / (double)o->steps,
+               x = b->exposed_s / (double)o->steps;
+        printf("  ranks       %d (batch %ld each): compute %.2f ms/step, all-reduce %.2f ms/step "
+               "(%.2f ms of it not hidden behind compute)\n",
+               nn_dist_get()->size, b->B, (st - x) * 1e3, c * 1e3, x * 1e3);
+    }
     printf("  inference   batch 1: p50 %.3f ms  p99 %.3f ms;  batch %ld: %.0f samples/s\n", b->p50 * 1e3,
            b->p99 * 1e3, o->IB, b->infer_ips);
     if (b->gemm_s > 0)

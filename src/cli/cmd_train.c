@@ -8,7 +8,7 @@
 
 static volatile sig_atomic_t stop_requested;
 
-/* First SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130.
+/* First SIGINT/SIGTERM/SIGUSR1: finish the step, write a checkpoint, exit 130.
  * A second one: the default action (model.bin and checkpoints are written
  * atomically, so even then nothing is left half-written). */
 static void on_signal(int sig)
@@ -88,14 +88,18 @@ int nn_cmd_train(int argc, char **argv, nn_err *e)
     }
     stop_requested = 0;
     o.stop = &stop_requested;
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_usr1;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* mpirun forwards SIGUSR1 to every rank without killing them a second
+     * later as it does after SIGTERM (docs/DISTRIBUTED.md) */
+    sigaction(SIGUSR1, &sa, &old_usr1);
     r = nn_train_run(&o, e);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
     return r;
 }

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../dist.h"
+
 int nn_feed_resident(nn_feed *f, nn_dev *d, const nn_dataset *ds, const int *rows, size_t nrows, nn_err *e)
 {
     memset(f, 0, sizeof *f);
@@ -69,7 +71,10 @@ int nn_feed_begin(nn_feed *f, nn_dev *d, const int *order, size_t from, nn_err *
         f->order[i] = order ? order[i] : (int)i;
     if (from > f->n)
         from = f->n;
-    return nn_prefetch_start(&f->pf, f->set, f->rows, f->order + from, f->n - from, f->B, f->c, f->h, f->w, e);
+    const nn_dist *dist = nn_dist_get();
+    int sharded = f->gB > 0;
+    return nn_prefetch_start(&f->pf, f->set, f->rows, f->order + from, f->n - from, sharded ? f->gB : f->B,
+                             sharded ? dist->rank : 0, sharded ? dist->size : 1, f->c, f->h, f->w, e);
 }
 
 int nn_feed_batch(nn_feed *f, nn_net *net, size_t start, int n, cl_mem target, const nn_augment *aug,
@@ -77,6 +82,8 @@ int nn_feed_batch(nn_feed *f, nn_net *net, size_t start, int n, cl_mem target, c
 {
     nn_devdata *dd = &f->dd;
     size_t at = start;
+    if (n == 0 && !f->streaming)
+        return 0;
     if (f->streaming) {
         const float *x;
         const int *y;
@@ -86,6 +93,8 @@ int nn_feed_batch(nn_feed *f, nn_net *net, size_t start, int n, cl_mem target, c
             return r;
         if (got != n)
             return nn_fail(e, NN_ESOFTWARE, "image prefetch out of step (%d of %d samples)", got, n);
+        if (n == 0)
+            return 0;
         /* blocking writes: the host buffers go back to the decoder next call */
         if ((r = nn_buf_write(net->dev, dd->x, 0, (size_t)n * dd->dim * sizeof(float), x, 1, e)) ||
             (r = nn_buf_write(net->dev, dd->y, 0, (size_t)n * sizeof(int), y, 1, e)))
@@ -101,6 +110,11 @@ int nn_feed_batch(nn_feed *f, nn_net *net, size_t start, int n, cl_mem target, c
     if (r || !target || !dd->has_targets)
         return r;
     return nn_launch(d, "gather_ints", (size_t)n, 0, e, 5, KMEM(dd->y), KMEM(dd->idx), KINT(at), KINT(n), KMEM(target));
+}
+
+void nn_feed_shard(nn_feed *f, int gbatch)
+{
+    f->gB = gbatch;
 }
 
 void nn_feed_end(nn_feed *f)

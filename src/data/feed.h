@@ -25,6 +25,7 @@ typedef struct nn_feed {
     int *order;              /* current epoch's order of 0..n-1 (owned) */
     nn_prefetch *pf;
     int B, c, h, w;
+    int gB;                  /* data-parallel: the global batch a pass is cut into (0: B); see nn_feed_shard */
 } nn_feed;
 
 /* Resident: rows of ds (NULL = all) uploaded once. */
@@ -40,6 +41,12 @@ int nn_feed_begin(nn_feed *f, nn_dev *d, const int *order, size_t from, nn_err *
  * (NULL: none). aug/step: augmentation (NULL: none) and its random stream. */
 int nn_feed_batch(nn_feed *f, nn_net *net, size_t start, int n, cl_mem target, const nn_augment *aug,
                   uint64_t seed, uint64_t step, nn_err *e);
+/* Data-parallel passes (dist.h): the pass is cut into global batches of
+ * gbatch samples, of which this rank takes its share (nn_dist_share); the
+ * caller passes each share's start and size to nn_feed_batch (a share may
+ * be empty: nn_feed_batch with n = 0 does nothing but keep in step).
+ * A streaming feed then decodes only this rank's samples. */
+void nn_feed_shard(nn_feed *f, int gbatch);
 /* Ends the pass (stops the prefetch thread). */
 void nn_feed_end(nn_feed *f);
 void nn_feed_free(nn_feed *f);

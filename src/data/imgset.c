@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../dist.h"
 #include "../util.h"
 
 void nn_imgset_free(nn_imgset *s)
@@ -409,6 +410,7 @@ struct nn_prefetch {
     int *order;
     size_t n;
     int B, c, h, w;
+    int rank, nranks, cap;  /* this rank's share of each batch; cap: the most samples a slot holds */
     size_t dim;
     float *x[SLOTS];
     int *y[SLOTS];
@@ -436,7 +438,10 @@ static void *worker(void *arg)
         if (stop)
             break;
         size_t start = b * (size_t)pf->B;
-        int m = (int)(pf->n - start < (size_t)pf->B ? pf->n - start : (size_t)pf->B);
+        size_t all = pf->n - start < (size_t)pf->B ? pf->n - start : (size_t)pf->B, lo;
+        int m;
+        nn_dist_share_of(all, pf->rank, pf->nranks, &lo, &m);
+        start += lo;
         nn_err e = {0};
         int r = 0;
         for (int i = 0; i < m && !r; i++) {
@@ -461,7 +466,7 @@ static void *worker(void *arg)
 }
 
 int nn_prefetch_start(nn_prefetch **out, const nn_imgset *s, const int *rows, const int *order, size_t n, int B,
-                      int c, int h, int w, nn_err *e)
+                      int rank, int nranks, int c, int h, int w, nn_err *e)
 {
     *out = NULL;
     nn_prefetch *pf = calloc(1, sizeof *pf);
@@ -471,6 +476,9 @@ int nn_prefetch_start(nn_prefetch **out, const nn_imgset *s, const int *rows, co
     pf->rows = rows;
     pf->n = n;
     pf->B = B;
+    pf->rank = nranks > 1 ? rank : 0;
+    pf->nranks = nranks > 1 ? nranks : 1;
+    pf->cap = (B + pf->nranks - 1) / pf->nranks;
     pf->c = c;
     pf->h = h;
     pf->w = w;
@@ -479,8 +487,8 @@ int nn_prefetch_start(nn_prefetch **out, const nn_imgset *s, const int *rows, co
     pf->order = malloc((n ? n : 1) * sizeof(int));
     int ok = pf->order != NULL;
     for (int i = 0; i < SLOTS && ok; i++) {
-        pf->x[i] = malloc((size_t)B * pf->dim * sizeof(float));
-        pf->y[i] = malloc((size_t)B * sizeof(int));
+        pf->x[i] = malloc((size_t)pf->cap * pf->dim * sizeof(float));
+        pf->y[i] = malloc((size_t)pf->cap * sizeof(int));
         ok = pf->x[i] && pf->y[i];
     }
     if (!ok) {

@@ -31,9 +31,11 @@ int nn_imgset_decode(const nn_imgset *s, const int *rows, size_t nrows, int c, i
 
 /* Background decoding of batches in a given order. */
 typedef struct nn_prefetch nn_prefetch;
-/* Decodes images rows[order[0]], rows[order[1]] ... in batches of B. */
+/* Decodes images rows[order[0]], rows[order[1]] ... in batches of B; with
+ * nranks > 1 only share `rank` of each batch of m samples, its samples
+ * [m*rank/nranks, m*(rank+1)/nranks) (data-parallel training: dist.h). */
 int nn_prefetch_start(nn_prefetch **pf, const nn_imgset *s, const int *rows, const int *order, size_t n, int B,
-                      int c, int h, int w, nn_err *e);
+                      int rank, int nranks, int c, int h, int w, nn_err *e);
 /* Waits for the next batch: x (n*c*h*w floats) and y (n labels). The buffers
  * stay valid until the following call. 0 batches left: *n = 0. */
 int nn_prefetch_next(nn_prefetch *pf, const float **x, const int **y, int *n, nn_err *e);

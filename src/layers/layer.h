@@ -79,6 +79,7 @@ typedef struct nn_run {
     int train;          /* 1 while training: dropout active, batch statistics */
     uint64_t seed;      /* training seed (dropout masks) */
     uint64_t step;      /* optimisation step (dropout masks) */
+    int n_global;       /* data-parallel: samples in the global batch, whose mean the loss is (0: n) */
 } nn_run;
 
 /* What a layer's output is, for the loss that reads it (the `output` hook). */
