@@ -10,11 +10,12 @@
  * Keys: input_dim (int or "vocab", required), output_dim (required),
  * positional (bool, false), init ("he", "glorot" or "torch").
  * Parameters: "weight" [input_dim, output_dim] and, when positional,
- * "position" [T, output_dim]; both He-normal with fan_in = output_dim
- * (std sqrt(2 / output_dim): an embedding row has expected squared norm 2)
- * by default, N(0, 1) with "torch" (PyTorch's nn.Embedding; the position
- * table as an nn.Embedding of the positions), Glorot uniform with fan_in =
- * fan_out = output_dim with "glorot".
+ * "position" [T, output_dim]; both N(0, 1) by default and with "torch"
+ * (PyTorch's nn.Embedding; the position table as an nn.Embedding of the
+ * positions), He-normal with fan_in = output_dim with "he" (std
+ * sqrt(2 / output_dim): the default before issue #12, which learnt the
+ * char-LSTM 14% worse, README), Glorot uniform with fan_in = fan_out =
+ * output_dim with "glorot".
  *
  * Backward: no gradient flows to the ids (dx, when there is one, is left
  * alone). dW is computed without float atomics, hence deterministically:
@@ -52,7 +53,7 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
     if (!r)
         r = nn_layer_get_init(j, path, &p->init, e);
     if (!r)
-        p->init = p->init < 0 ? NN_INIT_HE : p->init == NN_INIT_FAN_IN_UNIFORM ? NN_INIT_NORMAL : p->init;
+        p->init = p->init < 0 || p->init == NN_INIT_FAN_IN_UNIFORM ? NN_INIT_NORMAL : p->init;
     return r;
 }
 

@@ -1428,7 +1428,8 @@ static int check_uniform(nn_net *net, int layer, int param, double lim, int k, d
  * +-1/sqrt(units) for every weight and bias (the lstm's one bias as the sum
  * b_ih + b_hh of two draws, no forget-gate 1), nn.MultiheadAttention
  * (in_proj Glorot, out_proj uniform +-1/sqrt(D), biases zero), nn.LayerNorm
- * (ones, zeros); and the defaults stay what they were. */
+ * (ones, zeros); the embedding's default is N(0, 1) too, the others' defaults
+ * (and the embedding's "he") stay what they were. */
 TEST(init_torch_sequence)
 {
     NEED_DEV(d);
@@ -1441,7 +1442,7 @@ TEST(init_torch_sequence)
         "{\"type\":\"lstm\",\"units\":256,\"return_sequences\":true,\"init\":\"torch\"},"
         "{\"type\":\"gru\",\"units\":100,\"init\":\"torch\"}]}",
         "{\"input\":{\"shape\":[64]},\"layers\":["
-        "{\"type\":\"embedding\",\"input_dim\":300,\"output_dim\":96,\"positional\":true},"
+        "{\"type\":\"embedding\",\"input_dim\":300,\"output_dim\":96,\"positional\":true,\"init\":\"he\"},"
         "{\"type\":\"layernorm\"},"
         "{\"type\":\"attention\",\"heads\":4,\"causal\":true},"
         "{\"type\":\"lstm\",\"units\":256,\"return_sequences\":true},"
@@ -1501,6 +1502,21 @@ TEST(init_torch_sequence)
             }
         tu_net_free(&t);
     }
+    /* the embedding's default is PyTorch's N(0, 1) (README: it learns the char-LSTM 14% better than He) */
+    tu_net t;
+    TRY(tu_net_make(&t, "{\"input\":{\"shape\":[64]},\"layers\":[{\"type\":\"embedding\",\"input_dim\":300,"
+                        "\"output_dim\":96,\"positional\":true}]}",
+                    1, 0, &E));
+    for (int p = 0; p < 2; p++) {
+        init_stats st;
+        double m[3];
+        TRY(nn_net_init_params(&t.net, 3, &E));
+        TRY(param_moments(&t.net, 0, p, 0, 0, m, &st, &E));
+        CHECK(fabs(m[1] - 1) < 0.05 && fabs(m[0]) < 4 / sqrt((double)st.n) && fabs(m[2] / (m[1] * m[1]) - 3) < 0.3,
+              "embedding default %s: mean %g var %g kurtosis %g, want N(0, 1)", t.net.L[0].param[p].name, m[0], m[1],
+              m[2] / (m[1] * m[1]));
+    }
+    tu_net_free(&t);
     /* what "init" accepts where */
     TRY(tu_expect_error("{\"input\":{\"shape\":[8]},\"layers\":[{\"type\":\"embedding\",\"input_dim\":9,"
                         "\"output_dim\":4,\"init\":\"normal\"}]}",
