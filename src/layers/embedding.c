@@ -13,9 +13,9 @@
  * "position" [T, output_dim]; both N(0, 1) by default and with "torch"
  * (PyTorch's nn.Embedding; the position table as an nn.Embedding of the
  * positions), He-normal with fan_in = output_dim with "he" (std
- * sqrt(2 / output_dim): the default before issue #12, which learnt the
- * char-LSTM 14% worse, README), Glorot uniform with fan_in = fan_out =
- * output_dim with "glorot".
+ * sqrt(2 / output_dim): the default before issue #12, with which the
+ * char-LSTM ended at 18% more bits/char on 35 kB of text, 5% on 197 kB:
+ * README), Glorot uniform with fan_in = fan_out = output_dim with "glorot".
  *
  * Backward: no gradient flows to the ids (dx, when there is one, is left
  * alone). dW is computed without float atomics, hence deterministically:

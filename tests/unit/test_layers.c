@@ -1502,7 +1502,8 @@ TEST(init_torch_sequence)
             }
         tu_net_free(&t);
     }
-    /* the embedding's default is PyTorch's N(0, 1) (README: it learns the char-LSTM 14% better than He) */
+    /* the embedding's default is PyTorch's N(0, 1) (README: the char-LSTM ends with 15% fewer
+     * bits/char than with He) */
     tu_net t;
     TRY(tu_net_make(&t, "{\"input\":{\"shape\":[64]},\"layers\":[{\"type\":\"embedding\",\"input_dim\":300,"
                         "\"output_dim\":96,\"positional\":true}]}",
