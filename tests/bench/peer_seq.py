@@ -29,7 +29,8 @@ nnrun runs as `nnrun train COPY.json --json --seed S` on a temporary copy of
 the model (absolute data path, the limit, the epochs, the init variant) and the
 last epoch event's val_bits_per_char is taken. PyTorch uses
 torch.set_num_threads(2) (OMP_WAIT_POLICY=passive is set when missing).
---variants default,torch runs nnrun with the models' own JSON and with
+nnrun runs the models as they are (--variants default); --variants
+default,torch runs them as they are and with
 "init": "torch" added to every layer that takes it; torch:embedding+lstm
 adds it to those layer types only, default:lstm removes it from them (the
 ablations behind the README's table). --json FILE appends one
@@ -268,7 +269,7 @@ def main():
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--limit", type=int, default=35000, help="corpus bytes used (0: all)")
-    ap.add_argument("--variants", default="torch", help="nnrun init variants: default, torch, torch:TYPE+TYPE, default:TYPE+TYPE (comma-separated)")
+    ap.add_argument("--variants", default="default", help="nnrun init variants: default, torch, torch:TYPE+TYPE, default:TYPE+TYPE (comma-separated)")
     ap.add_argument("--only", choices=("nnrun", "torch"), help="run one framework only")
     ap.add_argument("--nnrun", default=os.path.join(ROOT, "nnrun"))
     ap.add_argument("--json", help="append one JSON line per run to this file")
