@@ -26,7 +26,7 @@ LIBOBJ := $(LIBSRC:src/%.c=$(BUILD)/%.o) $(BUILD)/cl_embed.o $(BUILD)/onnx/onnx.
 CLSRC  := $(sort $(wildcard cl/*.cl))
 TESTSRC := $(wildcard tests/unit/*.c)
 
-.PHONY: all deps demo test test-unit test-clblast test-portability bench clean install uninstall
+.PHONY: all deps demo test test-unit test-clblast test-portability bench peer peer-lenet clean install uninstall
 all: nnrun
 
 nnrun: $(OBJ)
@@ -95,6 +95,17 @@ test-portability: deps
 bench: deps
 	@$(MAKE) --no-print-directory nnrun
 	@tests/bench/run.sh
+
+# Peer checks against PyTorch (never part of the tests; need python3-torch):
+# validation bits/char of the char-LSTM and char-transformer, three seeds each
+# (PEER_ARGS, e.g. PEER_ARGS="--limit 0 --variants default,torch"), and
+# LeNet's test accuracy over three seeds in PyTorch.
+peer: deps
+	@$(MAKE) --no-print-directory nnrun
+	@OMP_WAIT_POLICY=passive tests/bench/peer_seq.py $(PEER_ARGS)
+
+peer-lenet:
+	@OMP_WAIT_POLICY=passive tests/bench/peer_lenet.py
 
 clean:
 	rm -rf $(BUILD) nnrun

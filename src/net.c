@@ -182,6 +182,7 @@ int nn_net_init_params(nn_net *net, uint64_t seed, nn_err *e)
             nn_rng_seed(&rng, seed ^ hs);
             double sd = sqrt(2.0 / (P->fan_in > 0 ? P->fan_in : 1));
             double lim = sqrt(6.0 / ((P->fan_in + P->fan_out) > 0 ? P->fan_in + P->fan_out : 1));
+            double rfan = sqrt(P->fan_in > 0 ? P->fan_in : 1); /* uniform limit 1 / rfan */
             for (size_t k = 0; k < P->n; k++) {
                 switch (P->init) {
                 case NN_INIT_ZERO: h[k] = 0; break;
@@ -190,8 +191,14 @@ int nn_net_init_params(nn_net *net, uint64_t seed, nn_err *e)
                 case NN_INIT_GLOROT: h[k] = (float)((nn_rng_uniform(&rng) * 2 - 1) * lim); break;
                 case NN_INIT_LSTM_BIAS: h[k] = (k >= P->n / 4 && k < P->n / 2) ? 1.0f : 0.0f; break;
                 case NN_INIT_FAN_IN_UNIFORM:
-                    h[k] = (float)((nn_rng_uniform(&rng) * 2 - 1) / sqrt(P->fan_in > 0 ? P->fan_in : 1));
+                    h[k] = (float)((nn_rng_uniform(&rng) * 2 - 1) / rfan);
                     break;
+                case NN_INIT_NORMAL: h[k] = (float)nn_rng_normal(&rng); break;
+                case NN_INIT_FAN_IN_UNIFORM2: {
+                    double a = nn_rng_uniform(&rng) * 2 - 1;
+                    h[k] = (float)((a + nn_rng_uniform(&rng) * 2 - 1) / rfan);
+                    break;
+                }
                 }
             }
             int r = nn_buf_write(net->dev, P->w, 0, P->n * sizeof(float), h, 1, e);

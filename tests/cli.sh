@@ -118,6 +118,7 @@ variant layertype 'L[0]["type"] = "dens"'
 variant layertype2 'L[0]["type"] = "convolution"'
 variant layerkey 'L[0] = {"type": "dense", "unit": 8}'
 variant units_str 'L[0]["units"] = "ten"'
+variant lninit 'L.insert(1, {"type": "layernorm", "init": "glorot"})'
 variant units_neg 'L[0]["units"] = -3'
 variant epochs_frac 'm["train"]["epochs"] = 1.5'
 variant nolayers 'del m["layers"]'
@@ -156,6 +157,7 @@ bad top_key_typo         65 "topkey.json: unknown key 'optimiser' (did you mean 
 bad layer_type_typo      65 "layertype.json: layers[0].type: unknown layer type 'dens' (did you mean 'dense'?)" train "$T/layertype.json"
 bad layer_type_unknown   65 "layertype2.json: layers[0].type: unknown layer type 'convolution'" train "$T/layertype2.json"
 bad layer_key_typo       65 "layerkey.json: layers[0]: unknown key 'unit' (did you mean 'units'?)" train "$T/layerkey.json"
+bad layernorm_init_glorot 65 'lninit.json: layers[1].init: expected "torch" (the only choice for this layer type)' train "$T/lninit.json"
 bad units_string         65 'units_str.json: layers[0].units: expected an integer'                 train "$T/units_str.json"
 bad units_negative       65 'units_neg.json: layers[0].units: -3 is out of range'                  train "$T/units_neg.json"
 bad epochs_fraction      65 'epochs_frac.json: train.epochs: expected an integer, got 1.5'         train "$T/epochs_frac.json"

@@ -1,10 +1,14 @@
 /* attention.c - multi-head self-attention over [T, D] samples.
  *
  * Keys: heads (required; D % heads == 0), causal (false), dropout (0: rate on
- * the attention probabilities, training only), use_bias (true).
+ * the attention probabilities, training only), use_bias (true), init.
  * Parameters: weight_qkv [D, 3D] (columns [Q | K | V], head h owning columns
  * h*dh .. (h+1)*dh - 1 of each), bias_qkv [3D], weight_out [D, D], bias_out
- * [D]; weights Glorot, biases zero. dh = D / heads, scale = 1 / sqrt(dh).
+ * [D]; weights Glorot (weight_qkv over the whole [D, 3D]: fan_in D, fan_out
+ * 3D), biases zero. "he": He-normal weights; "torch" (PyTorch's
+ * nn.MultiheadAttention): weight_qkv Glorot as by default, weight_out
+ * uniform +-1/sqrt(D) (its out_proj is an nn.Linear), biases zero.
+ * dh = D / heads, scale = 1 / sqrt(dh).
  *
  * Forward (n samples, B = n*heads attention matrices):
  *   1. GEMM           raw[n*T, 3D] = X W_qkv                         (TMP)
@@ -44,12 +48,13 @@
 
 typedef struct attention {
     int heads, causal, use_bias;
+    int init; /* -1 (default), NN_INIT_HE, NN_INIT_GLOROT or NN_INIT_FAN_IN_UNIFORM ("torch") */
     float rate;
     int T, D, dh;
     int wqkv, bqkv, wout, bout; /* parameter indices (-1: none) */
 } attention;
 
-static const char *const keys[] = {"heads", "causal", "dropout", "use_bias", NULL};
+static const char *const keys[] = {"heads", "causal", "dropout", "use_bias", "init", NULL};
 
 static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
@@ -65,6 +70,8 @@ static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
         r = nn_layer_get_num(j, "dropout", path, 0.0, 0.99, 0.0, &rate, e);
     if (!r)
         r = nn_layer_get_bool(j, "use_bias", path, 1, &p->use_bias, e);
+    if (!r)
+        r = nn_layer_get_init(j, path, &p->init, e);
     if (r)
         return r;
     p->rate = (float)rate;
@@ -90,13 +97,15 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
     int wq[2] = {D, D3}, wo[2] = {D, D};
     p->bqkv = p->bout = -1;
     p->wqkv = L->nparam;
-    nn_layer_add_param(L, "weight_qkv", 2, wq, NN_INIT_GLOROT, D, D3);
+    nn_init wqi = p->init == NN_INIT_HE ? NN_INIT_HE : NN_INIT_GLOROT;
+    nn_init woi = p->init == NN_INIT_FAN_IN_UNIFORM ? NN_INIT_FAN_IN_UNIFORM : wqi;
+    nn_layer_add_param(L, "weight_qkv", 2, wq, wqi, D, D3);
     if (p->use_bias) {
         p->bqkv = L->nparam;
         nn_layer_add_param(L, "bias_qkv", 1, &D3, NN_INIT_ZERO, D, D3);
     }
     p->wout = L->nparam;
-    nn_layer_add_param(L, "weight_out", 2, wo, NN_INIT_GLOROT, D, D);
+    nn_layer_add_param(L, "weight_out", 2, wo, woi, D, D);
     if (p->use_bias) {
         p->bout = L->nparam;
         nn_layer_add_param(L, "bias_out", 1, &D, NN_INIT_ZERO, D, D);

@@ -141,6 +141,19 @@ int nn_layer_get_init(const cJSON *j, const char *path, int *out, nn_err *e)
     return nn_fail(e, NN_EDATA, "%s.init: expected \"he\", \"glorot\" or \"torch\"", path);
 }
 
+int nn_layer_get_init_torch(const cJSON *j, const char *path, int *out, nn_err *e)
+{
+    *out = -1;
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(j, "init");
+    if (!in)
+        return 0;
+    if (cJSON_IsString(in) && !strcmp(in->valuestring, "torch")) {
+        *out = NN_INIT_FAN_IN_UNIFORM;
+        return 0;
+    }
+    return nn_fail(e, NN_EDATA, "%s.init: expected \"torch\" (the only choice for this layer type)", path);
+}
+
 void nn_layer_pick_init(int init, int act, nn_init *weight, nn_init *bias)
 {
     *weight = init >= 0 ? (nn_init)init : act == NN_ACT_RELU ? NN_INIT_HE : NN_INIT_GLOROT;

@@ -57,6 +57,9 @@ typedef enum {
     NN_INIT_GLOROT,  /* uniform, limit sqrt(6 / (fan_in + fan_out)) */
     NN_INIT_LSTM_BIAS, /* zeros, except 1 for the forget gate: block [n/4, n/2) of [i, f, g, o] */
     NN_INIT_FAN_IN_UNIFORM, /* uniform, limit 1 / sqrt(fan_in): PyTorch's Linear/Conv default, weights and bias */
+    NN_INIT_NORMAL,  /* standard normal N(0, 1): PyTorch's Embedding */
+    NN_INIT_FAN_IN_UNIFORM2, /* the sum of two independent NN_INIT_FAN_IN_UNIFORM draws: PyTorch's
+                              * LSTM bias b_ih + b_hh, kept as one bias here */
 } nn_init;
 
 typedef struct nn_param {
@@ -149,6 +152,9 @@ int nn_layer_get_pair(const cJSON *j, const char *key, const char *path, int min
                       int out[2], nn_err *e);
 /* "init": "he" | "glorot" | "torch" -> *out (NN_INIT_*), or -1 when absent. */
 int nn_layer_get_init(const cJSON *j, const char *path, int *out, nn_err *e);
+/* "init": "torch" only (layers whose default already is PyTorch's or that
+ * have no other choice) -> *out NN_INIT_FAN_IN_UNIFORM, or -1 when absent. */
+int nn_layer_get_init_torch(const cJSON *j, const char *path, int *out, nn_err *e);
 /* The weight and bias initialisations of a dense/conv layer: `init` from
  * nn_layer_get_init (-1: He for relu, else Glorot; bias zero, or uniform for "torch"). */
 void nn_layer_pick_init(int init, int act, nn_init *weight, nn_init *bias);

@@ -1,7 +1,9 @@
 /* layernorm.c - layer normalisation over the last axis (PyTorch semantics):
  *     y = (x - mean) / sqrt(var + eps) * weight + bias
  * with the mean and the biased variance of each row of the last axis (D
- * values); the same in training and inference. Keys: eps (1e-5).
+ * values); the same in training and inference. Keys: eps (1e-5), init
+ * ("torch" only: accepted for symmetry with the other layers; PyTorch's
+ * nn.LayerNorm starts as this one always does).
  * Parameters "weight" (ones) and "bias" (zeros), [D].
  *
  * Scratch per sample (L->work): 2*R + 2*D floats, R = rows per sample
@@ -22,12 +24,14 @@ typedef struct layernorm {
     int D, R; /* normalised length; rows per sample */
 } layernorm;
 
-static const char *const keys[] = {"eps", NULL};
+static const char *const keys[] = {"eps", "init", NULL};
 
 static int parse(nn_layer *L, const cJSON *j, const char *path, nn_err *e)
 {
     double eps;
-    int r = nn_layer_get_num(j, "eps", path, 1e-12, 1.0, 1e-5, &eps, e);
+    int init, r = nn_layer_get_num(j, "eps", path, 1e-12, 1.0, 1e-5, &eps, e);
+    if (!r)
+        r = nn_layer_get_init_torch(j, path, &init, e);
     if (r)
         return r;
     layernorm *p = calloc(1, sizeof *p);

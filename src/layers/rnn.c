@@ -10,6 +10,13 @@
  *         h_t = (1-z)*n_t + z*h_{t-1}
  *         params weight_ih [F, 3H], weight_hh [H, 3H], bias_ih [3H], bias_hh [3H]
  * Output [T, H] with return_sequences, else [H] (the last step's h).
+ * Keys: units (required), return_sequences (false), use_bias (true), init.
+ * Initialisation: weights Glorot uniform (fan_in F or H, fan_out K*H),
+ * biases zero except the lstm's forget gate at 1 (by default); "he": He
+ * normal weights, the same biases; "torch" (PyTorch's nn.LSTM/nn.GRU): every
+ * weight and bias uniform in +-1/sqrt(units), no forget-gate 1; the lstm's
+ * one bias stands for PyTorch's b_ih + b_hh and is drawn as the sum of two
+ * independent such draws, so that its distribution is PyTorch's.
  *
  * Forward (K = 4 for lstm, 3 for gru), nothing read back, nothing waited on:
  *   1. one GEMM for every time step: G[n*T, K*H] = X[n*T, F] . W_ih;
@@ -38,11 +45,12 @@
 
 typedef struct rnn {
     int units, seq, use_bias;
+    int init;          /* -1 (default), NN_INIT_HE, NN_INIT_GLOROT or NN_INIT_FAN_IN_UNIFORM ("torch") */
     int gru;           /* 0: lstm (K = 4), 1: gru (K = 3) */
     int T, F, K;       /* from shape() */
 } rnn;
 
-static const char *const keys[] = {"units", "return_sequences", "use_bias", NULL};
+static const char *const keys[] = {"units", "return_sequences", "use_bias", "init", NULL};
 
 static int parse_common(nn_layer *L, const cJSON *j, const char *path, int gru, nn_err *e)
 {
@@ -56,6 +64,8 @@ static int parse_common(nn_layer *L, const cJSON *j, const char *path, int gru, 
         r = nn_layer_get_bool(j, "return_sequences", path, 0, &p->seq, e);
     if (!r)
         r = nn_layer_get_bool(j, "use_bias", path, 1, &p->use_bias, e);
+    if (!r)
+        r = nn_layer_get_init(j, path, &p->init, e);
     return r;
 }
 
@@ -97,14 +107,25 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
         L->out_shape.d[0] = H;
     }
     int wi[2] = {F, K * H}, wh[2] = {H, K * H}, kh = K * H;
-    nn_layer_add_param(L, "weight_ih", 2, wi, NN_INIT_GLOROT, F, K * H);
-    nn_layer_add_param(L, "weight_hh", 2, wh, NN_INIT_GLOROT, H, K * H);
-    if (p->use_bias) {
+    if (p->init == NN_INIT_FAN_IN_UNIFORM) {
+        /* PyTorch: everything uniform in +-1/sqrt(H) (fan_in H for all) */
+        nn_layer_add_param(L, "weight_ih", 2, wi, NN_INIT_FAN_IN_UNIFORM, H, K * H);
+        nn_layer_add_param(L, "weight_hh", 2, wh, NN_INIT_FAN_IN_UNIFORM, H, K * H);
+        if (p->use_bias && p->gru) {
+            nn_layer_add_param(L, "bias_ih", 1, &kh, NN_INIT_FAN_IN_UNIFORM, H, K * H);
+            nn_layer_add_param(L, "bias_hh", 1, &kh, NN_INIT_FAN_IN_UNIFORM, H, K * H);
+        } else if (p->use_bias) {
+            nn_layer_add_param(L, "bias", 1, &kh, NN_INIT_FAN_IN_UNIFORM2, H, K * H);
+        }
+    } else {
+        nn_init w = p->init == NN_INIT_HE ? NN_INIT_HE : NN_INIT_GLOROT;
+        nn_layer_add_param(L, "weight_ih", 2, wi, w, F, K * H);
+        nn_layer_add_param(L, "weight_hh", 2, wh, w, H, K * H);
         /* zeros; the lstm's forget gate starts at 1 (remember by default) */
-        if (p->gru) {
+        if (p->use_bias && p->gru) {
             nn_layer_add_param(L, "bias_ih", 1, &kh, NN_INIT_ZERO, F, K * H);
             nn_layer_add_param(L, "bias_hh", 1, &kh, NN_INIT_ZERO, H, K * H);
-        } else {
+        } else if (p->use_bias) {
             nn_layer_add_param(L, "bias", 1, &kh, NN_INIT_LSTM_BIAS, F, K * H);
         }
     }

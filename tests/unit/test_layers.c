@@ -1369,6 +1369,158 @@ TEST(init_distributions)
     return 0;
 }
 
+/* Mean, variance and fourth moment of a parameter (or of elements [a, b) of it). */
+static int param_moments(nn_net *net, int layer, int param, size_t a, size_t b, double m[3], init_stats *st,
+                         nn_err *e)
+{
+    nn_param *P = &net->L[layer].param[param];
+    if (b == 0 || b > P->n)
+        b = P->n;
+    double *v = malloc(P->n * sizeof *v);
+    if (!v)
+        return nn_fail(e, NN_ENOMEM, "out of memory");
+    int r = tu_download(P->w, 0, v, P->n, e);
+    memset(st, 0, sizeof *st);
+    m[0] = m[1] = m[2] = 0;
+    st->lo = st->hi = v[a];
+    for (size_t i = a; !r && i < b; i++) {
+        st->lo = fmin(st->lo, v[i]);
+        st->hi = fmax(st->hi, v[i]);
+        m[0] += v[i];
+        m[1] += v[i] * v[i];
+        m[2] += v[i] * v[i] * v[i] * v[i];
+    }
+    st->n = b - a;
+    m[0] /= (double)st->n;
+    m[1] /= (double)st->n;
+    m[2] /= (double)st->n;
+    free(v);
+    return r;
+}
+
+/* Checks a parameter drawn from U(-lim, lim) (k = 1) or from the sum of two
+ * such draws (k = 2: triangular on [-2 lim, 2 lim]): bounds, mean, variance
+ * k lim^2 / 3 and kurtosis (9/5 uniform, 12/5 triangular), within tol. */
+static int check_uniform(nn_net *net, int layer, int param, double lim, int k, double tol, const char *what)
+{
+    init_stats st;
+    double m[3];
+    TRY(param_moments(net, layer, param, 0, 0, m, &st, &E));
+    double var = k * lim * lim / 3, kurt = m[2] / (m[1] * m[1]), want_kurt = k == 1 ? 1.8 : 2.4;
+    CHECK(st.lo >= -k * lim && st.hi <= k * lim && st.hi > 0.9 * k * lim && st.lo < -0.9 * k * lim,
+          "%s: [%g, %g], want within +-%g and reaching near it", what, st.lo, st.hi, k * lim);
+    CHECK(fabs(m[0]) < 4 * sqrt(var / (double)st.n), "%s: mean %g", what, m[0]);
+    CHECK(fabs(m[1] / var - 1) < tol, "%s: variance %g, want %g", what, m[1], var);
+    CHECK(fabs(kurt - want_kurt) < 2 * tol * want_kurt, "%s: kurtosis %g, want %g", what, kurt, want_kurt);
+    return 0;
+}
+
+/* "init": "torch" on the sequence layers draws PyTorch's distributions:
+ * nn.Embedding N(0, 1) (the position table too), nn.LSTM/nn.GRU uniform
+ * +-1/sqrt(units) for every weight and bias (the lstm's one bias as the sum
+ * b_ih + b_hh of two draws, no forget-gate 1), nn.MultiheadAttention
+ * (in_proj Glorot, out_proj uniform +-1/sqrt(D), biases zero), nn.LayerNorm
+ * (ones, zeros); the embedding's default is N(0, 1) too, the others' defaults
+ * (and the embedding's "he") stay what they were. */
+TEST(init_torch_sequence)
+{
+    NEED_DEV(d);
+    (void)d;
+    static const char *const json[2] = {
+        "{\"input\":{\"shape\":[64]},\"layers\":["
+        "{\"type\":\"embedding\",\"input_dim\":300,\"output_dim\":96,\"positional\":true,\"init\":\"torch\"},"
+        "{\"type\":\"layernorm\",\"init\":\"torch\"},"
+        "{\"type\":\"attention\",\"heads\":4,\"causal\":true,\"init\":\"torch\"},"
+        "{\"type\":\"lstm\",\"units\":256,\"return_sequences\":true,\"init\":\"torch\"},"
+        "{\"type\":\"gru\",\"units\":100,\"init\":\"torch\"}]}",
+        "{\"input\":{\"shape\":[64]},\"layers\":["
+        "{\"type\":\"embedding\",\"input_dim\":300,\"output_dim\":96,\"positional\":true,\"init\":\"he\"},"
+        "{\"type\":\"layernorm\"},"
+        "{\"type\":\"attention\",\"heads\":4,\"causal\":true},"
+        "{\"type\":\"lstm\",\"units\":256,\"return_sequences\":true},"
+        "{\"type\":\"gru\",\"units\":100}]}"};
+    for (int v = 0; v < 2; v++) {
+        const int torch = v == 0;
+        tu_net t;
+        TRY(tu_net_make(&t, json[v], 1, 0, &E));
+        nn_net *net = &t.net;
+        TRY(nn_net_init_params(net, 11, &E));
+        init_stats st;
+        double m[3];
+        /* embedding weight [300, 96] and position [64, 96] */
+        for (int p = 0; p < 2; p++) {
+            TRY(param_moments(net, 0, p, 0, 0, m, &st, &E));
+            double var = torch ? 1.0 : 2.0 / 96, kurt = m[2] / (m[1] * m[1]);
+            CHECK(fabs(m[1] / var - 1) < 0.05 && fabs(m[0]) < 4 * sqrt(var / (double)st.n) && fabs(kurt - 3) < 0.3,
+                  "embedding %s (%s): mean %g var %g (want %g) kurtosis %g (want 3)", net->L[0].param[p].name,
+                  torch ? "torch" : "default", m[0], m[1], var, kurt);
+        }
+        /* layernorm: ones and zeros either way */
+        TRY(param_moments(net, 1, 0, 0, 0, m, &st, &E));
+        CHECK(st.lo == 1 && st.hi == 1, "layernorm weight is not all ones");
+        TRY(param_moments(net, 1, 1, 0, 0, m, &st, &E));
+        CHECK(st.lo == 0 && st.hi == 0, "layernorm bias is not all zeros");
+        /* attention D = 96: weight_qkv Glorot over [96, 288] either way; weight_out U(+-1/sqrt(96)) with torch,
+         * Glorot sqrt(6/192) by default; biases zero */
+        TRY(check_uniform(net, 2, 0, sqrt(6.0 / (96 + 288)), 1, 0.05, "attention weight_qkv"));
+        TRY(check_uniform(net, 2, 2, torch ? 1 / sqrt(96.0) : sqrt(6.0 / 192), 1, 0.05, "attention weight_out"));
+        for (int p = 1; p < 4; p += 2) {
+            TRY(param_moments(net, 2, p, 0, 0, m, &st, &E));
+            CHECK(st.lo == 0 && st.hi == 0, "attention %s is not zero", net->L[2].param[p].name);
+        }
+        /* lstm H = 256 on F = 96 */
+        if (torch) {
+            double lim = 1 / sqrt(256.0);
+            TRY(check_uniform(net, 3, 0, lim, 1, 0.05, "lstm weight_ih"));
+            TRY(check_uniform(net, 3, 1, lim, 1, 0.05, "lstm weight_hh"));
+            TRY(check_uniform(net, 3, 2, lim, 2, 0.12, "lstm bias (b_ih + b_hh)"));
+            /* no forget bias of 1: the forget block [H, 2H) is centred on 0 like the rest */
+            TRY(param_moments(net, 3, 2, 256, 512, m, &st, &E));
+            CHECK(fabs(m[0]) < 0.2 * lim, "lstm forget-gate bias mean %g", m[0]);
+        } else {
+            TRY(check_uniform(net, 3, 0, sqrt(6.0 / (96 + 1024)), 1, 0.05, "lstm weight_ih (default)"));
+            TRY(check_uniform(net, 3, 1, sqrt(6.0 / (256 + 1024)), 1, 0.05, "lstm weight_hh (default)"));
+            TRY(param_moments(net, 3, 2, 0, 0, m, &st, &E));
+            CHECK(st.lo == 0 && st.hi == 1 && fabs(m[0] - 0.25) < 1e-9, "lstm default bias: forget gate 1, rest 0");
+        }
+        /* gru H = 100 on F = 256 */
+        if (torch)
+            for (int p = 0; p < 4; p++)
+                TRY(check_uniform(net, 4, p, 0.1, 1, p < 2 ? 0.05 : 0.15, net->L[4].param[p].name));
+        else
+            for (int p = 2; p < 4; p++) {
+                TRY(param_moments(net, 4, p, 0, 0, m, &st, &E));
+                CHECK(st.lo == 0 && st.hi == 0, "gru default %s is not zero", net->L[4].param[p].name);
+            }
+        tu_net_free(&t);
+    }
+    /* the embedding's default is PyTorch's N(0, 1) (README: the char-LSTM ends with 15% fewer
+     * bits/char than with He) */
+    tu_net t;
+    TRY(tu_net_make(&t, "{\"input\":{\"shape\":[64]},\"layers\":[{\"type\":\"embedding\",\"input_dim\":300,"
+                        "\"output_dim\":96,\"positional\":true}]}",
+                    1, 0, &E));
+    for (int p = 0; p < 2; p++) {
+        init_stats st;
+        double m[3];
+        TRY(nn_net_init_params(&t.net, 3, &E));
+        TRY(param_moments(&t.net, 0, p, 0, 0, m, &st, &E));
+        CHECK(fabs(m[1] - 1) < 0.05 && fabs(m[0]) < 4 / sqrt((double)st.n) && fabs(m[2] / (m[1] * m[1]) - 3) < 0.3,
+              "embedding default %s: mean %g var %g kurtosis %g, want N(0, 1)", t.net.L[0].param[p].name, m[0], m[1],
+              m[2] / (m[1] * m[1]));
+    }
+    tu_net_free(&t);
+    /* what "init" accepts where */
+    TRY(tu_expect_error("{\"input\":{\"shape\":[8]},\"layers\":[{\"type\":\"embedding\",\"input_dim\":9,"
+                        "\"output_dim\":4,\"init\":\"normal\"}]}",
+                        "layers[0].init: expected \"he\", \"glorot\" or \"torch\"", NULL));
+    TRY(tu_expect_error("{\"input\":{\"shape\":[8,4]},\"layers\":[{\"type\":\"layernorm\",\"init\":\"he\"}]}",
+                        "layers[0].init: expected \"torch\"", NULL));
+    TRY(tu_expect_error("{\"input\":{\"shape\":[8,4]},\"layers\":[{\"type\":\"lstm\",\"units\":3,\"init\":1}]}",
+                        "layers[0].init: expected", NULL));
+    return 0;
+}
+
 /* ------------------------------------------------------------ denormalize */
 
 /* adapt takes the targets' mean/std over the given rows; forward is
