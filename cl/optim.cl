@@ -12,75 +12,84 @@ inline float clip_grad(float g, float cv, float s)
     return g * s;
 }
 
-/* The clip_norm factor: clip[0] when clip_norm is on, else 1. */
-#define CLIP_SCALE (use_norm ? clip[0] : 1.0f)
+/* The elements work-item i updates: [i*per, min(n, (i+1)*per)), one on GPUs,
+ * a long run on CPU devices (src/optim.c, nn_elem_split), so that the loop
+ * is a plain vectorisable C loop there; s: the clip_norm factor, clip[0]
+ * when clip_norm is on, else 1 (read once per work-item). The arithmetic per
+ * element is the same whatever the run length. */
+#define OPT_RUN                                                                                                    \
+    int i = get_global_id(0) * per, end = min(n, i + per);                                                         \
+    const float s = use_norm ? clip[0] : 1.0f
 
 /* SGD: g += wd*w; v = mu*v + g; w -= lr * (nesterov ? g + mu*v : v) */
-__kernel void sgd_step(__global float *w, __global const float *g, __global float *v, int n, float lr, float mu,
-                       float wd, int nesterov, float cv, __global const float *clip, int use_norm)
+__kernel void sgd_step(__global float *restrict w, __global const float *restrict g, __global float *restrict v, int n,
+                       float lr, float mu, float wd, int nesterov, float cv, __global const float *restrict clip,
+                       int use_norm, int per)
 {
-    int i = get_global_id(0);
-    if (i >= n)
-        return;
-    float gi = clip_grad(g[i], cv, CLIP_SCALE) + wd * w[i];
-    if (mu != 0.0f) {
-        float vi = mu * v[i] + gi;
-        v[i] = vi;
-        gi = nesterov ? gi + mu * vi : vi;
+    OPT_RUN;
+    for (; i < end; i++) {
+        float gi = clip_grad(g[i], cv, s) + wd * w[i];
+        if (mu != 0.0f) {
+            float vi = mu * v[i] + gi;
+            v[i] = vi;
+            gi = nesterov ? gi + mu * vi : vi;
+        }
+        w[i] -= lr * gi;
     }
-    w[i] -= lr * gi;
 }
 
 /* Adam (decoupled = 0: L2 added to the gradient) and AdamW (decoupled = 1:
  * w *= 1 - lr*wd). c1 = 1 - beta1^t, c2 = 1 - beta2^t. */
-__kernel void adam_step(__global float *w, __global const float *g, __global float *m, __global float *v, int n,
-                        float lr, float b1, float b2, float eps, float wd, int decoupled, float c1, float c2, float cv,
-                        __global const float *clip, int use_norm)
+__kernel void adam_step(__global float *restrict w, __global const float *restrict g, __global float *restrict m,
+                        __global float *restrict v, int n, float lr, float b1, float b2, float eps, float wd,
+                        int decoupled, float c1, float c2, float cv, __global const float *restrict clip, int use_norm,
+                        int per)
 {
-    int i = get_global_id(0);
-    if (i >= n)
-        return;
-    float wi = w[i], gi = clip_grad(g[i], cv, CLIP_SCALE);
-    if (decoupled)
-        wi *= 1.0f - lr * wd;
-    else
-        gi += wd * wi;
-    float mi = b1 * m[i] + (1.0f - b1) * gi;
-    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = wi - (lr / c1) * mi / (sqrt(vi) / sqrt(c2) + eps);
+    OPT_RUN;
+    for (; i < end; i++) {
+        float wi = w[i], gi = clip_grad(g[i], cv, s);
+        if (decoupled)
+            wi *= 1.0f - lr * wd;
+        else
+            gi += wd * wi;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] = wi - (lr / c1) * mi / (sqrt(vi) / sqrt(c2) + eps);
+    }
 }
 
 /* RMSprop in torch.optim.RMSprop's order: g += wd*w; sq = alpha*sq + (1-alpha)*g^2;
  * centered: ga = alpha*ga + (1-alpha)*g, avg = sqrt(sq - ga^2) + eps, else
  * avg = sqrt(sq) + eps; momentum: buf = mu*buf + g/avg, w -= lr*buf; else
  * w -= lr * g/avg. sq, ga, buf: the square average, gradient average and
- * momentum buffers (ga / buf: any buffer when unused). */
-__kernel void rmsprop_step(__global float *w, __global const float *g, __global float *sq, __global float *ga,
-                           __global float *buf, int n, float lr, float alpha, float eps, float wd, float mu,
-                           int centered, float cv, __global const float *clip, int use_norm)
+ * momentum buffers (ga / buf: any buffer when unused: never read then). */
+__kernel void rmsprop_step(__global float *restrict w, __global const float *restrict g, __global float *restrict sq,
+                           __global float *restrict ga, __global float *restrict buf, int n, float lr, float alpha,
+                           float eps, float wd, float mu, int centered, float cv, __global const float *restrict clip,
+                           int use_norm, int per)
 {
-    int i = get_global_id(0);
-    if (i >= n)
-        return;
-    float wi = w[i], gi = clip_grad(g[i], cv, CLIP_SCALE) + wd * wi;
-    float si = alpha * sq[i] + (1.0f - alpha) * gi * gi;
-    sq[i] = si;
-    float avg;
-    if (centered) {
-        float ai = alpha * ga[i] + (1.0f - alpha) * gi;
-        ga[i] = ai;
-        avg = sqrt(si - ai * ai) + eps;
-    } else {
-        avg = sqrt(si) + eps;
-    }
-    if (mu > 0.0f) {
-        float bi = mu * buf[i] + gi / avg;
-        buf[i] = bi;
-        w[i] = wi - lr * bi;
-    } else {
-        w[i] = wi - lr * (gi / avg);
+    OPT_RUN;
+    for (; i < end; i++) {
+        float wi = w[i], gi = clip_grad(g[i], cv, s) + wd * wi;
+        float si = alpha * sq[i] + (1.0f - alpha) * gi * gi;
+        sq[i] = si;
+        float avg;
+        if (centered) {
+            float ai = alpha * ga[i] + (1.0f - alpha) * gi;
+            ga[i] = ai;
+            avg = sqrt(si - ai * ai) + eps;
+        } else {
+            avg = sqrt(si) + eps;
+        }
+        if (mu > 0.0f) {
+            float bi = mu * buf[i] + gi / avg;
+            buf[i] = bi;
+            w[i] = wi - lr * bi;
+        } else {
+            w[i] = wi - lr * (gi / avg);
+        }
     }
 }
 

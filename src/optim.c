@@ -71,19 +71,21 @@ int nn_optim_step(nn_optim *o, nn_dev *d, cl_mem w, cl_mem g, float lr, nn_err *
     if (norm && (r = nn_optim_clip_norm(o, d, g, e)))
         return r;
     cl_mem clip = norm ? o->clip : g; /* a valid placeholder when unused */
+    nn_rows rs = nn_elem_split(d, o->n); /* CPU devices: long runs per work-item */
     if (s->type == NN_OPT_SGD)
-        return nn_launch(d, "sgd_step", o->n, 0, e, 11, KMEM(w), KMEM(g), KMEM(o->m1 ? o->m1 : g), KINT(o->n),
-                         KFLT(lr), KFLT(s->momentum), KFLT(s->weight_decay), KINT(s->nesterov),
-                         KFLT(s->clip_value), KMEM(clip), KINT(norm));
+        return nn_launch(d, "sgd_step", rs.items, rs.local, e, 12, KMEM(w), KMEM(g), KMEM(o->m1 ? o->m1 : g),
+                         KINT(o->n), KFLT(lr), KFLT(s->momentum), KFLT(s->weight_decay), KINT(s->nesterov),
+                         KFLT(s->clip_value), KMEM(clip), KINT(norm), KINT(rs.per));
     if (s->type == NN_OPT_RMSPROP)
-        return nn_launch(d, "rmsprop_step", o->n, 0, e, 15, KMEM(w), KMEM(g), KMEM(o->m2), KMEM(o->m3 ? o->m3 : g),
-                         KMEM(o->m1 ? o->m1 : g), KINT(o->n), KFLT(lr), KFLT(s->alpha), KFLT(s->eps),
-                         KFLT(s->weight_decay), KFLT(s->momentum), KINT(s->centered), KFLT(s->clip_value),
-                         KMEM(clip), KINT(norm));
+        return nn_launch(d, "rmsprop_step", rs.items, rs.local, e, 16, KMEM(w), KMEM(g), KMEM(o->m2),
+                         KMEM(o->m3 ? o->m3 : g), KMEM(o->m1 ? o->m1 : g), KINT(o->n), KFLT(lr), KFLT(s->alpha),
+                         KFLT(s->eps), KFLT(s->weight_decay), KFLT(s->momentum), KINT(s->centered),
+                         KFLT(s->clip_value), KMEM(clip), KINT(norm), KINT(rs.per));
     float c1 = 1.0f - (float)pow(s->beta1, (double)o->t), c2 = 1.0f - (float)pow(s->beta2, (double)o->t);
-    return nn_launch(d, "adam_step", o->n, 0, e, 16, KMEM(w), KMEM(g), KMEM(o->m1), KMEM(o->m2), KINT(o->n), KFLT(lr),
-                     KFLT(s->beta1), KFLT(s->beta2), KFLT(s->eps), KFLT(s->weight_decay),
-                     KINT(s->type == NN_OPT_ADAMW), KFLT(c1), KFLT(c2), KFLT(s->clip_value), KMEM(clip), KINT(norm));
+    return nn_launch(d, "adam_step", rs.items, rs.local, e, 17, KMEM(w), KMEM(g), KMEM(o->m1), KMEM(o->m2),
+                     KINT(o->n), KFLT(lr), KFLT(s->beta1), KFLT(s->beta2), KFLT(s->eps), KFLT(s->weight_decay),
+                     KINT(s->type == NN_OPT_ADAMW), KFLT(c1), KFLT(c2), KFLT(s->clip_value), KMEM(clip), KINT(norm),
+                     KINT(rs.per));
 }
 
 int nn_optim_state(const nn_optim *o, const char *names[3], cl_mem bufs[3])
