@@ -58,10 +58,22 @@ inline void gemm_pack_a(const int ta, __global const float *A, int lda, int i0, 
                         dst[r] = r < nr ? src[r] : 0.0f;
             }
         } else if (nr == GEMM_MR) {
-            /* six rows read side by side, the panel written in order */
+            /* six rows read side by side, 8 terms at a time, transposed
+             * through registers into 6 contiguous float8 writes */
             __global const float *s0 = A + (size_t)r0 * lda + k0, *s1 = s0 + lda, *s2 = s1 + lda, *s3 = s2 + lda,
                                  *s4 = s3 + lda, *s5 = s4 + lda;
-            for (int k = 0; k < kb; k++, dst += GEMM_MR) {
+            int k = 0;
+            for (; k + 8 <= kb; k += 8, dst += 8 * GEMM_MR) {
+                float8 a0 = vload8(0, s0 + k), a1 = vload8(0, s1 + k), a2 = vload8(0, s2 + k),
+                       a3 = vload8(0, s3 + k), a4 = vload8(0, s4 + k), a5 = vload8(0, s5 + k);
+                vstore8((float8)(a0.s0, a1.s0, a2.s0, a3.s0, a4.s0, a5.s0, a0.s1, a1.s1), 0, dst);
+                vstore8((float8)(a2.s1, a3.s1, a4.s1, a5.s1, a0.s2, a1.s2, a2.s2, a3.s2), 0, dst + 8);
+                vstore8((float8)(a4.s2, a5.s2, a0.s3, a1.s3, a2.s3, a3.s3, a4.s3, a5.s3), 0, dst + 16);
+                vstore8((float8)(a0.s4, a1.s4, a2.s4, a3.s4, a4.s4, a5.s4, a0.s5, a1.s5), 0, dst + 24);
+                vstore8((float8)(a2.s5, a3.s5, a4.s5, a5.s5, a0.s6, a1.s6, a2.s6, a3.s6), 0, dst + 32);
+                vstore8((float8)(a4.s6, a5.s6, a0.s7, a1.s7, a2.s7, a3.s7, a4.s7, a5.s7), 0, dst + 40);
+            }
+            for (; k < kb; k++, dst += GEMM_MR) {
                 dst[0] = s0[k]; dst[1] = s1[k]; dst[2] = s2[k];
                 dst[3] = s3[k]; dst[4] = s4[k]; dst[5] = s5[k];
             }
@@ -126,7 +138,20 @@ inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int
             }
         } else {
             __global const float *src = B + (size_t)k0 * ldb + c0;
-            if (nc == nr) {
+            if (nc == nr && q == 0 && cols >= 2 * nr) {
+                /* the whole panels, row by row: one long contiguous read per
+                 * row of B (what the hardware prefetchers follow), every
+                 * cache line of a row a few rows ahead prefetched */
+                int full = cols / nr;
+                for (int k = 0; k < kb; k++, src += ldb) {
+                    for (int c = 0; c < full * nr; c += 16)
+                        GEMM_PREFETCH(src + 3 * ldb + c);
+                    for (int p = 0; p < full; p++)
+                        for (int v = 0; v < nr / 8; v++)
+                            vstore8(vload8(0, src + p * nr + 8 * v), 0, dst + (size_t)p * kb * nr + k * nr + 8 * v);
+                }
+                q = full - 1; /* continue with the partial panel, if any */
+            } else if (nc == nr) {
                 for (int k = 0; k < kb; k++, src += ldb, dst += nr) {
                     GEMM_PREFETCH(src + 4 * ldb);
                     for (int v = 0; v < nr / 8; v++)

@@ -128,6 +128,8 @@ static const gcase cases[] = {
     {0, 0, 64, 24, 64, 6, 1.0f, 0.0f},    /* strided batches (attention, grouped conv) */
     {0, 0, 7, 5, 3, 4, 2.0f, 0.5f},
     {0, 0, 5, 300, 40, 3, 1.0f, 0.0f},
+    {0, 0, 12, 100, 20, 1, 1.0f, 0.0f},   /* whole B panels packed row by row, then a partial one */
+    {0, 0, 66, 1000, 40, 1, 1.0f, 0.5f},  /* wide: several B sub-blocks per work-item */
 };
 
 /* Every case with every transpose combination. */
