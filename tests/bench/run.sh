@@ -29,18 +29,23 @@ while [ "$r" -le "$ROUNDS" ]; do
     r=$((r + 1))
 done
 # nnrun's GEMM backends at the W1/W2 shapes (optional: older builds lack it)
-if ! $NNRUN bench --gemm --json >"$out/gemm.json" 2>"$out/gemm.err"; then
-    echo "nnrun bench --gemm: not available ($(tail -n 1 "$out/gemm.err"))"
-    : >"$out/gemm.json"
-fi
+# and OpenBLAS through torch.matmul: ROUNDS alternating rounds too, medians
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    if ! $NNRUN bench --gemm --json >"$out/gemm.$r.json" 2>"$out/gemm.err"; then
+        [ "$r" = 1 ] && echo "nnrun bench --gemm: not available ($(tail -n 1 "$out/gemm.err"))"
+        : >"$out/gemm.$r.json"
+    fi
+    if [ "$torch" = 1 ]; then
+        OMP_WAIT_POLICY=passive $PY tests/bench/torch_bench.py GEMM >"$out/torch.gemm.$r.json" ||
+            echo "tests/bench/torch_bench.py GEMM failed" >&2
+    fi
+    r=$((r + 1))
+done
 # the FMA peak of all cores (optional: needs a C compiler)
 if ! { cc -O2 -pthread -o "$out/peak" tests/bench/peak.c && "$out/peak" >"$out/peak.json"; } 2>"$out/peak.err"; then
     echo "FMA peak: tests/bench/peak.c failed ($(tail -n 1 "$out/peak.err"))"
     : >"$out/peak.json"
-fi
-if [ "$torch" = 1 ]; then
-    OMP_WAIT_POLICY=passive $PY tests/bench/torch_bench.py GEMM >"$out/torch.gemm.json" ||
-        echo "tests/bench/torch_bench.py GEMM failed" >&2
 fi
 $PY - "$out" "$torch" "$ROUNDS" <<'PYEOF'
 import json, sys
@@ -79,11 +84,15 @@ for r in range(1, rounds + 1) if torch else ():
                     t.setdefault(o["workload"], {}).setdefault(k, []).append(v)
         except (ValueError, KeyError, TypeError, AttributeError):
             pass
-for line in open(d + "/torch.gemm.json") if torch else ():
-    try:
-        o = json.loads(line); t[o["workload"]] = o
-    except (ValueError, KeyError, TypeError):
-        pass
+tgs = []  # PyTorch's GEMM object of each round
+for r in range(1, rounds + 1) if torch else ():
+    for line in open("%s/torch.gemm.%d.json" % (d, r)):
+        try:
+            o = json.loads(line)
+            if o["workload"] == "GEMM":
+                tgs.append(o)
+        except (ValueError, KeyError, TypeError):
+            pass
 torch = "W1" in t
 print("device: %s" % w1["device"])
 print("%d rounds, nnrun and PyTorch alternating: medians (ranges); ratio of the medians" % rounds)
@@ -115,28 +124,39 @@ print("GEMM GFLOP/s achieved (medians): W1 %.1f, W2 %.1f (ratio > 1: nnrun faste
       (median([w["gemm_gflops"] for w in W1]), median([w["gemm_gflops"] for w in W2])))
 
 # SGEMM per shape: nnrun's backends, OpenBLAS via torch.matmul, the FMA peak
-gemm, peak, tg = load("gemm.json"), load("peak.json"), t.get("GEMM")
+# each side's figure per shape: the median over the rounds
+peak, tg = load("peak.json"), (tgs[0] if tgs else None)
 key = lambda s: (s["m"], s["n"], s["k"], s["ta"], s["tb"])
-try:
-    # key(s), s["backend"] and s["gflops"] raise on an entry that lacks them
-    entries = [s for s in gemm["gemm"] if key(s) and s["backend"] and s["gflops"] > 0] if gemm else []
-except (AttributeError, KeyError, TypeError):
-    print("nnrun bench --gemm: not available (unexpected JSON: %.60s)" % json.dumps(gemm))
-    entries = []
-if gemm is None and open(d + "/gemm.json").read().strip():
-    print("nnrun bench --gemm: not available (its output is not JSON)")
 ours, theirs, tshare, shapes, backends = {}, {}, {}, [], []
-for s in entries:
-    if key(s) not in shapes:
-        shapes.append(key(s))
-    if s["backend"] not in backends:
-        backends.append(s["backend"])
-    ours[key(s) + (s["backend"],)] = s
-for s in (tg or {}).get("shapes", []):
-    if key(s) not in shapes:
-        shapes.append(key(s))
-    theirs[key(s)] = s["gflops"]
-    tshare[key(s)] = s.get("cpu_share")
+for r in range(1, rounds + 1):
+    gemm = load("gemm.%d.json" % r)
+    try:
+        # key(s), s["backend"] and s["gflops"] raise on an entry that lacks them
+        entries = [s for s in gemm["gemm"] if key(s) and s["backend"] and s["gflops"] > 0] if gemm else []
+    except (AttributeError, KeyError, TypeError):
+        print("nnrun bench --gemm: not available (unexpected JSON: %.60s)" % json.dumps(gemm))
+        entries = []
+    if gemm is None and open("%s/gemm.%d.json" % (d, r)).read().strip():
+        print("nnrun bench --gemm: not available (its output is not JSON)")
+    for s in entries:
+        if key(s) not in shapes:
+            shapes.append(key(s))
+        if s["backend"] not in backends:
+            backends.append(s["backend"])
+        o = ours.setdefault(key(s) + (s["backend"],), {"runs": [], "max_rel_err": 0.0})
+        o["runs"].append(s["gflops"])
+        o["max_rel_err"] = max(o["max_rel_err"], s.get("max_rel_err", 0))
+for o in ours.values():
+    o["gflops"] = median(o["runs"])
+runs = {}
+for o in tgs:
+    for s in o.get("shapes", []):
+        if key(s) not in shapes:
+            shapes.append(key(s))
+        runs.setdefault(key(s), []).append(s["gflops"])
+        if s.get("cpu_share") is not None:
+            tshare[key(s)] = min(tshare.get(key(s), 1.0), s["cpu_share"])
+theirs = {k: median(v) for k, v in runs.items()}
 backends.sort(key=lambda b: (["native", "clblast"] + [b]).index(b))  # native, clblast, then the rest
 tdev = (tg or {}).get("device", "cpu")
 tname = "openblas" if tdev == "cpu" else "torch-" + tdev
@@ -158,7 +178,8 @@ if shapes:
     if pk and tg:
         cols.append((tshort + " %peak", theirs.get, pct))
     print()
-    print("%-36s" % "SGEMM GFLOP/s: M x N x K, op(A)op(B)" + "".join(" %10s" % c[0] for c in cols))
+    print("%-36s" % ("SGEMM GFLOP/s, medians of %d rounds" % rounds) + "".join(" %10s" % c[0] for c in cols))
+    print("  M x N x K, op(A)op(B)")
     busy = 0
     for sh in shapes:
         m, n, k, ta, tb = sh
@@ -169,7 +190,7 @@ if shapes:
         print("  %5d x %5d x %5d  %s%s         " % (m, n, k, "NT"[ta], "NT"[tb]) +
               "".join(" %10s" % (c[2](v) if v is not None else "-") for c, v in zip(cols, vals)) + note)
     if busy:
-        print("  busy: %s's threads got only that share of the cores' time (other processes ran): its figure is low"
+        print("  busy: in one round %s's threads got only that share of the cores' time (other processes ran)"
               % tname)
     for (m, n, k, ta, tb, b), s in ours.items():
         if s.get("max_rel_err", 0) > 1e-4:
