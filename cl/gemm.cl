@@ -49,8 +49,8 @@ inline void gemm_pack_a(const int ta, __global const float *A, int lda, int i0, 
             __global const float *src = A + (size_t)k0 * lda + r0;
             if (nr == GEMM_MR) {
                 for (int k = 0; k < kb; k++, src += lda, dst += GEMM_MR) {
-                    dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
-                    dst[3] = src[3]; dst[4] = src[4]; dst[5] = src[5];
+                    vstore4(vload4(0, src), 0, dst);
+                    vstore2(vload2(0, src + 4), 0, dst + 4);
                 }
             } else {
                 for (int k = 0; k < kb; k++, src += lda, dst += GEMM_MR)
@@ -107,6 +107,16 @@ inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int
                 __global const float *src = B + (size_t)(c0 + c) * ldb + k0;
                 int k = 0;
                 for (; k + 8 <= kb; k += 8) {
+                    if (!(k & 15)) { /* each row's cache line 4 lines ahead */
+                        GEMM_PREFETCH(src + k + 64);
+                        GEMM_PREFETCH(src + ldb + k + 64);
+                        GEMM_PREFETCH(src + 2 * ldb + k + 64);
+                        GEMM_PREFETCH(src + 3 * ldb + k + 64);
+                        GEMM_PREFETCH(src + 4 * ldb + k + 64);
+                        GEMM_PREFETCH(src + 5 * ldb + k + 64);
+                        GEMM_PREFETCH(src + 6 * ldb + k + 64);
+                        GEMM_PREFETCH(src + 7 * ldb + k + 64);
+                    }
                     float8 r0 = vload8(0, src + k), r1 = vload8(0, src + ldb + k), r2 = vload8(0, src + 2 * ldb + k),
                            r3 = vload8(0, src + 3 * ldb + k), r4 = vload8(0, src + 4 * ldb + k),
                            r5 = vload8(0, src + 5 * ldb + k), r6 = vload8(0, src + 6 * ldb + k),
@@ -192,6 +202,13 @@ inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int
         }                                                                                                          \
     }
 
+/* the tile's rows of C, fetched while the loop runs: they are read (or
+ * written) right after it, and a miss there stalls every accumulator */
+#define GEMM_PREFETCH_C(w)                                                                                         \
+    for (int r = 0; r < nr; r++)                                                                                   \
+        for (int c = 0; c < (w); c += 16)                                                                          \
+            GEMM_PREFETCH(C + (size_t)r * ldc + c);
+
 #define GEMM_FMA2(r)                                                                                               \
     {                                                                                                              \
         float8 av = (float8)(a[r]);                                                                                \
@@ -214,6 +231,7 @@ inline void gemm_micro16(int kb, __local const float *a, __local const float *b,
 {
     float8 c00 = 0.0f, c01 = 0.0f, c10 = 0.0f, c11 = 0.0f, c20 = 0.0f, c21 = 0.0f;
     float8 c30 = 0.0f, c31 = 0.0f, c40 = 0.0f, c41 = 0.0f, c50 = 0.0f, c51 = 0.0f;
+    GEMM_PREFETCH_C(16);
     for (int k = 0; k < kb; k++) {
         float8 b0 = vload8(0, b), b1 = vload8(1, b);
         GEMM_PREFETCH(b + 8 * 16);
@@ -236,6 +254,7 @@ inline void gemm_micro32(int kb, __local const float *a, __local const float *b,
     float8 c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f, c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f;
     float8 c20 = 0.0f, c21 = 0.0f, c22 = 0.0f, c23 = 0.0f, c30 = 0.0f, c31 = 0.0f, c32 = 0.0f, c33 = 0.0f;
     float8 c40 = 0.0f, c41 = 0.0f, c42 = 0.0f, c43 = 0.0f, c50 = 0.0f, c51 = 0.0f, c52 = 0.0f, c53 = 0.0f;
+    GEMM_PREFETCH_C(32);
     for (int k = 0; k < kb; k++) {
         float8 b0 = vload8(0, b), b1 = vload8(1, b), b2 = vload8(2, b), b3 = vload8(3, b);
         GEMM_PREFETCH(b + 8 * 32);
