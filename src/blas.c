@@ -89,7 +89,8 @@ static int clblast_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
 #define NATIVE_KC 256        /* K block: op(A) panels of a block stay in L2, a B micro-panel in L1 */
 #define NATIVE_MB_MAX 96     /* rows of C per work-item at most (16 micro-panels) */
 #define NATIVE_NC_PANELS 4   /* B sub-block: 4 micro-panels (64 or 128 columns) */
-#define NATIVE_PER_UNIT 2    /* work-items per compute unit the cost model aims for (measured: 2 beat 3 and 4; 1 won some shapes, lost others) */
+#define NATIVE_PER_UNIT 2    /* work-items per compute unit the cost model aims for (2 beat 3 and 4;
+                                1 won some shapes, lost others) */
 
 static size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
 
