@@ -28,7 +28,9 @@
  * Batch b (get_global_id(1)) adds b*astride, b*bstride, b*cstride.
  * beta == 0 never reads C (BLAS semantics: C may hold NaN).
  * epi != 0: then C = act(C + bias[j]) per block (gemm_epilogue): a dense
- * layer's bias and activation with no second launch or pass over memory. */
+ * layer's bias and activation with no second launch or pass over memory.
+ * The _im kernels take B as a convolution's implicit im2col matrix, packed
+ * straight from the image (gemm_pack_b_im). */
 
 #define GEMM_MR 6
 
@@ -176,6 +178,183 @@ inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int
     }
 }
 
+/* ---------------------------------------------------------------------------
+ * The implicit im2col operand (convolutions on CPU devices). Instead of a
+ * matrix in memory, B may be the im2col matrix of a convolution's input x
+ * [n, C, H, W], which is then never written: the packing reads x itself.
+ *   col[r][p] = x[s, c, oh*sh + ki*dh - ph, ow*sw + kj*dw - pw] (0 outside),
+ *   r = (c*kh + ki)*kw + kj, p = (s*OH + oh)*OW + ow, ldb = n*OH*OW,
+ * exactly what conv.cl's conv_im2col writes. g: C, H, W, kh, kw, sh, sw,
+ * ph, pw, dh, dw, OH, OW in .s0-.sc and n*C*H*W (the floats in x, which
+ * the host checks fit an int) in .sd. B's offset (boff + batch*bstride, as
+ * for a matrix in memory) is a position in col: its first row and column. */
+
+/* Packing from x is a gather: element (row, column) of a panel reads
+ * x[ro + co[column]] when h = rh + ch[column] and w = rw + cw[column] fall
+ * inside the H x W plane, else 0. One side (the pixels of col for the
+ * forward, its rows for the weight gradient) gives the per-row scalars, the
+ * other the tables, built once per packing call. Tables are at most
+ * GEMM_IM_MAXC long (the host keeps nc <= GEMM_IM_MAXC); entries past the
+ * panel read nothing (ch = GEMM_IM_NONE).
+ *
+ * Values go 8 at a time along the pixels. With stride 1 and output rows of
+ * at least 8, 8 consecutive pixels are at most two runs of x (split at lane
+ * m, the end of an output row), so two float8 loads and a select fetch
+ * them, the lanes outside the plane then zeroed; the loads may touch
+ * neighbouring rows but never leave x (checked; else lane by lane). */
+#define GEMM_IM_MAXC 128
+#define GEMM_IM_NONE (-(1 << 29))
+#define GEMM_LANES ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+
+/* x[a + i] for lanes i < m, x[b + i] for the rest (m = 8: one run, m = 0:
+ * no runs, idx), zero where !ok; xlen: the floats in x. */
+inline float8 im_load8(__global const float *x, int xlen, int m, int a, int b, int8 idx, int8 ok)
+{
+    if (m > 0 && a >= 0 && a + 8 <= xlen && (m == 8 || (b >= 0 && b + 8 <= xlen))) {
+        float8 v = vload8(0, x + a);
+        if (m < 8)
+            v = select(v, vload8(0, x + b), GEMM_LANES >= (int8)m);
+        return select((float8)0.0f, v, ok);
+    }
+    int8 i = select((int8)0, idx, ok);
+    float8 v = (float8)(x[i.s0], x[i.s1], x[i.s2], x[i.s3], x[i.s4], x[i.s5], x[i.s6], x[i.s7]);
+    return select((float8)0.0f, v, ok);
+}
+
+/* The pixel p of col: ro/rh/rw of its sample, output row and column. */
+inline void im_pixel(const int16 g, int p, int *ro, int *rh, int *rw)
+{
+    int ohw = g.sb * g.sc, s = p / ohw, t = p - s * ohw, oh = t / g.sc, ow = t - oh * g.sc;
+    *rh = oh * g.s5;
+    *rw = ow * g.s6;
+    *ro = s * g.s0 * g.s1 * g.s2 + *rh * g.s2 + *rw;
+}
+
+/* Pixels p..p+7 as runs of x: the lane where the second run starts (8: one
+ * run), or 0 when they are not two runs (a stride, rows under 8). */
+inline int im_split8(const int16 g, int p)
+{
+    return g.s6 == 1 && g.sc >= 8 ? min(8, g.sc - p % g.sc) : 0;
+}
+
+/* The row r of col (channel c, kernel offset ki, kj): the same three. */
+inline void im_offset(const int16 g, int r, int *ro, int *rh, int *rw)
+{
+    int kk = g.s3 * g.s4, c = r / kk, t = r - c * kk, ki = t / g.s4, kj = t - ki * g.s4;
+    *rh = ki * g.s9 - g.s7;
+    *rw = kj * g.sa - g.s8;
+    *ro = c * g.s1 * g.s2 + *rh * g.s2 + *rw;
+}
+
+/* gemm_pack_b's job with B = col from row r0, column p0 on:
+ * tb = 0: Bp[q][k][c] = col[r0 + k0 + k][p0 + j0 + q*nr + c] (a convolution's forward),
+ * tb = 1: Bp[q][k][c] = col[r0 + j0 + q*nr + c][p0 + k0 + k] (its weight gradient).
+ * The tables are the columns of op(B): pixels for tb = 0, col rows for
+ * tb = 1; the rows of op(B) are the other. */
+inline void gemm_pack_b_im(const int tb, const int nr, __global const float *x, const int16 g, int r0, int p0, int j0,
+                           int cols, int k0, int kb, __local float *Bp)
+{
+    int co[GEMM_IM_MAXC], ch[GEMM_IM_MAXC], cw[GEMM_IM_MAXC], split[GEMM_IM_MAXC / 8];
+    int npan = (cols + nr - 1) / nr, H = g.s1, W = g.s2, xlen = g.sd;
+    for (int j = 0; j < npan * nr; j++) {
+        if (j < cols) {
+            if (tb)
+                im_offset(g, r0 + j0 + j, &co[j], &ch[j], &cw[j]);
+            else
+                im_pixel(g, p0 + j0 + j, &co[j], &ch[j], &cw[j]);
+        } else {
+            co[j] = 0;
+            ch[j] = GEMM_IM_NONE;
+            cw[j] = 0;
+        }
+    }
+    if (!tb) {
+        /* per group of 8 pixels: the runs, and the extent of h and w */
+        int hlo[GEMM_IM_MAXC / 8], hhi[GEMM_IM_MAXC / 8], wlo[GEMM_IM_MAXC / 8], whi[GEMM_IM_MAXC / 8];
+        for (int j = 0; j < npan * nr; j += 8) {
+            int e = j >> 3;
+            split[e] = j + 8 <= cols ? im_split8(g, p0 + j0 + j) : 0;
+            int8 hv = vload8(0, ch + j), wv = vload8(0, cw + j);
+            int4 h4 = min(hv.lo, hv.hi), H4 = max(hv.lo, hv.hi), w4 = min(wv.lo, wv.hi), W4 = max(wv.lo, wv.hi);
+            int2 h2 = min(h4.lo, h4.hi), H2 = max(H4.lo, H4.hi), w2 = min(w4.lo, w4.hi), W2 = max(W4.lo, W4.hi);
+            hlo[e] = min(h2.x, h2.y), hhi[e] = max(H2.x, H2.y), wlo[e] = min(w2.x, w2.y), whi[e] = max(W2.x, W2.y);
+        }
+        for (int k = 0; k < kb; k++) {
+            int ro, rh, rw;
+            im_offset(g, r0 + k0 + k, &ro, &rh, &rw);
+            for (int q = 0; q < npan; q++) {
+                __local float *dst = Bp + (size_t)q * kb * nr + (size_t)k * nr;
+                for (int c = 0; c < nr; c += 8) {
+                    int j = q * nr + c, e = j >> 3, m = split[e];
+                    if (m && rh + hlo[e] >= 0 && rh + hhi[e] < H && rw + wlo[e] >= 0 && rw + whi[e] < W) {
+                        /* all 8 inside the plane: one or two plain loads */
+                        float8 v = vload8(0, x + ro + co[j]);
+                        if (m < 8)
+                            v = select(v, vload8(0, x + ro + co[j + m] - m), GEMM_LANES >= (int8)m);
+                        vstore8(v, 0, dst + c);
+                        continue;
+                    }
+                    int8 h = rh + vload8(0, ch + j), w = rw + vload8(0, cw + j);
+                    int8 ok = (as_uint8(h) < (uint8)H) & (as_uint8(w) < (uint8)W);
+                    int a = ro + co[j], b = m > 0 && m < 8 ? ro + co[j + m] - m : a;
+                    vstore8(im_load8(x, xlen, m, a, b, ro + vload8(0, co + j), ok), 0, dst + c);
+                }
+            }
+        }
+        return;
+    }
+    /* tb: 8 pixels (rows of op(B)) at a time; per column a float8 along
+     * them, 8 columns transposed through registers into 8 rows of a panel */
+    for (int k = 0; k < kb; k += 8) {
+        int pro[8], prh[8], prw[8], n8 = min(8, kb - k);
+        for (int i = 0; i < 8; i++) {
+            if (i < n8) {
+                im_pixel(g, p0 + k0 + k + i, &pro[i], &prh[i], &prw[i]);
+            } else {
+                pro[i] = 0;
+                prh[i] = GEMM_IM_NONE;
+                prw[i] = 0;
+            }
+        }
+        int m = n8 == 8 ? im_split8(g, p0 + k0 + k) : 0;
+        int8 PRO = vload8(0, pro), PRH = vload8(0, prh), PRW = vload8(0, prw);
+        int hlo = prh[0], hhi = prh[0], wlo = prw[0], whi = prw[0];
+        for (int i = 1; i < 8; i++) {
+            hlo = min(hlo, prh[i]), hhi = max(hhi, prh[i]);
+            wlo = min(wlo, prw[i]), whi = max(whi, prw[i]);
+        }
+        for (int q = 0; q < npan; q++)
+            for (int c = 0; c < nr; c += 8) {
+                float8 r[8];
+                for (int i = 0; i < 8; i++) {
+                    int j = q * nr + c + i;
+                    if (m && ch[j] + hlo >= 0 && ch[j] + hhi < H && cw[j] + wlo >= 0 && cw[j] + whi < W) {
+                        r[i] = vload8(0, x + pro[0] + co[j]);
+                        if (m < 8)
+                            r[i] = select(r[i], vload8(0, x + pro[m] + co[j] - m), GEMM_LANES >= (int8)m);
+                        continue;
+                    }
+                    int8 h = PRH + ch[j], w = PRW + cw[j];
+                    int8 ok = (as_uint8(h) < (uint8)H) & (as_uint8(w) < (uint8)W);
+                    int a = pro[0] + co[j], b = m > 0 && m < 8 ? pro[m] + co[j] - m : a;
+                    r[i] = im_load8(x, xlen, m, a, b, PRO + co[j], ok);
+                }
+                __local float *o = Bp + (size_t)q * kb * nr + (size_t)k * nr + c;
+                float8 t[8];
+                t[0] = (float8)(r[0].s0, r[1].s0, r[2].s0, r[3].s0, r[4].s0, r[5].s0, r[6].s0, r[7].s0);
+                t[1] = (float8)(r[0].s1, r[1].s1, r[2].s1, r[3].s1, r[4].s1, r[5].s1, r[6].s1, r[7].s1);
+                t[2] = (float8)(r[0].s2, r[1].s2, r[2].s2, r[3].s2, r[4].s2, r[5].s2, r[6].s2, r[7].s2);
+                t[3] = (float8)(r[0].s3, r[1].s3, r[2].s3, r[3].s3, r[4].s3, r[5].s3, r[6].s3, r[7].s3);
+                t[4] = (float8)(r[0].s4, r[1].s4, r[2].s4, r[3].s4, r[4].s4, r[5].s4, r[6].s4, r[7].s4);
+                t[5] = (float8)(r[0].s5, r[1].s5, r[2].s5, r[3].s5, r[4].s5, r[5].s5, r[6].s5, r[7].s5);
+                t[6] = (float8)(r[0].s6, r[1].s6, r[2].s6, r[3].s6, r[4].s6, r[5].s6, r[6].s6, r[7].s6);
+                t[7] = (float8)(r[0].s7, r[1].s7, r[2].s7, r[3].s7, r[4].s7, r[5].s7, r[6].s7, r[7].s7);
+                for (int i = 0; i < n8; i++)
+                    vstore8(t[i], 0, o + (size_t)i * nr);
+            }
+    }
+}
+
 /* 8 values of C row r at columns [8v, 8v+8) of the tile: alpha * acc, plus
  * beta * C on the first K block or C on the later ones; masked past nc. */
 #define GEMM_STORE8(r, v, acc)                                                                                     \
@@ -303,7 +482,7 @@ inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int 
                            __global const float *A, ulong aoff, int lda, ulong astride, __global const float *B,
                            ulong boff, int ldb, ulong bstride, float beta, __global float *C, ulong coff, int ldc,
                            ulong cstride, int mb, int nb, int kc, int nc, int nblk_n, __local float *Ap,
-                           __local float *Bp, __global const float *bias, int epi)
+                           __local float *Bp, __global const float *bias, int epi, const int im, int16 geo)
 {
     int blk = get_global_id(0), bi = blk / nblk_n, bj = blk - bi * nblk_n;
     ulong batch = get_global_id(1);
@@ -312,15 +491,25 @@ inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int 
         return;
     int rows = min(mb, M - i0), cols = min(nb, N - j0);
     A += aoff + batch * astride;
-    B += boff + batch * bstride;
     C += coff + batch * cstride;
+    int r0 = 0, p0 = 0; /* im: B is col from (r0, p0) on */
+    if (im) {
+        ulong at = boff + batch * bstride;
+        r0 = (int)(at / (ulong)ldb);
+        p0 = (int)(at - (ulong)r0 * (ulong)ldb);
+    } else {
+        B += boff + batch * bstride;
+    }
     /* K >= 1: src/blas.c runs K == 0 (C = beta C) as gemm_scale_c */
     for (int k0 = 0; k0 < K; k0 += kc) {
         int kb = min(kc, K - k0);
         gemm_pack_a(ta, A, lda, i0, rows, k0, kb, Ap);
         for (int jc = 0; jc < cols; jc += nc) {
             int ncols = min(nc, cols - jc);
-            gemm_pack_b(tb, nr, B, ldb, j0 + jc, ncols, k0, kb, Bp);
+            if (im)
+                gemm_pack_b_im(tb, nr, B, geo, r0, p0, j0 + jc, ncols, k0, kb, Bp);
+            else
+                gemm_pack_b(tb, nr, B, ldb, j0 + jc, ncols, k0, kb, Bp);
             for (int q = 0; q * nr < ncols; q++) {
                 __local const float *bq = Bp + (size_t)q * kb * nr;
                 int cn = min(nr, ncols - q * nr);
@@ -339,7 +528,8 @@ inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int 
         gemm_epilogue(C + (size_t)i0 * ldc + j0, ldc, rows, cols, bias + j0, epi & 1, epi >> 1);
 }
 
-/* gemm_cpu<NR>_<op(A)><op(B)>: n = plain, t = transposed. */
+/* gemm_cpu<NR>_<op(A)><op(B)>: n = plain, t = transposed; _im: B is the
+ * implicit im2col matrix of x (geo: its geometry, see gemm_pack_b_im). */
 #define GEMM_CPU_KERNEL(name, TA, TB, NR)                                                                          \
     __kernel void name(int M, int N, int K, float alpha, __global const float *A, ulong aoff, int lda,          \
                        ulong astride, __global const float *B, ulong boff, int ldb, ulong bstride, float beta,     \
@@ -347,7 +537,17 @@ inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int 
                        int nblk_n, __local float *Ap, __local float *Bp, __global const float *bias, int epi)      \
     {                                                                                                              \
         gemm_cpu_block(TA, TB, NR, M, N, K, alpha, A, aoff, lda, astride, B, boff, ldb, bstride, beta, C, coff,   \
-                       ldc, cstride, mb, nb, kc, nc, nblk_n, Ap, Bp, bias, epi);                                   \
+                       ldc, cstride, mb, nb, kc, nc, nblk_n, Ap, Bp, bias, epi, 0, (int16)0);                      \
+    }
+#define GEMM_CPU_IM_KERNEL(name, TB, NR)                                                                           \
+    __kernel void name(int M, int N, int K, float alpha, __global const float *A, ulong aoff, int lda,          \
+                       ulong astride, __global const float *x, ulong boff, int ldb, ulong bstride, float beta,     \
+                       __global float *C, ulong coff, int ldc, ulong cstride, int mb, int nb, int kc, int nc,      \
+                       int nblk_n, __local float *Ap, __local float *Bp, __global const float *bias, int epi,      \
+                       int16 geo)                                                                                  \
+    {                                                                                                              \
+        gemm_cpu_block(0, TB, NR, M, N, K, alpha, A, aoff, lda, astride, x, boff, ldb, bstride, beta, C, coff,    \
+                       ldc, cstride, mb, nb, kc, nc, nblk_n, Ap, Bp, bias, epi, 1, geo);                           \
     }
 
 GEMM_CPU_KERNEL(gemm_cpu16_nn, 0, 0, 16)
@@ -358,3 +558,7 @@ GEMM_CPU_KERNEL(gemm_cpu32_nn, 0, 0, 32)
 GEMM_CPU_KERNEL(gemm_cpu32_nt, 0, 1, 32)
 GEMM_CPU_KERNEL(gemm_cpu32_tn, 1, 0, 32)
 GEMM_CPU_KERNEL(gemm_cpu32_tt, 1, 1, 32)
+GEMM_CPU_IM_KERNEL(gemm_cpu16_nn_im, 0, 16)
+GEMM_CPU_IM_KERNEL(gemm_cpu16_nt_im, 1, 16)
+GEMM_CPU_IM_KERNEL(gemm_cpu32_nn_im, 0, 32)
+GEMM_CPU_IM_KERNEL(gemm_cpu32_nt_im, 1, 32)

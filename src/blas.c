@@ -38,6 +38,7 @@ struct nn_blas {
     nn_gemm_backend choice[MAX_SHAPE_CHOICES];
     nn_native_knobs choice_knobs[MAX_SHAPE_CHOICES];
     int nchoices;
+    int im2col_off;              /* NNRUN_GEMM_NATIVE="im=0": convolutions write their col */
     char tuned[256];             /* CLBlast parameters applied by tune.c, "" if none */
     char describe[512];
 };
@@ -51,6 +52,7 @@ typedef struct gemm_args {
     size_t aoff, lda, astride, boff, ldb, bstride, coff, ldc, cstride;
     cl_mem bias;  /* the epilogue (nn_gemm_bias_act; batch 1): C = act(C + bias[col]) */
     int epi;      /* 0: none; else bit 0: bias, the rest: the activation */
+    const nn_im2col *bim; /* B is this im2col matrix (native only; ta = 0); b is unused */
 } gemm_args;
 
 /* ------------------------------------------------------------------ CLBlast */
@@ -171,11 +173,25 @@ static int native_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
         {{"gemm_cpu16_nn", "gemm_cpu16_nt"}, {"gemm_cpu16_tn", "gemm_cpu16_tt"}},
         {{"gemm_cpu32_nn", "gemm_cpu32_nt"}, {"gemm_cpu32_tn", "gemm_cpu32_tt"}},
     };
+    static const char *const names_im[2][2] = {{"gemm_cpu16_nn_im", "gemm_cpu16_nt_im"},
+                                               {"gemm_cpu32_nn_im", "gemm_cpu32_nt_im"}};
     native_plan p;
     native_plan_for(d->blas, d, g, *knobs_for(d->blas, g), &p);
     size_t abytes = cdiv((size_t)p.mb, NATIVE_MR) * NATIVE_MR * (size_t)p.kc * sizeof(float);
     size_t bbytes = (size_t)p.kc * (size_t)p.nc * sizeof(float);
     double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch;
+    if (g->bim) {
+        const nn_im2col *v = g->bim;
+        cl_int16 geo = {{v->C, v->H, v->W, v->kh, v->kw, v->sh, v->sw, v->ph, v->pw, v->dh, v->dw, v->OH, v->OW,
+                          v->n * v->C * v->H * v->W}};
+        return nn_launch2f(d, names_im[p.nr == 32][g->tb], (size_t)p.nblk_m * (size_t)p.nblk_n, g->batch, 1, 1,
+                           flops, e, 27, KINT(g->m), KINT(g->n), KINT(g->k), KFLT(g->alpha), KMEM(g->a),
+                           KULONG(g->aoff), KINT(g->lda), KULONG(g->astride), KMEM(v->x), KULONG(g->boff),
+                           KINT(g->ldb), KULONG(g->bstride), KFLT(g->beta), KMEM(g->c), KULONG(g->coff),
+                           KINT(g->ldc), KULONG(g->cstride), KINT(p.mb), KINT(p.nb), KINT(p.kc), KINT(p.nc),
+                           KINT(p.nblk_n), KLOCAL(abytes), KLOCAL(bbytes), KMEM(g->bias ? g->bias : g->c),
+                           KINT(g->epi), ((nn_karg){sizeof geo, &geo}));
+    }
     return nn_launch2f(d, names[p.nr == 32][g->ta][g->tb], (size_t)p.nblk_m * (size_t)p.nblk_n, g->batch, 1, 1,
                        flops, e, 26, KINT(g->m), KINT(g->n), KINT(g->k), KFLT(g->alpha), KMEM(g->a),
                        KULONG(g->aoff), KINT(g->lda), KULONG(g->astride), KMEM(g->b), KULONG(g->boff), KINT(g->ldb),
@@ -234,6 +250,8 @@ static int tuned_choice(const struct nn_blas *b, const gemm_args *g)
 
 static nn_gemm_backend gemm_choose(const struct nn_blas *b, const gemm_args *g)
 {
+    if (g->bim) /* only the native kernel reads an implicit operand (nn_blas_im2col_ok) */
+        return NN_GEMM_NATIVE;
     if (b->forced != NN_GEMM_AUTO)
         return b->forced;
     int i = tuned_choice(b, g);
@@ -281,6 +299,8 @@ int nn_blas_open(nn_dev *d, nn_gemm_backend force, nn_err *e)
             b->mb_max = v / NATIVE_MR * NATIVE_MR;
         if ((p = strstr(knobs, "per_unit=")) && sscanf(p + 9, "%d", &v) == 1 && v >= 1 && v <= 256)
             b->knobs.per_unit = v;
+        if ((p = strstr(knobs, "im=")) && sscanf(p + 3, "%d", &v) == 1)
+            b->im2col_off = !v;
     }
     /* shrink the K block until a block's panels fit the local memory */
     while (b->knobs.kc > 32 && native_local_bytes(b->nr, b->mb_max, b->knobs.kc) > b->local_mem)
@@ -322,6 +342,13 @@ void nn_blas_close(nn_dev *d)
         clReleaseMemObject(b->splitk);
     free(b);
     d->blas = NULL;
+}
+
+int nn_blas_im2col_ok(nn_dev *d)
+{
+    const struct nn_blas *b = d->blas;
+    nn_gemm_backend w = b ? (b->forced != NN_GEMM_AUTO ? b->forced : b->dflt) : NN_GEMM_CLBLAST;
+    return w == NN_GEMM_NATIVE && b->native_ok && !b->im2col_off;
 }
 
 const char *nn_blas_describe(nn_dev *d)
@@ -433,12 +460,23 @@ static void record(struct nn_blas *b, const gemm_args *g)
 /* Every dimension, leading dimension and element index reaches the kernels
  * as an int or through CLBlast's size_t: refuse what the native kernel's int
  * arithmetic cannot hold (no layer of nnrun gets near it). */
-static int check_args(const gemm_args *g, nn_err *e)
+static int check_args(const nn_dev *d, const gemm_args *g, nn_err *e)
 {
     const size_t lim = 0x7fffffff;
     if (g->m > lim || g->n > lim || g->k > lim || g->lda > lim || g->ldb > lim || g->ldc > lim || g->batch > lim)
         return nn_fail(e, NN_EDATA, "GEMM %zux%zux%zu (x%zu): a dimension exceeds 2^31-1", g->m, g->n, g->k,
                        g->batch);
+    if (g->bim) {
+        const nn_im2col *v = g->bim;
+        size_t rows = (size_t)v->C * v->kh * v->kw, cols = (size_t)v->n * v->OH * v->OW;
+        size_t last = g->boff + (g->batch - 1) * g->bstride + (g->tb ? (g->n - 1) * g->ldb + g->k - 1
+                                                                     : (g->k - 1) * g->ldb + g->n - 1);
+        if (g->ta || !native_usable(d) || g->ldb != cols || rows > lim || cols > lim || last >= rows * cols ||
+            (size_t)v->n * v->C * v->H * v->W > lim)
+            return nn_fail(e, NN_ESOFTWARE, "GEMM %zux%zux%zu on an im2col operand: not a view this device's GEMM "
+                           "reads (ta %d, ldb %zu of %zu, the last element %zu of %zu)", g->m, g->n, g->k, g->ta,
+                           g->ldb, cols, last, rows * cols);
+    }
     return 0;
 }
 
@@ -454,7 +492,7 @@ static int dispatch(nn_dev *d, const gemm_args *g, nn_err *e)
 {
     if (!d->blas)
         return nn_fail(e, NN_ESOFTWARE, "GEMM on %s before nn_blas_open", d->name);
-    int r = check_args(g, e);
+    int r = check_args(d, g, e);
     if (r)
         return r;
     record(d->blas, g);
@@ -575,4 +613,18 @@ int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, flo
     gemm_args g = {ta, tb, m, n, k, batch, alpha, beta, a, b, c, aoff, lda, astride, boff, ldb, bstride, coff, ldc,
                    cstride};
     return dispatch(d, &g, e);
+}
+
+int nn_gemm_im2col(nn_dev *d, int tb, size_t m, size_t n, size_t k, float alpha,
+                   cl_mem a, size_t aoff, size_t lda, size_t astride,
+                   const nn_im2col *b, size_t boff, size_t bstride, float beta,
+                   cl_mem c, size_t coff, size_t ldc, size_t cstride, size_t batch, nn_err *e)
+{
+    if (!m || !n || !batch)
+        return 0;
+    size_t ldb = (size_t)b->n * (size_t)b->OH * (size_t)b->OW;
+    gemm_args g = {0, tb, m, n, k, batch, alpha, beta, a, NULL, c, aoff, lda, astride, boff, ldb, bstride, coff, ldc,
+                   cstride, NULL, 0, b};
+    size_t s = batch == 1 && d->blas ? splitk_chunks(d, m, n, k) : 0;
+    return s ? gemm_splitk(d, &g, s, e) : dispatch(d, &g, e);
 }

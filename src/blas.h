@@ -45,6 +45,31 @@ int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, flo
                     cl_mem b, size_t boff, size_t ldb, size_t bstride, float beta,
                     cl_mem c, size_t coff, size_t ldc, size_t cstride, size_t batch, nn_err *e);
 
+/* The im2col matrix of a convolution's input as a GEMM operand that is never
+ * written: the native kernel packs its panels straight from x (cl/gemm.cl).
+ *   col[r][p] = x[s, c, oh*sh + ki*dh - ph, ow*sw + kj*dw - pw] (0 outside),
+ *   r = (c*kh + ki)*kw + kj, p = (s*OH + oh)*OW + ow:
+ * C*kh*kw rows of n*OH*OW columns, the layout conv.cl's conv_im2col writes.
+ * ph/pw: the padding before (top, left). */
+typedef struct nn_im2col {
+    cl_mem x;
+    int n, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW;
+} nn_im2col;
+
+/* 1 when GEMMs on this device take an nn_im2col operand: the native backend
+ * is in effect for every shape (the CPU default, or NNRUN_GEMM=native) and
+ * NNRUN_GEMM_NATIVE has no "im=0". Otherwise the caller writes the col. */
+int nn_blas_im2col_ok(nn_dev *d);
+
+/* nn_gemm_strided with B the im2col matrix `b`: op(B) = col, or col^T when
+ * tb; op(A) not transposed. boff and bstride are positions in col (row *
+ * ldb + column, ldb = n*OH*OW), as they would be in a written col. One GEMM
+ * (batch 1) may be split along k like any other. */
+int nn_gemm_im2col(nn_dev *d, int tb, size_t m, size_t n, size_t k, float alpha,
+                   cl_mem a, size_t aoff, size_t lda, size_t astride,
+                   const nn_im2col *b, size_t boff, size_t bstride, float beta,
+                   cl_mem c, size_t coff, size_t ldc, size_t cstride, size_t batch, nn_err *e);
+
 /* A GEMM shape (recorded for nnrun tune and bench). */
 typedef struct nn_gemm_shape {
     int ta, tb;

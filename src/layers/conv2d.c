@@ -17,7 +17,12 @@
  *   4. GEMM:              dcol_g = W_g^T . tmp_g, written over col (no longer needed);
  *   5. conv_col2im:       dx += col2im(dcol); a work item owns dx rows and adds every
  *                         kernel offset's dcol segments to them (no atomics).
- * Steps 4-5 are skipped when dx is NULL (the first layer). The data-movement
+ * Steps 4-5 are skipped when dx is NULL (the first layer).
+ *
+ * On CPU devices the GEMM can read col straight from x (nn_gemm_im2col: the
+ * native kernel packs its panels from the image), and then step 1 of the
+ * forward is skipped and step 3 of the backward reads x; use_implicit says
+ * when (always in inference, in training where it is cheaper). The data-movement
  * kernels loop over whole rows; nn_row_split gives each work item one row on
  * GPUs and a long run of rows on CPUs (PoCL), several times faster there.
  *
@@ -48,6 +53,7 @@ typedef struct conv2d {
     int C, H, W, OH, OW;
     int pb[2];           /* padding before (top, left) actually used */
     int pt[2];           /* total padding (before + after) */
+    int implicit;        /* the last forward read x as an implicit im2col operand (no col written) */
 } conv2d;
 
 static const char *const keys[] = {"filters", "kernel",  "stride",     "padding", "dilation",
@@ -162,16 +168,48 @@ static int shape(nn_layer *L, const char *path, nn_err *e)
     return 0;
 }
 
-/* tmp[F, n*OHW] = W . col, per group. */
-static int gemm_forward(nn_layer *L, nn_dev *d, size_t N, cl_mem col, cl_mem tmp, size_t tmp_off, nn_err *e)
+/* The im2col matrix of this batch's input, as a GEMM operand. */
+static nn_im2col im2col_view(const nn_layer *L, int n)
+{
+    const conv2d *p = L->p;
+    return (nn_im2col){L->x[0], n, p->C, p->H, p->W, p->k[0], p->k[1], p->s[0], p->s[1], p->pb[0], p->pb[1],
+                       p->dil[0], p->dil[1], p->OH, p->OW};
+}
+
+/* tmp[F, n*OHW] = W . col, per group; col is implicit (read from x by the
+ * GEMM) when p->implicit. */
+static int gemm_forward(nn_layer *L, nn_dev *d, int n, size_t N, cl_mem col, cl_mem tmp, size_t tmp_off, nn_err *e)
 {
     conv2d *p = L->p;
     size_t G = (size_t)p->groups, Fg = (size_t)p->filters / G, Kg = (size_t)p->C / G * p->k[0] * p->k[1];
     cl_mem w = L->param[0].w;
+    if (p->implicit) {
+        nn_im2col v = im2col_view(L, n);
+        return nn_gemm_im2col(d, 0, Fg, N, Kg, 1.0f, w, 0, Kg, Fg * Kg, &v, 0, Kg * N, 0.0f, tmp, tmp_off, N, Fg * N,
+                              G, e);
+    }
     if (G == 1)
         return nn_gemm(d, 0, 0, Fg, N, Kg, 1.0f, w, 0, Kg, col, 0, N, 0.0f, tmp, tmp_off, N, e);
     return nn_gemm_strided(d, 0, 0, Fg, N, Kg, 1.0f, w, 0, Kg, Fg * Kg, col, 0, N, Kg * N, 0.0f, tmp, tmp_off, N,
                            Fg * N, G, e);
+}
+
+/* Whether this forward reads x as an implicit im2col operand instead of
+ * writing col (the backward then follows: p->implicit). Where the GEMM can
+ * (CPU devices), always when no backward follows: inference skips a pass
+ * that writes C*kh*kw values per output pixel. In training the weight
+ * gradient must then pack col^T from x too, which is cheap only when every 8
+ * pixels are one whole run of x (stride 1, output rows a multiple of 8, no
+ * padding across them: LeNet's 5x5 'valid' layers). Elsewhere (3x3 'same' on
+ * 28 or 14 wide rows) the packing splits and masks runs, and a weight
+ * gradient from x cost more than writing col in the forward and reading it
+ * (fashion_resnet: +27 ms against -16 ms a step; LeNet: about -1 ms of
+ * 15). */
+static int use_implicit(const conv2d *p, const nn_run *r)
+{
+    if (!nn_blas_im2col_ok(r->dev))
+        return 0;
+    return !r->train || (p->s[1] == 1 && p->OW % 8 == 0 && p->pt[1] == 0);
 }
 
 static int forward(nn_layer *L, const nn_run *r, nn_err *e)
@@ -180,13 +218,17 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
     nn_dev *d = r->dev;
     int n = r->n, ohw = p->OH * p->OW, Ckk = p->C * p->k[0] * p->k[1];
     size_t N = (size_t)n * ohw, tmp_off = (size_t)Ckk * N;
-    nn_rows ri = nn_row_split(d, (size_t)n * p->OH, (size_t)Ckk);
-    int rc = nn_launch2(d, "conv_im2col", ri.items, (size_t)Ckk, ri.local, ri.local, e, 17, KMEM(L->x[0]), KMEM(L->work),
-                    KINT(n), KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]), KINT(p->s[0]),
-                    KINT(p->s[1]), KINT(p->pb[0]), KINT(p->pb[1]), KINT(p->dil[0]), KINT(p->dil[1]), KINT(p->OH),
-                    KINT(p->OW), KINT(ri.per));
+    int rc = 0;
+    p->implicit = use_implicit(p, r);
+    if (!p->implicit) {
+        nn_rows ri = nn_row_split(d, (size_t)n * p->OH, (size_t)Ckk);
+        rc = nn_launch2(d, "conv_im2col", ri.items, (size_t)Ckk, ri.local, ri.local, e, 17, KMEM(L->x[0]),
+                        KMEM(L->work), KINT(n), KINT(p->C), KINT(p->H), KINT(p->W), KINT(p->k[0]), KINT(p->k[1]),
+                        KINT(p->s[0]), KINT(p->s[1]), KINT(p->pb[0]), KINT(p->pb[1]), KINT(p->dil[0]),
+                        KINT(p->dil[1]), KINT(p->OH), KINT(p->OW), KINT(ri.per));
+    }
     if (!rc)
-        rc = gemm_forward(L, d, N, L->work, L->work, tmp_off, e);
+        rc = gemm_forward(L, d, n, N, L->work, L->work, tmp_off, e);
     nn_rows rb = nn_row_split(d, (size_t)n * p->filters, 1);
     if (!rc)
         rc = nn_launch(d, "conv_bias_act", rb.items, rb.local, e, 10, KMEM(L->work), KINT(tmp_off),
@@ -211,7 +253,10 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
         rc = nn_launch(d, "conv_bias_grad", (size_t)F, 0, e, 5, KMEM(col), KINT(P), KMEM(L->param[1].g), KINT(F),
                        KINT(n));
     /* dW_g[Fg, Kg] = tmp_g[Fg, N] . col_g[Kg, N]^T */
-    if (!rc) {
+    if (!rc && p->implicit) {
+        nn_im2col v = im2col_view(L, n);
+        rc = nn_gemm_im2col(d, 1, Fg, Kg, N, 1.0f, col, T, N, Fg * N, &v, 0, Kg * N, 0.0f, dw, 0, Kg, Fg * Kg, G, e);
+    } else if (!rc) {
         if (G == 1)
             rc = nn_gemm(d, 0, 1, Fg, Kg, N, 1.0f, col, T, N, col, 0, N, 0.0f, dw, 0, Kg, e);
         else

@@ -381,3 +381,116 @@ TEST(blas_gemm_epilogue)
     }
     return 0;
 }
+
+/* nn_gemm_im2col: the native kernel packing B straight from a convolution's
+ * input must give, bit for bit, what it gives on the col written out (the
+ * host's im2col here), and C outside the result must be untouched; over
+ * strides, dilation, asymmetric and zero padding, groups (strided batches),
+ * several samples, a B offset, both op(B) and split-K. */
+typedef struct imcase {
+    int n, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, G, F;
+} imcase;
+
+/* col[(c*kh + ki)*kw + kj][(s*OH + oh)*OW + ow], conv.cl's layout */
+static void host_im2col(const imcase *q, int OH, int OW, const double *x, double *col)
+{
+    size_t P = (size_t)q->n * OH * OW, r = 0;
+    for (int c = 0; c < q->C; c++)
+        for (int ki = 0; ki < q->kh; ki++)
+            for (int kj = 0; kj < q->kw; kj++, r++)
+                for (int s = 0; s < q->n; s++)
+                    for (int oh = 0; oh < OH; oh++)
+                        for (int ow = 0; ow < OW; ow++) {
+                            int h = oh * q->sh + ki * q->dh - q->ph, w = ow * q->sw + kj * q->dw - q->pw;
+                            int in = h >= 0 && h < q->H && w >= 0 && w < q->W;
+                            col[r * P + ((size_t)s * OH + oh) * OW + ow] =
+                                in ? x[(((size_t)s * q->C + c) * q->H + h) * q->W + w] : 0.0;
+                        }
+}
+
+static int im_case(nn_dev *d, const imcase *q, int tb, int boff_rows)
+{
+    int OH = (q->H + 2 * q->ph - (q->kh - 1) * q->dh - 1) / q->sh + 1;
+    int OW = (q->W + 2 * q->pw - (q->kw - 1) * q->dw - 1) / q->sw + 1;
+    size_t G = (size_t)q->G, Fg = (size_t)q->F / G, Kg = (size_t)q->C / G * q->kh * q->kw;
+    size_t P = (size_t)q->n * OH * OW, N = P - (size_t)(boff_rows ? 3 : 0); /* boff: skip 3 columns too */
+    size_t boff = boff_rows ? (size_t)boff_rows * P + 3 : 0; /* G = 1 then */
+    Kg -= (size_t)boff_rows;
+    /* tb = 0: C[Fg, N] = A[Fg, Kg] col_g; tb = 1: C[Fg, Kg] = A[Fg, N] col_g^T */
+    size_t m = Fg, nn = tb ? Kg : N, k = tb ? N : Kg, lda = k + 1, ldc = nn + 2;
+    size_t as = m * lda + 3, cs = m * ldc + 5, asz = as * G, csz = cs * G + 7;
+    size_t xsz = (size_t)q->n * q->C * q->H * q->W, colsz = (size_t)q->C * q->kh * q->kw * P;
+    ref_rng rng;
+    ref_rng_seed(&rng, 4242u + (unsigned)(q->C * 31 + q->H * 7 + tb));
+    double *x = tu_rnd_vec(&rng, xsz, -1, 1), *a = tu_rnd_vec(&rng, asz, -1, 1), *col = tu_xmalloc(colsz * sizeof(double));
+    double *c0 = tu_xmalloc(csz * sizeof(double)), *got = tu_xmalloc(csz * sizeof(double)),
+           *want = tu_xmalloc(csz * sizeof(double));
+    for (size_t i = 0; i < csz; i++)
+        c0[i] = SENT;
+    host_im2col(q, OH, OW, x, col);
+    cl_mem X = NULL, COL = NULL, A = NULL, C = NULL;
+    TRY(nn_buf_alloc(d, xsz * sizeof(float), "x", &X, &E));
+    TRY(nn_buf_alloc(d, colsz * sizeof(float), "col", &COL, &E));
+    TRY(nn_buf_alloc(d, asz * sizeof(float), "A", &A, &E));
+    TRY(nn_buf_alloc(d, csz * sizeof(float), "C", &C, &E));
+    TRY(tu_upload(X, 0, x, xsz, &E));
+    TRY(tu_upload(COL, 0, col, colsz, &E));
+    TRY(tu_upload(A, 0, a, asz, &E));
+    nn_im2col v = {X, q->n, q->C, q->H, q->W, q->kh, q->kw, q->sh, q->sw, q->ph, q->pw, q->dh, q->dw, OH, OW};
+    for (int pass = 0; pass < 2; pass++) { /* 0: the written col, 1: the implicit one */
+        TRY(tu_upload(C, 0, c0, csz, &E));
+        if (pass)
+            TRY(nn_gemm_im2col(d, tb, m, nn, k, 1.0f, A, 0, lda, as, &v, boff, Kg * P, 0.0f, C, 0, ldc, cs, G, &E));
+        else if (G == 1)
+            TRY(nn_gemm(d, 0, tb, m, nn, k, 1.0f, A, 0, lda, COL, boff, P, 0.0f, C, 0, ldc, &E));
+        else
+            TRY(nn_gemm_strided(d, 0, tb, m, nn, k, 1.0f, A, 0, lda, as, COL, boff, P, Kg * P, 0.0f, C, 0, ldc, cs, G,
+                                &E));
+        TRY(tu_download(C, 0, pass ? got : want, csz, &E));
+    }
+    for (size_t i = 0; i < csz; i++)
+        CHECK(got[i] == want[i], "im2col operand, n=%d C=%d %dx%d k=%dx%d s=%dx%d pad=%dx%d dil=%dx%d groups=%d tb=%d "
+              "boff=%zu: C[%zu] = %.9g implicit, %.9g from the written col", q->n, q->C, q->H, q->W, q->kh, q->kw,
+              q->sh, q->sw, q->ph, q->pw, q->dh, q->dw, q->G, tb, boff, i, got[i], want[i]);
+    nn_buf_free(&X), nn_buf_free(&COL), nn_buf_free(&A), nn_buf_free(&C);
+    free(x), free(a), free(col), free(c0), free(got), free(want);
+    return 0;
+}
+
+TEST(blas_gemm_im2col)
+{
+    NEED_DEV(d);
+    if (!nn_blas_usable(d, NN_GEMM_NATIVE))
+        SKIP("the native GEMM cannot run on %s (local memory)", d->name);
+    static const imcase ims[] = {
+        {3, 2, 9, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 5},      /* 3x3 'same', several samples */
+        {2, 3, 11, 10, 5, 3, 2, 2, 2, 0, 1, 1, 1, 7},    /* stride 2, asymmetric kernel and padding */
+        {2, 4, 12, 12, 3, 3, 1, 2, 2, 1, 2, 3, 2, 6},    /* dilation, groups */
+        {1, 1, 5, 5, 5, 5, 1, 1, 0, 0, 1, 1, 1, 3},      /* one output pixel */
+        {4, 6, 12, 12, 5, 5, 1, 1, 0, 0, 1, 1, 1, 16},   /* LeNet conv2-like: K blocks, several panels */
+        {8, 1, 28, 28, 5, 5, 1, 1, 0, 0, 1, 1, 1, 32},   /* LeNet conv1: the weight gradient is split along k */
+        {2, 8, 7, 7, 1, 1, 2, 2, 0, 0, 1, 1, 1, 9},      /* 1x1 stride-2 projection */
+        {2, 300, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 4},    /* K longer than a K block (300 channels) */
+        {3, 3, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 8},    /* 3x3 'same', rows of 14: runs split at row ends */
+        {2, 2, 10, 11, 3, 5, 1, 1, 1, 2, 1, 1, 1, 5},    /* padded borders inside runs, rows of 11 */
+    };
+    nn_gemm_backend was = nn_blas_force(d, NN_GEMM_NATIVE);
+    int r = 0;
+    for (int split = 0; split < 2 && !r; split++) {
+        int old = nn_blas_splitk_off(d, !split);
+        for (size_t i = 0; i < sizeof ims / sizeof *ims && !r; i++)
+            for (int tb = 0; tb < 2 && !r; tb++)
+                r = im_case(d, &ims[i], tb, 0);
+        nn_blas_splitk_off(d, old);
+    }
+    /* a B offset: rows and columns into col */
+    for (int tb = 0; tb < 2 && !r; tb++)
+        r = im_case(d, &ims[1], tb, 2) || im_case(d, &ims[8], tb, 1);
+    int ok = nn_blas_im2col_ok(d);
+    nn_blas_force(d, was);
+    if (r)
+        return r;
+    const char *kn = getenv("NNRUN_GEMM_NATIVE");
+    CHECK(ok || (kn && strstr(kn, "im=0")), "the native backend is forced, yet convolutions would write their col");
+    return 0;
+}
