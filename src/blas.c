@@ -521,16 +521,26 @@ static int dispatch(nn_dev *d, const gemm_args *g, nn_err *e)
 #define SPLITK_CHUNK 512   /* no chunk shorter than this */
 #define SPLITK_PER_UNIT 4  /* aim for this many work-groups per compute unit */
 
-/* Split only when the output gives fewer than two work-groups per compute
- * unit (a 2-core CPU: at most 3 tiles; a 132-SM GPU: up to 263), into enough
- * chunks for SPLITK_PER_UNIT per unit. */
-static size_t splitk_chunks(const nn_dev *d, size_t m, size_t n, size_t k)
+#define SPLITK_NATIVE_RATIO 16 /* native: split when k >= this x (m + n) */
+
+/* Split when the output gives fewer than two work-groups per compute unit (a
+ * 2-core CPU: at most 3 tiles; a 132-SM GPU: up to 263), into enough chunks
+ * for SPLITK_PER_UNIT per unit. The native kernel also splits a long, thin
+ * product (k >= SPLITK_NATIVE_RATIO (m + n): convolutions' weight
+ * gradients): it finds its parallelism by cutting C into blocks, and every
+ * cut packs the other operand's long panels again; SPLITK_PER_UNIT chunks
+ * per unit pack each once (fashion_resnet's weight gradients: 91 -> 76 ms
+ * a step, fashion_cnn_bn's 46 -> 36, interleaved). */
+static size_t splitk_chunks(const nn_dev *d, const gemm_args *g)
 {
+    size_t m = g->m, n = g->n, k = g->k;
     if (d->blas->splitk_off || k < SPLITK_MIN_K)
         return 0;
     size_t tiles = cdiv(m, SPLITK_TILE) * cdiv(n, SPLITK_TILE);
     size_t want = (size_t)SPLITK_PER_UNIT * (d->units ? d->units : 1);
-    if (2 * tiles >= want)
+    if (gemm_choose(d->blas, g) == NN_GEMM_NATIVE && k >= SPLITK_NATIVE_RATIO * (m + n))
+        tiles = 1;
+    else if (2 * tiles >= want)
         return 0;
     size_t s = want / tiles, most = k / SPLITK_CHUNK;
     if (s > most)
@@ -592,7 +602,7 @@ int nn_gemm_bias_act(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, fl
                    (bias != NULL) | act << 1};
     if (!d->blas)
         return dispatch(d, &g, e);
-    size_t s = splitk_chunks(d, m, n, k);
+    size_t s = splitk_chunks(d, &g);
     return s ? gemm_splitk(d, &g, s, e) : dispatch(d, &g, e);
 }
 
@@ -625,6 +635,6 @@ int nn_gemm_im2col(nn_dev *d, int tb, size_t m, size_t n, size_t k, float alpha,
     size_t ldb = (size_t)b->n * (size_t)b->OH * (size_t)b->OW;
     gemm_args g = {0, tb, m, n, k, batch, alpha, beta, a, NULL, c, aoff, lda, astride, boff, ldb, bstride, coff, ldc,
                    cstride, NULL, 0, b};
-    size_t s = batch == 1 && d->blas ? splitk_chunks(d, m, n, k) : 0;
+    size_t s = batch == 1 && d->blas ? splitk_chunks(d, &g) : 0;
     return s ? gemm_splitk(d, &g, s, e) : dispatch(d, &g, e);
 }

@@ -219,6 +219,16 @@ TEST(blas_gemm_splitk)
         if (r)
             return r;
     }
+    /* the native kernel also splits a long, thin product whose output has
+     * plenty of tiles (a weight gradient: k >= 16 (m + n)) */
+    if (nn_blas_usable(d, NN_GEMM_NATIVE)) {
+        static const gcase thin = {0, 1, 32, 288, 5200, 1, 1.0f, 0.0f};
+        nn_gemm_backend was = nn_blas_force(d, NN_GEMM_NATIVE);
+        int r = splitk_case(d, &thin);
+        nn_blas_force(d, was);
+        if (r)
+            return r;
+    }
     return 0;
 }
 

@@ -343,10 +343,8 @@ typedef struct ccase {
     int dh, dw, G, bias, act, n, maxb, first;
 } ccase;
 
-/* One case; train 0 runs the layer as inference does (on CPU devices the
- * GEMM then reads x as an implicit im2col operand, which training uses only
- * for some geometries): forward and backward must agree with the reference
- * either way. */
+/* One case, run as training does (train 1) or as inference does (train 0):
+ * forward and backward must agree with the reference either way. */
 static int conv_case_mode(const ccase *c, int train)
 {
     NEED_DEV(d);
@@ -467,8 +465,8 @@ TEST(conv_forward_backward)
         {3, 7, 9, 5, 3, 3, 2, 2, 0, 1, 1, 1, 1, 1, 0, NN_ACT_RELU, 4, 4, 0},    /* stride 2 pad 1, no bias */
         {5, 5, 9, 3, 1, 3, 1, 2, 0, 0, 1, 1, 1, 1, 1, NN_ACT_NONE, 1, 2, 0},
         {1, 9, 9, 3, 5, 3, 1, 1, 0, 0, 0, 1, 1, 1, 1, 4, 3, 3, 0},             /* leaky_relu */
-        {2, 6, 12, 3, 3, 5, 1, 1, 0, 1, 0, 1, 1, 1, 1, NN_ACT_RELU, 3, 4, 0},   /* rows of 8, padded only
-                                                                                   vertically: implicit in training */
+        {2, 6, 12, 3, 3, 5, 1, 1, 0, 1, 0, 1, 1, 1, 1, NN_ACT_RELU, 3, 4, 0},   /* rows of 8 (one run each),
+                                                                                   padded only vertically */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         if (conv_case(&cases[i]))
