@@ -91,6 +91,7 @@ static int clblast_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
 #define NATIVE_KC 256        /* K block: op(A) panels of a block stay in L2, a B micro-panel in L1 */
 #define NATIVE_MB_MAX 96     /* rows of C per work-item at most (16 micro-panels) */
 #define NATIVE_NC_PANELS 4   /* B sub-block: 4 micro-panels (64 or 128 columns) */
+_Static_assert(32 * NATIVE_NC_PANELS <= 128, "a B sub-block must fit cl/gemm.cl's GEMM_IM_MAXC tables");
 #define NATIVE_PER_UNIT 2    /* work-items per compute unit the cost model aims for (2 beat 3 and 4;
                                 1 won some shapes, lost others) */
 
@@ -469,8 +470,8 @@ static int check_args(const nn_dev *d, const gemm_args *g, nn_err *e)
     if (g->bim) {
         const nn_im2col *v = g->bim;
         size_t rows = (size_t)v->C * v->kh * v->kw, cols = (size_t)v->n * v->OH * v->OW;
-        size_t last = g->boff + (g->batch - 1) * g->bstride + (g->tb ? (g->n - 1) * g->ldb + g->k - 1
-                                                                     : (g->k - 1) * g->ldb + g->n - 1);
+        size_t kk = g->k ? g->k : 1, last = g->boff + (g->batch - 1) * g->bstride +
+                                             (g->tb ? (g->n - 1) * g->ldb + kk - 1 : (kk - 1) * g->ldb + g->n - 1);
         if (g->ta || !native_usable(d) || g->ldb != cols || rows > lim || cols > lim || last >= rows * cols ||
             (size_t)v->n * v->C * v->H * v->W > lim)
             return nn_fail(e, NN_ESOFTWARE, "GEMM %zux%zux%zu on an im2col operand: not a view this device's GEMM "

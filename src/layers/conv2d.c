@@ -17,16 +17,16 @@
  *   4. GEMM:              dcol_g = W_g^T . tmp_g, written over col (no longer needed);
  *   5. conv_col2im:       dx += col2im(dcol); a work item owns dx rows and adds every
  *                         kernel offset's dcol segments to them (no atomics).
- * Steps 4-5 are skipped when dx is NULL (the first layer).
- *
- * On CPU devices the GEMM can read col straight from x (nn_gemm_im2col: the
- * native kernel packs its panels from the image), and then step 1 of the
- * forward is skipped and step 3 of the backward reads x. Measured against
- * writing col (interleaved, kernel device time a training step):
- * fashion_resnet 167 against 174 ms, fashion_cnn_bn 73 against 79, LeNet
- * 7.6 against 8.3; inference gains most (LeNet batch 256: +38%). The data-movement
+ * Steps 4-5 are skipped when dx is NULL (the first layer). The data-movement
  * kernels loop over whole rows; nn_row_split gives each work item one row on
  * GPUs and a long run of rows on CPUs (PoCL), several times faster there.
+ *
+ * On CPU devices the GEMM reads col straight from x (nn_gemm_im2col: the
+ * native kernel packs its panels from the image): step 1 of the forward is
+ * skipped and step 3 of the backward reads x. Against writing col
+ * (interleaved, kernel device time of a training step): fashion_resnet 167
+ * against 174 ms, fashion_cnn_bn 73 against 79, LeNet 7.6 against 8.3;
+ * inference gains most (LeNet, batch 256: +38% samples/s).
  *
  * Scratch per sample (L->work): C*kh*kw*OH*OW (col) + F*OH*OW (tmp) + F
  * (part); the col of the forward must survive until the backward (L->work is
