@@ -94,6 +94,24 @@ inline void gemm_pack_a(const int ta, __global const float *A, int lda, int i0, 
     }
 }
 
+/* o[i*ld + j] = r_j.s_i for rows i < rows: 8 float8 (columns) transposed
+ * through registers into `rows` rows of 8. */
+inline void gemm_store8x8t(float8 r0, float8 r1, float8 r2, float8 r3, float8 r4, float8 r5, float8 r6, float8 r7,
+                           int rows, __local float *o, int ld)
+{
+    float8 t[8];
+    t[0] = (float8)(r0.s0, r1.s0, r2.s0, r3.s0, r4.s0, r5.s0, r6.s0, r7.s0);
+    t[1] = (float8)(r0.s1, r1.s1, r2.s1, r3.s1, r4.s1, r5.s1, r6.s1, r7.s1);
+    t[2] = (float8)(r0.s2, r1.s2, r2.s2, r3.s2, r4.s2, r5.s2, r6.s2, r7.s2);
+    t[3] = (float8)(r0.s3, r1.s3, r2.s3, r3.s3, r4.s3, r5.s3, r6.s3, r7.s3);
+    t[4] = (float8)(r0.s4, r1.s4, r2.s4, r3.s4, r4.s4, r5.s4, r6.s4, r7.s4);
+    t[5] = (float8)(r0.s5, r1.s5, r2.s5, r3.s5, r4.s5, r5.s5, r6.s5, r7.s5);
+    t[6] = (float8)(r0.s6, r1.s6, r2.s6, r3.s6, r4.s6, r5.s6, r6.s6, r7.s6);
+    t[7] = (float8)(r0.s7, r1.s7, r2.s7, r3.s7, r4.s7, r5.s7, r6.s7, r7.s7);
+    for (int i = 0; i < rows; i++)
+        vstore8(t[i], 0, o + (size_t)i * ld);
+}
+
 /* Bp[q][k][c] = op(B)[k0 + k][j0 + q*nr + c], columns past `cols` zero;
  * nr (16 or 32) is a compile-time constant after inlining. */
 inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int ldb, int j0, int cols, int k0,
@@ -119,19 +137,10 @@ inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int
                         GEMM_PREFETCH(src + 6 * ldb + k + 64);
                         GEMM_PREFETCH(src + 7 * ldb + k + 64);
                     }
-                    float8 r0 = vload8(0, src + k), r1 = vload8(0, src + ldb + k), r2 = vload8(0, src + 2 * ldb + k),
-                           r3 = vload8(0, src + 3 * ldb + k), r4 = vload8(0, src + 4 * ldb + k),
-                           r5 = vload8(0, src + 5 * ldb + k), r6 = vload8(0, src + 6 * ldb + k),
-                           r7 = vload8(0, src + 7 * ldb + k);
-                    __local float *o = dst + k * nr + c;
-                    vstore8((float8)(r0.s0, r1.s0, r2.s0, r3.s0, r4.s0, r5.s0, r6.s0, r7.s0), 0, o);
-                    vstore8((float8)(r0.s1, r1.s1, r2.s1, r3.s1, r4.s1, r5.s1, r6.s1, r7.s1), 0, o + nr);
-                    vstore8((float8)(r0.s2, r1.s2, r2.s2, r3.s2, r4.s2, r5.s2, r6.s2, r7.s2), 0, o + 2 * nr);
-                    vstore8((float8)(r0.s3, r1.s3, r2.s3, r3.s3, r4.s3, r5.s3, r6.s3, r7.s3), 0, o + 3 * nr);
-                    vstore8((float8)(r0.s4, r1.s4, r2.s4, r3.s4, r4.s4, r5.s4, r6.s4, r7.s4), 0, o + 4 * nr);
-                    vstore8((float8)(r0.s5, r1.s5, r2.s5, r3.s5, r4.s5, r5.s5, r6.s5, r7.s5), 0, o + 5 * nr);
-                    vstore8((float8)(r0.s6, r1.s6, r2.s6, r3.s6, r4.s6, r5.s6, r6.s6, r7.s6), 0, o + 6 * nr);
-                    vstore8((float8)(r0.s7, r1.s7, r2.s7, r3.s7, r4.s7, r5.s7, r6.s7, r7.s7), 0, o + 7 * nr);
+                    gemm_store8x8t(vload8(0, src + k), vload8(0, src + ldb + k), vload8(0, src + 2 * ldb + k),
+                                   vload8(0, src + 3 * ldb + k), vload8(0, src + 4 * ldb + k),
+                                   vload8(0, src + 5 * ldb + k), vload8(0, src + 6 * ldb + k),
+                                   vload8(0, src + 7 * ldb + k), 8, dst + k * nr + c, nr);
                 }
                 for (; k < kb; k++)
                     for (int j = 0; j < 8; j++)
@@ -206,16 +215,19 @@ inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int
 #define GEMM_IM_NONE (-(1 << 29))
 #define GEMM_LANES ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
 
-/* x[a + i] for lanes i < m, x[b + i] for the rest (m = 8: one run, m = 0:
- * no runs, idx), zero where !ok; xlen: the floats in x. */
+/* x[a + i] for lanes i < m, x[b + i] for the rest: two runs (m = 8: one). */
+inline float8 im_runs8(__global const float *x, int m, int a, int b)
+{
+    float8 v = vload8(0, x + a);
+    return m < 8 ? select(v, vload8(0, x + b), GEMM_LANES >= (int8)m) : v;
+}
+
+/* im_runs8 (m = 0: no runs, idx per lane), zero where !ok; xlen: the
+ * floats in x, which the loads never leave. */
 inline float8 im_load8(__global const float *x, int xlen, int m, int a, int b, int8 idx, int8 ok)
 {
-    if (m > 0 && a >= 0 && a + 8 <= xlen && (m == 8 || (b >= 0 && b + 8 <= xlen))) {
-        float8 v = vload8(0, x + a);
-        if (m < 8)
-            v = select(v, vload8(0, x + b), GEMM_LANES >= (int8)m);
-        return select((float8)0.0f, v, ok);
-    }
+    if (m > 0 && a >= 0 && a + 8 <= xlen && (m == 8 || (b >= 0 && b + 8 <= xlen)))
+        return select((float8)0.0f, im_runs8(x, m, a, b), ok);
     int8 i = select((int8)0, idx, ok);
     float8 v = (float8)(x[i.s0], x[i.s1], x[i.s2], x[i.s3], x[i.s4], x[i.s5], x[i.s6], x[i.s7]);
     return select((float8)0.0f, v, ok);
@@ -288,10 +300,7 @@ inline void gemm_pack_b_im(const int tb, const int nr, __global const float *x, 
                     int j = q * nr + c, e = j >> 3, m = split[e];
                     if (m && rh + hlo[e] >= 0 && rh + hhi[e] < H && rw + wlo[e] >= 0 && rw + whi[e] < W) {
                         /* all 8 inside the plane: one or two plain loads */
-                        float8 v = vload8(0, x + ro + co[j]);
-                        if (m < 8)
-                            v = select(v, vload8(0, x + ro + co[j + m] - m), GEMM_LANES >= (int8)m);
-                        vstore8(v, 0, dst + c);
+                        vstore8(im_runs8(x, m, ro + co[j], m < 8 ? ro + co[j + m] - m : 0), 0, dst + c);
                         continue;
                     }
                     int8 h = rh + vload8(0, ch + j), w = rw + vload8(0, cw + j);
@@ -329,9 +338,7 @@ inline void gemm_pack_b_im(const int tb, const int nr, __global const float *x, 
                 for (int i = 0; i < 8; i++) {
                     int j = q * nr + c + i;
                     if (m && ch[j] + hlo >= 0 && ch[j] + hhi < H && cw[j] + wlo >= 0 && cw[j] + whi < W) {
-                        r[i] = vload8(0, x + pro[0] + co[j]);
-                        if (m < 8)
-                            r[i] = select(r[i], vload8(0, x + pro[m] + co[j] - m), GEMM_LANES >= (int8)m);
+                        r[i] = im_runs8(x, m, pro[0] + co[j], m < 8 ? pro[m] + co[j] - m : 0);
                         continue;
                     }
                     int8 h = PRH + ch[j], w = PRW + cw[j];
@@ -339,18 +346,8 @@ inline void gemm_pack_b_im(const int tb, const int nr, __global const float *x, 
                     int a = pro[0] + co[j], b = m > 0 && m < 8 ? pro[m] + co[j] - m : a;
                     r[i] = im_load8(x, xlen, m, a, b, PRO + co[j], ok);
                 }
-                __local float *o = Bp + (size_t)q * kb * nr + (size_t)k * nr + c;
-                float8 t[8];
-                t[0] = (float8)(r[0].s0, r[1].s0, r[2].s0, r[3].s0, r[4].s0, r[5].s0, r[6].s0, r[7].s0);
-                t[1] = (float8)(r[0].s1, r[1].s1, r[2].s1, r[3].s1, r[4].s1, r[5].s1, r[6].s1, r[7].s1);
-                t[2] = (float8)(r[0].s2, r[1].s2, r[2].s2, r[3].s2, r[4].s2, r[5].s2, r[6].s2, r[7].s2);
-                t[3] = (float8)(r[0].s3, r[1].s3, r[2].s3, r[3].s3, r[4].s3, r[5].s3, r[6].s3, r[7].s3);
-                t[4] = (float8)(r[0].s4, r[1].s4, r[2].s4, r[3].s4, r[4].s4, r[5].s4, r[6].s4, r[7].s4);
-                t[5] = (float8)(r[0].s5, r[1].s5, r[2].s5, r[3].s5, r[4].s5, r[5].s5, r[6].s5, r[7].s5);
-                t[6] = (float8)(r[0].s6, r[1].s6, r[2].s6, r[3].s6, r[4].s6, r[5].s6, r[6].s6, r[7].s6);
-                t[7] = (float8)(r[0].s7, r[1].s7, r[2].s7, r[3].s7, r[4].s7, r[5].s7, r[6].s7, r[7].s7);
-                for (int i = 0; i < n8; i++)
-                    vstore8(t[i], 0, o + (size_t)i * nr);
+                gemm_store8x8t(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], n8,
+                               Bp + (size_t)q * kb * nr + (size_t)k * nr + c, nr);
             }
     }
 }
