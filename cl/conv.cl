@@ -208,6 +208,22 @@ __kernel void conv_bias_grad(__global const float *work, int poff, __global floa
     db[f] = sum;
 }
 
+/* The weight of a stride-1 convolution's input gradient as a convolution of
+ * the output gradient (src/layers/conv2d.c, groups 1): wt[c][f][kk-1-t] =
+ * w[f][c][t], t = ki*kw + kj, i.e. transposed and rotated by 180 degrees,
+ * written at float offset woff. Global F*C: a work item per (f, c). */
+__kernel void conv_flip_weight(__global const float *w, __global float *wt, int woff, int F, int C, int kk)
+{
+    int i = get_global_id(0);
+    if (i >= F * C)
+        return;
+    int f = i / C, c = i - f * C;
+    __global const float *src = w + i * kk;
+    __global float *dst = wt + woff + (c * F + f) * kk + kk - 1;
+    for (int t = 0; t < kk; t++)
+        dst[-t] = src[t];
+}
+
 /* For stride 1 and full-width rows (OW == W, e.g. 3x3 'same'): d[p + sft] +=
  * s[p] for p in [pa, pb) (whole output rows) whose column p mod OW lies in
  * wr, i.e. one kernel offset's terms, as one long 16-lane loop instead of

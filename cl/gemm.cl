@@ -194,9 +194,12 @@ inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int
  *   col[r][p] = x[s, c, oh*sh + ki*dh - ph, ow*sw + kj*dw - pw] (0 outside),
  *   r = (c*kh + ki)*kw + kj, p = (s*OH + oh)*OW + ow, ldb = n*OH*OW,
  * exactly what conv.cl's conv_im2col writes. g: C, H, W, kh, kw, sh, sw,
- * ph, pw, dh, dw, OH, OW in .s0-.sc and n*C*H*W (the floats in x, which
- * the host checks fit an int) in .sd. B's offset (boff + batch*bstride, as
- * for a matrix in memory) is a position in col: its first row and column. */
+ * ph, pw, dh, dw, OH, OW in .s0-.sc, the floats in x (which the host checks
+ * fit an int) in .sd, and the distance between samples and between channels
+ * of x in .se and .sf (C*H*W and H*W for NCHW; a transposed convolution
+ * reads a gradient laid out [C, n, H, W]). B's offset (boff +
+ * batch*bstride, as for a matrix in memory) is a position in col: its
+ * first row and column. */
 
 /* Packing from x is a gather: element (row, column) of a panel reads
  * x[ro + co[column]] when h = rh + ch[column] and w = rw + cw[column] fall
@@ -239,7 +242,7 @@ inline void im_pixel(const int16 g, int p, int *ro, int *rh, int *rw)
     int ohw = g.sb * g.sc, s = p / ohw, t = p - s * ohw, oh = t / g.sc, ow = t - oh * g.sc;
     *rh = oh * g.s5;
     *rw = ow * g.s6;
-    *ro = s * g.s0 * g.s1 * g.s2 + *rh * g.s2 + *rw;
+    *ro = s * g.se + *rh * g.s2 + *rw;
 }
 
 /* Pixels p..p+7 as runs of x: the lane where the second run starts (8: one
@@ -255,7 +258,7 @@ inline void im_offset(const int16 g, int r, int *ro, int *rh, int *rw)
     int kk = g.s3 * g.s4, c = r / kk, t = r - c * kk, ki = t / g.s4, kj = t - ki * g.s4;
     *rh = ki * g.s9 - g.s7;
     *rw = kj * g.sa - g.s8;
-    *ro = c * g.s1 * g.s2 + *rh * g.s2 + *rw;
+    *ro = c * g.sf + *rh * g.s2 + *rw;
 }
 
 /* gemm_pack_b's job with B = col from row r0, column p0 on:

@@ -165,6 +165,16 @@ static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm
     p->nblk_n = (int)cdiv(g->n, (size_t)p->nb);
 }
 
+/* The distances between x's samples and channels (nn_im2col's xs, xc, or
+ * NCHW's), and the floats x spans: one past its last element. */
+static size_t im2col_extent(const nn_im2col *v, size_t *xs, size_t *xc)
+{
+    size_t hw = (size_t)v->H * (size_t)v->W;
+    *xc = v->xc ? (size_t)v->xc : hw;
+    *xs = v->xs ? (size_t)v->xs : (size_t)v->C * hw;
+    return (size_t)(v->n - 1) * *xs + (size_t)(v->C - 1) * *xc + hw;
+}
+
 static int native_usable(const nn_dev *d);
 static const nn_native_knobs *knobs_for(const struct nn_blas *b, const gemm_args *g);
 
@@ -183,8 +193,9 @@ static int native_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
     double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch;
     if (g->bim) {
         const nn_im2col *v = g->bim;
+        size_t xs, xc, xlen = im2col_extent(v, &xs, &xc); /* each fits an int (check_args) */
         cl_int16 geo = {{v->C, v->H, v->W, v->kh, v->kw, v->sh, v->sw, v->ph, v->pw, v->dh, v->dw, v->OH, v->OW,
-                          v->n * v->C * v->H * v->W}};
+                          (cl_int)xlen, (cl_int)xs, (cl_int)xc}};
         return nn_launch2f(d, names_im[p.nr == 32][g->tb], (size_t)p.nblk_m * (size_t)p.nblk_n, g->batch, 1, 1,
                            flops, e, 27, KINT(g->m), KINT(g->n), KINT(g->k), KFLT(g->alpha), KMEM(g->a),
                            KULONG(g->aoff), KINT(g->lda), KULONG(g->astride), KMEM(v->x), KULONG(g->boff),
@@ -472,8 +483,9 @@ static int check_args(const nn_dev *d, const gemm_args *g, nn_err *e)
         size_t rows = (size_t)v->C * v->kh * v->kw, cols = (size_t)v->n * v->OH * v->OW;
         size_t kk = g->k ? g->k : 1, last = g->boff + (g->batch - 1) * g->bstride +
                                              (g->tb ? (g->n - 1) * g->ldb + kk - 1 : (kk - 1) * g->ldb + g->n - 1);
+        size_t xs, xc, xlen = im2col_extent(v, &xs, &xc);
         if (g->ta || !native_usable(d) || g->ldb != cols || rows > lim || cols > lim || last >= rows * cols ||
-            (size_t)v->n * v->C * v->H * v->W > lim)
+            xlen > lim)
             return nn_fail(e, NN_ESOFTWARE, "GEMM %zux%zux%zu on an im2col operand: not a view this device's GEMM "
                            "reads (ta %d, ldb %zu of %zu, the last element %zu of %zu)", g->m, g->n, g->k, g->ta,
                            g->ldb, cols, last, rows * cols);

@@ -50,10 +50,13 @@ int nn_gemm_strided(nn_dev *d, int ta, int tb, size_t m, size_t n, size_t k, flo
  *   col[r][p] = x[s, c, oh*sh + ki*dh - ph, ow*sw + kj*dw - pw] (0 outside),
  *   r = (c*kh + ki)*kw + kj, p = (s*OH + oh)*OW + ow:
  * C*kh*kw rows of n*OH*OW columns, the layout conv.cl's conv_im2col writes.
- * ph/pw: the padding before (top, left). */
+ * ph/pw: the padding before (top, left); the padding after is whatever OH
+ * and OW imply, and may be negative. x[s, c, h, w] is at s*xs + c*xc +
+ * h*W + w; xs = xc = 0 means NCHW (C*H*W and H*W). */
 typedef struct nn_im2col {
     cl_mem x;
     int n, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW;
+    int xs, xc;
 } nn_im2col;
 
 /* 1 when GEMMs on this device take an nn_im2col operand: the native backend

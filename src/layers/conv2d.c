@@ -26,7 +26,11 @@
  * skipped and step 3 of the backward reads x. Against writing col
  * (interleaved, kernel device time of a training step): fashion_resnet 167
  * against 174 ms, fashion_cnn_bn 73 against 79, LeNet 7.6 against 8.3;
- * inference gains most (LeNet, batch 256: +38% samples/s).
+ * inference gains most (LeNet, batch 256: +38% samples/s). Where it pays
+ * (stride 1, one group, F <= C, rows of 8 or more: dgrad_implicit), steps
+ * 4-5 become one GEMM per sample that reads tmp as the implicit im2col of
+ * a convolution with the rotated weight (backward_input_implicit): tmp then
+ * goes first in the work, the rotated weight behind part.
  *
  * Scratch per sample (L->work): C*kh*kw*OH*OW (col) + F*OH*OW (tmp) + F
  * (part); the col of the forward must survive until the backward (L->work is
@@ -221,14 +225,58 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
     return rc;
 }
 
+/* 1 when the input gradient goes as a convolution of the output gradient
+ * (backward_input_implicit): the col was implicit in the forward, stride 1,
+ * one group, and the rotated weight fits in the work behind part; and where
+ * it pays. Its GEMM gathers F*kh*kw rows per input pixel from tmp where the
+ * dcol path writes and reads back C*kh*kw, so it needs F <= C; and input
+ * rows of at least 8, else every gather goes lane by lane. Device time of
+ * a training step's layer backward (old path -> this): fashion_resnet's
+ * 32-channel 28x28 layers 53.8 -> 42.4 and 51.6 -> 44.1 ms, its 64-channel
+ * 14x14 one 38.1 -> 34.8; but its 128-channel 7x7 one 40.0 -> 44.1 (rows
+ * of 7), and LeNet's conv2 (F 16, C 6, 12x12) 4.3 -> 12 ms. */
+static int dgrad_implicit(const nn_layer *L, int n)
+{
+    const conv2d *p = L->p;
+    return p->implicit && p->s[0] == 1 && p->s[1] == 1 && p->groups == 1 && p->filters <= p->C && p->W >= 8 &&
+           (size_t)p->filters <= (size_t)n * p->OH * p->OW;
+}
+
+/* dx += the input gradient of a stride-1 convolution, itself a convolution:
+ *   dx[s, c, h, w] = sum over f, ki, kj of W[f, c, ki, kj] *
+ *                    tmp[f, s, h + ph - ki*dh, w + pw - kj*dw],
+ * i.e. the rotated, transposed weight wt (conv_flip_weight, at float offset
+ * WT of work) over tmp (at offset 0, laid out [F, n, OH, OW]) padded by
+ * (k-1)*dil - ph before. One GEMM per sample, packed straight from tmp
+ * (nn_gemm_im2col with tmp's strides) into dx with beta 1: no dcol, no
+ * col2im. */
+static int backward_input_implicit(nn_layer *L, nn_dev *d, int n, size_t WT, nn_err *e)
+{
+    conv2d *p = L->p;
+    int F = p->filters, C = p->C, kk = p->k[0] * p->k[1], ohw = p->OH * p->OW, hw = p->H * p->W;
+    int rc = nn_launch(d, "conv_flip_weight", (size_t)F * C, 0, e, 6, KMEM(L->param[0].w), KMEM(L->work),
+                       KINT((int)WT), KINT(F), KINT(C), KINT(kk));
+    nn_im2col v = {L->work, n, F, p->OH, p->OW, p->k[0], p->k[1], 1, 1,
+                   (p->k[0] - 1) * p->dil[0] - p->pb[0], (p->k[1] - 1) * p->dil[1] - p->pb[1],
+                   p->dil[0], p->dil[1], p->H, p->W, ohw, n * ohw};
+    size_t Kt = (size_t)F * kk;
+    if (!rc)
+        rc = nn_gemm_im2col(d, 0, (size_t)C, (size_t)hw, Kt, 1.0f, L->work, WT, Kt, 0, &v, 0, (size_t)hw, 1.0f,
+                            L->dx[0], 0, (size_t)hw, (size_t)C * hw, (size_t)n, e);
+    return rc;
+}
+
 static int backward(nn_layer *L, const nn_run *r, nn_err *e)
 {
     conv2d *p = L->p;
     nn_dev *d = r->dev;
     int n = r->n, ohw = p->OH * p->OW, F = p->filters;
     size_t G = (size_t)p->groups, Fg = (size_t)F / G, Kg = (size_t)p->C / G * p->k[0] * p->k[1], K = Kg * G;
-    size_t N = (size_t)n * ohw, T = K * N; /* tmp offset in work */
-    size_t P = T + (size_t)F * N;          /* part offset in work */
+    /* work: [col | tmp | part], or [tmp | part | wt] when the input gradient
+     * needs no dcol (the col of the forward was implicit) */
+    int implicit_dx = L->dx[0] && dgrad_implicit(L, n);
+    size_t N = (size_t)n * ohw, T = implicit_dx ? 0 : K * N; /* tmp offset in work */
+    size_t P = T + (size_t)F * N;                            /* part offset in work */
     cl_mem w = L->param[0].w, dw = L->param[0].g, col = L->work;
     nn_rows rg = nn_row_split(d, (size_t)F * n, 1);
     int rc = nn_launch(d, "conv_grad_permute", rg.items, rg.local, e, 10, KMEM(L->y), KMEM(L->dy), KMEM(col), KINT(T),
@@ -249,6 +297,8 @@ static int backward(nn_layer *L, const nn_run *r, nn_err *e)
     }
     if (rc || !L->dx[0])
         return rc;
+    if (implicit_dx)
+        return backward_input_implicit(L, d, n, P + (size_t)F * n, e);
     /* dcol_g[Kg, N] = W_g[Fg, Kg]^T . tmp_g[Fg, N], over the col */
     if (G == 1)
         rc = nn_gemm(d, 1, 0, Kg, N, Fg, 1.0f, w, 0, Kg, col, T, N, 0.0f, col, 0, N, e);

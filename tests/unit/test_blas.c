@@ -396,13 +396,15 @@ TEST(blas_gemm_epilogue)
  * input must give, bit for bit, what it gives on the col written out (the
  * host's im2col here), and C outside the result must be untouched; over
  * strides, dilation, asymmetric and zero padding, groups (strided batches),
- * several samples, a B offset, both op(B) and split-K. */
+ * several samples, a B offset, both op(B), split-K and x in NCHW and in
+ * [C, n, H, W] (the layout of the gradient a transposed convolution reads). */
 typedef struct imcase {
     int n, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, G, F;
 } imcase;
 
-/* col[(c*kh + ki)*kw + kj][(s*OH + oh)*OW + ow], conv.cl's layout */
-static void host_im2col(const imcase *q, int OH, int OW, const double *x, double *col)
+/* col[(c*kh + ki)*kw + kj][(s*OH + oh)*OW + ow], conv.cl's layout, from
+ * x[s, c, h, w] at s*xs + c*xc + h*W + w */
+static void host_im2col(const imcase *q, int OH, int OW, const double *x, size_t xs, size_t xc, double *col)
 {
     size_t P = (size_t)q->n * OH * OW, r = 0;
     for (int c = 0; c < q->C; c++)
@@ -414,11 +416,12 @@ static void host_im2col(const imcase *q, int OH, int OW, const double *x, double
                             int h = oh * q->sh + ki * q->dh - q->ph, w = ow * q->sw + kj * q->dw - q->pw;
                             int in = h >= 0 && h < q->H && w >= 0 && w < q->W;
                             col[r * P + ((size_t)s * OH + oh) * OW + ow] =
-                                in ? x[(((size_t)s * q->C + c) * q->H + h) * q->W + w] : 0.0;
+                                in ? x[s * xs + c * xc + (size_t)h * q->W + w] : 0.0;
                         }
 }
 
-static int im_case(nn_dev *d, const imcase *q, int tb, int boff_rows)
+/* cnhw: x laid out [C, n, H, W] (a gradient's layout) instead of NCHW */
+static int im_case(nn_dev *d, const imcase *q, int tb, int boff_rows, int cnhw)
 {
     int OH = (q->H + 2 * q->ph - (q->kh - 1) * q->dh - 1) / q->sh + 1;
     int OW = (q->W + 2 * q->pw - (q->kw - 1) * q->dw - 1) / q->sw + 1;
@@ -437,7 +440,8 @@ static int im_case(nn_dev *d, const imcase *q, int tb, int boff_rows)
            *want = tu_xmalloc(csz * sizeof(double));
     for (size_t i = 0; i < csz; i++)
         c0[i] = SENT;
-    host_im2col(q, OH, OW, x, col);
+    size_t hw = (size_t)q->H * q->W, xs = cnhw ? hw : q->C * hw, xc = cnhw ? q->n * hw : hw;
+    host_im2col(q, OH, OW, x, xs, xc, col);
     cl_mem X = NULL, COL = NULL, A = NULL, C = NULL;
     TRY(nn_buf_alloc(d, xsz * sizeof(float), "x", &X, &E));
     TRY(nn_buf_alloc(d, colsz * sizeof(float), "col", &COL, &E));
@@ -446,7 +450,8 @@ static int im_case(nn_dev *d, const imcase *q, int tb, int boff_rows)
     TRY(tu_upload(X, 0, x, xsz, &E));
     TRY(tu_upload(COL, 0, col, colsz, &E));
     TRY(tu_upload(A, 0, a, asz, &E));
-    nn_im2col v = {X, q->n, q->C, q->H, q->W, q->kh, q->kw, q->sh, q->sw, q->ph, q->pw, q->dh, q->dw, OH, OW};
+    nn_im2col v = {X, q->n, q->C, q->H, q->W, q->kh, q->kw, q->sh, q->sw, q->ph, q->pw, q->dh, q->dw, OH, OW,
+                   cnhw ? (int)xs : 0, cnhw ? (int)xc : 0};
     for (int pass = 0; pass < 2; pass++) { /* 0: the written col, 1: the implicit one */
         TRY(tu_upload(C, 0, c0, csz, &E));
         if (pass)
@@ -460,8 +465,8 @@ static int im_case(nn_dev *d, const imcase *q, int tb, int boff_rows)
     }
     for (size_t i = 0; i < csz; i++)
         CHECK(got[i] == want[i], "im2col operand, n=%d C=%d %dx%d k=%dx%d s=%dx%d pad=%dx%d dil=%dx%d groups=%d tb=%d "
-              "boff=%zu: C[%zu] = %.9g implicit, %.9g from the written col", q->n, q->C, q->H, q->W, q->kh, q->kw,
-              q->sh, q->sw, q->ph, q->pw, q->dh, q->dw, q->G, tb, boff, i, got[i], want[i]);
+              "boff=%zu%s: C[%zu] = %.9g implicit, %.9g from the written col", q->n, q->C, q->H, q->W, q->kh, q->kw,
+              q->sh, q->sw, q->ph, q->pw, q->dh, q->dw, q->G, tb, boff, cnhw ? " [C,n,H,W]" : "", i, got[i], want[i]);
     nn_buf_free(&X), nn_buf_free(&COL), nn_buf_free(&A), nn_buf_free(&C);
     free(x), free(a), free(col), free(c0), free(got), free(want);
     return 0;
@@ -490,12 +495,12 @@ TEST(blas_gemm_im2col)
         int old = nn_blas_splitk_off(d, !split);
         for (size_t i = 0; i < sizeof ims / sizeof *ims && !r; i++)
             for (int tb = 0; tb < 2 && !r; tb++)
-                r = im_case(d, &ims[i], tb, 0);
+                r = im_case(d, &ims[i], tb, 0, 0) || im_case(d, &ims[i], tb, 0, 1);
         nn_blas_splitk_off(d, old);
     }
     /* a B offset: rows and columns into col */
     for (int tb = 0; tb < 2 && !r; tb++)
-        r = im_case(d, &ims[1], tb, 2) || im_case(d, &ims[8], tb, 1);
+        r = im_case(d, &ims[1], tb, 2, 0) || im_case(d, &ims[8], tb, 1, 1);
     int ok = nn_blas_im2col_ok(d);
     nn_blas_force(d, was);
     if (r)

@@ -505,6 +505,28 @@ TEST(conv_dilation_groups)
     return 0;
 }
 
+/* Stride 1, one group, F <= C and rows of at least 8: on CPU devices the
+ * input gradient is itself a convolution of the output gradient (conv2d.c,
+ * backward_input_implicit), the GEMM gathering from it with the padding
+ * (k-1)*dil - pad: 'same' (odd and even kernels), 'valid', explicit
+ * padding, dilation, 1x1; elsewhere the dcol path as in the other cases. */
+TEST(conv_input_grad_as_conv)
+{
+    static const ccase cases[] = {
+        {4, 7, 9, 4, 3, 3, 1, 1, 1, 0, 0, 1, 1, 1, 1, NN_ACT_RELU, 3, 4, 0},    /* 3x3 'same', F = C */
+        {6, 6, 10, 3, 5, 3, 1, 1, 0, 2, 1, 1, 1, 1, 1, NN_ACT_TANH, 2, 3, 0},   /* 5x3, explicit padding */
+        {5, 5, 8, 4, 4, 2, 1, 1, 1, 0, 0, 1, 1, 1, 0, NN_ACT_NONE, 3, 3, 0},    /* even kernel: more padding after */
+        {4, 9, 12, 3, 3, 3, 1, 1, 0, 0, 0, 2, 2, 1, 1, NN_ACT_SIGMOID, 2, 4, 0}, /* 'valid', dilation 2 */
+        {6, 5, 8, 6, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, NN_ACT_NONE, 4, 5, 0},    /* 1x1 */
+        {3, 4, 11, 2, 3, 3, 1, 1, 0, 3, 0, 1, 1, 1, 1, NN_ACT_RELU, 2, 2, 0},   /* padding 3 > k-1: a negative one */
+        {8, 3, 8, 8, 3, 8, 1, 1, 0, 0, 0, 1, 1, 1, 1, NN_ACT_NONE, 1, 1, 0},    /* F > n*OH*OW: the dcol path */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (conv_case(&cases[i]))
+            return 1;
+    return 0;
+}
+
 /* The first layer: x is the network input and dx is NULL. */
 TEST(conv_first_layer)
 {
