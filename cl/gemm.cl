@@ -449,6 +449,27 @@ inline void gemm_micro32(int kb, __local const float *a, __local const float *b,
     GEMM_STORE8(5, 0, c50) GEMM_STORE8(5, 1, c51) GEMM_STORE8(5, 2, c52) GEMM_STORE8(5, 3, c53)
 }
 
+/* The last row panel of a block when it has at most 2 of its 6 rows, in
+ * the 6x32 kernel's place: a third of its work (M = 32: 5 panels and 2
+ * rows). */
+inline void gemm_micro32_r2(int kb, __local const float *a, __local const float *b, __global float *C, int ldc,
+                            int nr, int nc, float alpha, float beta, int first)
+{
+    float8 c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f, c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f;
+    GEMM_PREFETCH(C);
+    GEMM_PREFETCH(C + 16);
+    GEMM_PREFETCH(C + ldc);
+    GEMM_PREFETCH(C + ldc + 16);
+    for (int k = 0; k < kb; k++) {
+        float8 b0 = vload8(0, b), b1 = vload8(1, b), b2 = vload8(2, b), b3 = vload8(3, b);
+        GEMM_FMA4(0) GEMM_FMA4(1)
+        a += GEMM_MR;
+        b += 32;
+    }
+    GEMM_STORE8(0, 0, c00) GEMM_STORE8(0, 1, c01) GEMM_STORE8(0, 2, c02) GEMM_STORE8(0, 3, c03)
+    GEMM_STORE8(1, 0, c10) GEMM_STORE8(1, 1, c11) GEMM_STORE8(1, 2, c12) GEMM_STORE8(1, 3, c13)
+}
+
 /* The epilogue, on a work-item's finished block of C (still in its cache):
  * C[i][j] = act(C[i][j] + bias[j]) (bias: has_bias; act: ACT_*), with the
  * arithmetic of dense.cl's bias_act_forward, so fused and unfused agree bit
@@ -516,7 +537,9 @@ inline void gemm_cpu_block(const int ta, const int tb, const int nr, int M, int 
                 for (int p = 0; p * GEMM_MR < rows; p++) {
                     __global float *ct = C + (size_t)(i0 + p * GEMM_MR) * ldc + j0 + jc + q * nr;
                     int rn = min(GEMM_MR, rows - p * GEMM_MR);
-                    if (nr == 16)
+                    if (nr == 32 && rn <= 2)
+                        gemm_micro32_r2(kb, Ap + (size_t)p * kb * GEMM_MR, bq, ct, ldc, rn, cn, alpha, beta, k0 == 0);
+                    else if (nr == 16)
                         gemm_micro16(kb, Ap + (size_t)p * kb * GEMM_MR, bq, ct, ldc, rn, cn, alpha, beta, k0 == 0);
                     else
                         gemm_micro32(kb, Ap + (size_t)p * kb * GEMM_MR, bq, ct, ldc, rn, cn, alpha, beta, k0 == 0);
