@@ -12,10 +12,10 @@ PY=${PY:-/usr/bin/python3}  # Debian's python3-torch; tests/gpu/run.sh points it
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# W1-W3: ROUNDS rounds (default 3), nnrun and PyTorch alternating, so that a
+# W1-W3: ROUNDS rounds (default 5), nnrun and PyTorch alternating, so that a
 # busy moment of this (virtual) machine hits both; the table shows each
 # side's median and range over the rounds, the ratio of the medians.
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 torch=0
 $PY -c 'import torch' 2>/dev/null && torch=1
 r=1
