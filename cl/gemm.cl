@@ -210,8 +210,9 @@ inline void gemm_pack_b(const int tb, const int nr, __global const float *B, int
  * panel read nothing (ch = GEMM_IM_NONE).
  *
  * Values go 8 at a time along the pixels. With stride 1 and output rows of
- * at least 8, 8 consecutive pixels are at most two runs of x (split at lane
- * m, the end of an output row), so two float8 loads and a select fetch
+ * at least 7, 8 consecutive pixels are at most two runs of x (split at lane
+ * m >= 1, the end of an output row, the rest at most 7 pixels of the next
+ * one), so two float8 loads and a select fetch
  * them, the lanes outside the plane then zeroed; the loads may touch
  * neighbouring rows but never leave x (checked; else lane by lane). */
 #define GEMM_IM_MAXC 128
@@ -246,10 +247,10 @@ inline void im_pixel(const int16 g, int p, int *ro, int *rh, int *rw)
 }
 
 /* Pixels p..p+7 as runs of x: the lane where the second run starts (8: one
- * run), or 0 when they are not two runs (a stride, rows under 8). */
+ * run), or 0 when they are not two runs (a stride, rows under 7). */
 inline int im_split8(const int16 g, int p)
 {
-    return g.s6 == 1 && g.sc >= 8 ? min(8, g.sc - p % g.sc) : 0;
+    return g.s6 == 1 && g.sc >= 7 ? min(8, g.sc - p % g.sc) : 0;
 }
 
 /* The row r of col (channel c, kernel offset ki, kj): the same three. */

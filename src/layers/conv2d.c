@@ -230,12 +230,14 @@ static int forward(nn_layer *L, const nn_run *r, nn_err *e)
  * one group, and the rotated weight fits in the work behind part; and where
  * it pays. Its GEMM gathers F*kh*kw rows per input pixel from tmp where the
  * dcol path writes and reads back C*kh*kw, so it needs F <= C; and input
- * rows of at least 8, else every gather goes lane by lane. Device time of
- * a training step's layer backward (old path -> this): fashion_resnet's
- * 32-channel 28x28 layers 53.8 -> 42.4 and 51.6 -> 44.1 ms, its 64-channel
- * 14x14 one 38.1 -> 34.8; but its 128-channel 7x7 one 40.0 -> 44.1 (rows
- * of 7), and LeNet's conv2 (F 64, C 32, 12x12 'valid': its dcol GEMM and
- * col2im) 4.3 -> 12 ms. */
+ * rows of at least 8: its per-sample GEMMs are H*W columns wide. Device
+ * time of a training step's layer backward (old path -> this):
+ * fashion_resnet's 32-channel 28x28 layers 53.8 -> 42.4 and 51.6 -> 44.1
+ * ms, its 64-channel 14x14 one 38.1 -> 34.8; but its 128-channel 7x7 one
+ * 40.0 -> 44.1 (gathered lane by lane then; still 12 ms a step worse with
+ * two-run gathers for rows of 7, in 4 interleaved rounds), and LeNet's
+ * conv2 (F 64, C 32, 12x12 'valid': its dcol GEMM and col2im) 4.3 -> 12
+ * ms. */
 static int dgrad_implicit(const nn_layer *L, int n)
 {
     const conv2d *p = L->p;
