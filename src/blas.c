@@ -93,7 +93,8 @@ static int clblast_gemm(nn_dev *d, const gemm_args *g, nn_err *e)
 #define NATIVE_NC_PANELS 4   /* B sub-block: 4 micro-panels (64 or 128 columns) */
 _Static_assert(32 * NATIVE_NC_PANELS <= 128, "a B sub-block must fit cl/gemm.cl's GEMM_IM_MAXC tables");
 #define NATIVE_PER_UNIT 2    /* work-items per compute unit the cost model aims for (2 beat 3 and 4;
-                                1 won some shapes, lost others) */
+                                1 won some shapes, lost others: see native_plan_for) */
+#define NATIVE_ONE_PER_UNIT 0.92 /* ... 1 when the model predicts at most this share of the time */
 
 static size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -115,13 +116,14 @@ static size_t native_local_bytes(int nr, int mb, int kc)
  * and a packed float costs about as much as PACK_FLOPS flops. */
 #define PACK_FLOPS 32.0
 
-static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm_args *g, nn_native_knobs kn,
-                            native_plan *p)
+/* The cut with the least modelled time among those giving at least
+ * per_unit blocks per compute unit; its time. */
+static double native_cut(const struct nn_blas *b, size_t units, const gemm_args *g, size_t per_unit, size_t *nbm_out,
+                         size_t *nbn_out)
 {
     int nr = b->nr;
-    size_t units = d->units ? d->units : 1;
     size_t tm = cdiv(g->m, NATIVE_MR), tn = cdiv(g->n, (size_t)nr);
-    size_t want = (size_t)kn.per_unit * units, most = tm * tn * g->batch;
+    size_t want = per_unit * units, most = tm * tn * g->batch;
     if (want > most)
         want = most;
     size_t min_bm = cdiv(tm, (size_t)b->mb_max / NATIVE_MR);
@@ -153,6 +155,31 @@ static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm
                 break; /* finer cuts of N only add packing */
         }
     }
+    *nbm_out = nbm;
+    *nbn_out = nbn;
+    return best;
+}
+
+/* kn.per_unit 0 (the default): NATIVE_PER_UNIT blocks per compute unit,
+ * which leave a core's share to the other when the machine is busy, or one
+ * per unit where the model says that saves enough packing: long products
+ * with few columns, such as LeNet's conv2 weight gradient (64x800x12544,
+ * B^T: 1 x 2 blocks instead of 1 x 4; alternating processes, 6 pairs:
+ * 135.7 -> 149.5 GFLOP/s), not the W1 shapes (0.96-1.00 of the time). */
+static void native_plan_for(const struct nn_blas *b, const nn_dev *d, const gemm_args *g, nn_native_knobs kn,
+                            native_plan *p)
+{
+    int nr = b->nr;
+    size_t units = d->units ? d->units : 1, nbm, nbn;
+    if (kn.per_unit) {
+        native_cut(b, units, g, (size_t)kn.per_unit, &nbm, &nbn);
+    } else {
+        double t = native_cut(b, units, g, NATIVE_PER_UNIT, &nbm, &nbn);
+        size_t m1, n1;
+        if (native_cut(b, units, g, 1, &m1, &n1) < NATIVE_ONE_PER_UNIT * t)
+            nbm = m1, nbn = n1;
+    }
+    size_t tm = cdiv(g->m, NATIVE_MR), tn = cdiv(g->n, (size_t)nr);
     size_t bm = cdiv(tm, nbm), bn = cdiv(tn, nbn);
     p->nr = nr;
     p->mb = (int)(bm * NATIVE_MR);
@@ -296,7 +323,7 @@ int nn_blas_open(nn_dev *d, nn_gemm_backend force, nn_err *e)
     if (clGetDeviceInfo(d->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof b->local_mem, &b->local_mem, NULL) != CL_SUCCESS)
         b->local_mem = 0;
     b->nr = vw >= 16 ? 32 : 16;
-    b->knobs = (nn_native_knobs){NATIVE_KC, NATIVE_PER_UNIT};
+    b->knobs = (nn_native_knobs){NATIVE_KC, 0}; /* per_unit 0: native_plan_for decides */
     b->mb_max = NATIVE_MB_MAX;
     /* experiments and tuning: NNRUN_GEMM_NATIVE="nr=16,kc=128,mb=48,per_unit=8" */
     const char *knobs = getenv("NNRUN_GEMM_NATIVE");
@@ -381,15 +408,14 @@ const char *nn_blas_describe(nn_dev *d)
     return b->describe;
 }
 
-/* Knobs in range, or the defaults where 0; -1 when out of range or when a
- * block's panels would not fit the local memory. */
+/* Knobs in range, kc the default where 0 (per_unit 0 stays: the plan's
+ * choice); -1 when out of range or when a block's panels would not fit the
+ * local memory. */
 static int knobs_fix(const struct nn_blas *b, nn_native_knobs *k)
 {
     if (!k->kc)
         k->kc = b->knobs.kc;
-    if (!k->per_unit)
-        k->per_unit = b->knobs.per_unit;
-    if (k->kc < 8 || k->kc > 4096 || k->kc % 8 || k->per_unit < 1 || k->per_unit > 256 ||
+    if (k->kc < 8 || k->kc > 4096 || k->kc % 8 || k->per_unit < 0 || k->per_unit > 256 ||
         native_local_bytes(b->nr, b->mb_max, k->kc) > b->local_mem)
         return -1;
     return 0;

@@ -106,8 +106,9 @@ int nn_blas_splitk_off(nn_dev *d, int off);
 /* GEMMs split along k so far (tests observe the path). */
 long nn_blas_splitk_count(nn_dev *d);
 
-/* Knobs of the native kernel's cost model: K block length and work-items
- * per compute unit (0: the default). */
+/* Knobs of the native kernel's cost model: K block length (0: the default)
+ * and work-items per compute unit (0: 2, or 1 where the model says that
+ * saves enough packing). */
 typedef struct nn_native_knobs {
     int kc, per_unit;
 } nn_native_knobs;
